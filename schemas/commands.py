@@ -1,0 +1,226 @@
+"""Commands: what a billing system asks the worker to do.
+
+One pydantic model per command type, joined in a discriminated union on ``type``.
+Amounts are integers in minor units (øre). Field limits mirror the Vipps
+Recurring v3 API so a bad command is rejected before anything is sent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
+AgreementId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")]
+ChargeId = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$")]
+Amount = Annotated[int, Field(ge=100, le=2_147_483_647, strict=True)]
+Msn = Annotated[str, Field(pattern=r"^[0-9]{4,6}$")]
+Url = Annotated[str, Field(min_length=1, max_length=1024)]
+PhoneNumber = Annotated[str, Field(pattern=r"^[0-9]{8,15}$")]
+ExternalId = Annotated[str, Field(min_length=1, max_length=64)]
+_SCOPE_TOKEN = "(name|address|email|phoneNumber|birthDate|nin)"
+Scope = Annotated[str, Field(pattern=rf"^{_SCOPE_TOKEN}( {_SCOPE_TOKEN})*$")]
+HttpsUrl = Annotated[str, Field(min_length=9, max_length=1024, pattern=r"^https://")]
+
+
+class TransactionType(StrEnum):
+    DIRECT_CAPTURE = "DIRECT_CAPTURE"
+    RESERVE_CAPTURE = "RESERVE_CAPTURE"
+
+
+class PricingType(StrEnum):
+    LEGACY = "LEGACY"
+    VARIABLE = "VARIABLE"
+
+
+class IntervalUnit(StrEnum):
+    YEAR = "YEAR"
+    MONTH = "MONTH"
+    WEEK = "WEEK"
+    DAY = "DAY"
+
+
+class ChargeStatus(StrEnum):
+    PENDING = "PENDING"
+    DUE = "DUE"
+    RESERVED = "RESERVED"
+    CHARGED = "CHARGED"
+    PARTIALLY_CAPTURED = "PARTIALLY_CAPTURED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    PARTIALLY_REFUNDED = "PARTIALLY_REFUNDED"
+    REFUNDED = "REFUNDED"
+    PROCESSING = "PROCESSING"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Interval(_Strict):
+    unit: IntervalUnit
+    count: Annotated[int, Field(ge=1, le=31, strict=True)]
+
+
+class Pricing(_Strict):
+    type: PricingType = PricingType.LEGACY
+    currency: Literal["NOK"] = "NOK"
+    amount: Amount | None = None
+    suggested_max_amount: Annotated[int, Field(ge=100, le=2_000_000, strict=True)] | None = None
+
+    @model_validator(mode="after")
+    def _amount_matches_type(self) -> Pricing:
+        if self.type is PricingType.LEGACY and (self.amount is None or self.suggested_max_amount is not None):
+            raise ValueError("LEGACY pricing needs amount and no suggested_max_amount")
+        if self.type is PricingType.VARIABLE and (self.suggested_max_amount is None or self.amount is not None):
+            raise ValueError("VARIABLE pricing needs suggested_max_amount and no amount")
+        return self
+
+
+class InitialCharge(_Strict):
+    amount: Annotated[int, Field(ge=1, le=2_147_483_647, strict=True)]
+    description: Annotated[str, Field(min_length=1, max_length=45)]
+    transaction_type: TransactionType
+    order_id: ChargeId | None = None
+    external_id: ExternalId | None = None
+
+
+class CommandBase(_Strict):
+    command_id: CommandId
+    correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    msn: Msn | None = None
+    issued_at: dt.datetime
+
+
+class AgreementCreate(CommandBase):
+    type: Literal["agreement.create"]
+    product_name: Annotated[str, Field(min_length=1, max_length=45)]
+    product_description: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    pricing: Pricing
+    interval: Interval
+    merchant_redirect_url: Url
+    merchant_agreement_url: HttpsUrl
+    phone_number: PhoneNumber | None = None
+    initial_charge: InitialCharge | None = None
+    external_id: ExternalId | None = None
+    scope: Scope | None = None
+    is_app: bool = False
+
+
+class AgreementFetch(CommandBase):
+    type: Literal["agreement.fetch"]
+    agreement_id: AgreementId
+
+
+class AgreementUpdate(CommandBase):
+    """Change an agreement, or stop it with ``status: "STOPPED"`` (and nothing else)."""
+
+    type: Literal["agreement.update"]
+    agreement_id: AgreementId
+    status: Literal["STOPPED"] | None = None
+    product_name: Annotated[str, Field(min_length=1, max_length=45)] | None = None
+    product_description: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    merchant_agreement_url: HttpsUrl | None = None
+    external_id: ExternalId | None = None
+    pricing_amount: Amount | None = None
+    suggested_max_amount: Annotated[int, Field(ge=100, le=2_000_000, strict=True)] | None = None
+    interval: Interval | None = None
+
+    @model_validator(mode="after")
+    def _one_kind_of_change(self) -> AgreementUpdate:
+        changes = [name for name in _UPDATE_FIELDS if getattr(self, name) is not None]
+        if self.status == "STOPPED" and changes:
+            raise ValueError(f"a stop changes nothing else (also given: {', '.join(changes)})")
+        if self.status is None and not changes:
+            raise ValueError("an update must change at least one field")
+        if self.pricing_amount is not None and self.suggested_max_amount is not None:
+            raise ValueError("pricing_amount (LEGACY) and suggested_max_amount (VARIABLE) exclude each other")
+        return self
+
+
+_UPDATE_FIELDS = ("product_name", "product_description", "merchant_agreement_url", "external_id",
+                  "pricing_amount", "suggested_max_amount", "interval")
+
+
+class AgreementForceAccept(CommandBase):
+    """Test environment and simulator only."""
+
+    type: Literal["agreement.force_accept"]
+    agreement_id: AgreementId
+    phone_number: PhoneNumber
+
+
+class AgreementListCharges(CommandBase):
+    type: Literal["agreement.list_charges"]
+    agreement_id: AgreementId
+    status: ChargeStatus | None = None
+
+
+class ChargeCreate(CommandBase):
+    type: Literal["charge.create"]
+    agreement_id: AgreementId
+    amount: Amount
+    description: Annotated[str, Field(min_length=1, max_length=45)]
+    due: dt.date
+    retry_days: Annotated[int, Field(ge=0, le=14, strict=True)]
+    transaction_type: TransactionType
+    order_id: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-zA-Z0-9-]+$")] | None = None
+    external_id: ExternalId | None = None
+
+
+class ChargeFetch(CommandBase):
+    type: Literal["charge.fetch"]
+    agreement_id: AgreementId
+    charge_id: ChargeId
+
+
+class ChargeCancel(CommandBase):
+    type: Literal["charge.cancel"]
+    agreement_id: AgreementId
+    charge_id: ChargeId
+
+
+class ChargeCapture(CommandBase):
+    type: Literal["charge.capture"]
+    agreement_id: AgreementId
+    charge_id: ChargeId
+    amount: Amount
+    description: Annotated[str, Field(min_length=1, max_length=45)]
+
+
+class ChargeRefund(CommandBase):
+    type: Literal["charge.refund"]
+    agreement_id: AgreementId
+    charge_id: ChargeId
+    amount: Amount
+    description: Annotated[str, Field(min_length=1, max_length=45)]
+
+
+Command = Annotated[
+    AgreementCreate | AgreementFetch | AgreementUpdate | AgreementForceAccept | AgreementListCharges
+    | ChargeCreate | ChargeFetch | ChargeCancel | ChargeCapture | ChargeRefund,
+    Field(discriminator="type"),
+]
+CommandAdapter: TypeAdapter[Command] = TypeAdapter(Command)
+
+COMMAND_TYPES: tuple[str, ...] = (
+    "agreement.create", "agreement.fetch", "agreement.update", "agreement.force_accept",
+    "agreement.list_charges", "charge.create", "charge.fetch", "charge.cancel", "charge.capture",
+    "charge.refund",
+)
+
+# Largest command accepted on the wire; anything bigger is rejected unread.
+MAX_COMMAND_BYTES = 16_384
+
+
+def actor_name(command_type: str) -> str:
+    """The dramatiq actor that carries out a command type: ``charge.create`` -> ``charge_create``."""
+    return command_type.replace(".", "_")
+
+
+def queue_kind(command_type: str) -> str:
+    """Agreement commands and charge commands travel on separate queues."""
+    return command_type.split(".", 1)[0]

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from schemas import COMMAND_TYPES, CommandAdapter, actor_name
+from schemas.export import JSON_DIR, render, schemas
+
+NOW = "2026-11-24T08:00:00Z"
+
+
+def cmd(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"command_id": "c-1", "issued_at": NOW}
+    base.update(fields)
+    return base
+
+
+def test_json_schema_files_match_the_models() -> None:
+    for name, schema in schemas().items():
+        on_disk = (JSON_DIR / name).read_text()
+        assert on_disk == render(schema), f"schemas/json/{name} is stale: run `uv run python -m schemas.export`"
+
+
+def test_every_command_type_has_a_model_and_an_actor_name() -> None:
+    variants = {v["properties"]["type"]["const"] for v in CommandAdapter.json_schema()["$defs"].values()
+                if "type" in v.get("properties", {}) and "const" in v["properties"]["type"]}
+    assert variants == set(COMMAND_TYPES)
+    assert actor_name("charge.create") == "charge_create"
+
+
+def test_charge_create_parses_with_integer_minor_units() -> None:
+    c = CommandAdapter.validate_python(cmd(type="charge.create", agreement_id="agr_1", amount=49900,
+                                           description="November", due="2026-12-01", retry_days=3,
+                                           transaction_type="DIRECT_CAPTURE"))
+    assert c.type == "charge.create"
+    assert c.amount == 49900
+    assert c.due == dt.date(2026, 12, 1)
+
+
+@pytest.mark.parametrize("amount", [99.5, 150.0, "150", -100, 0, 99, True, 2**31])
+def test_charge_amount_must_be_an_integer_of_at_least_100(amount: Any) -> None:
+    with pytest.raises(ValidationError):
+        CommandAdapter.validate_python(cmd(type="charge.create", agreement_id="agr_1", amount=amount,
+                                           description="x", due="2026-12-01", retry_days=0,
+                                           transaction_type="DIRECT_CAPTURE"))
+
+
+def test_stop_must_change_nothing_else() -> None:
+    stop = CommandAdapter.validate_python(cmd(type="agreement.update", agreement_id="agr_1", status="STOPPED"))
+    assert stop.type == "agreement.update" and stop.status == "STOPPED"
+    with pytest.raises(ValidationError, match="a stop changes nothing else"):
+        CommandAdapter.validate_python(cmd(type="agreement.update", agreement_id="agr_1", status="STOPPED",
+                                           product_name="New"))
+    with pytest.raises(ValidationError, match="at least one field"):
+        CommandAdapter.validate_python(cmd(type="agreement.update", agreement_id="agr_1"))
+
+
+@pytest.mark.parametrize("bad", [
+    {"type": "charge.explode"},
+    {"type": "charge.fetch", "agreement_id": "agr_1"},
+    {"type": "charge.fetch", "agreement_id": "agr_1", "charge_id": "c/../x"},
+    {"type": "charge.fetch", "agreement_id": "agr_1", "charge_id": "chr-1", "extra": 1},
+    {"type": "agreement.fetch", "agreement_id": "agr_1", "command_id": "x" * 65},
+    {"type": "agreement.fetch", "agreement_id": "agr_1", "command_id": "spaces are bad"},
+    {"type": "agreement.fetch", "agreement_id": "agr_1", "msn": "12"},
+])
+def test_malformed_commands_are_refused(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        CommandAdapter.validate_python(cmd(**bad))
+
+
+def test_agreement_create_pricing_rules() -> None:
+    base = cmd(type="agreement.create", product_name="Gym", interval={"unit": "MONTH", "count": 1},
+               merchant_redirect_url="https://example.com/back", merchant_agreement_url="https://example.com/a")
+    ok = CommandAdapter.validate_python({**base, "pricing": {"amount": 29900}})
+    assert ok.type == "agreement.create" and ok.pricing.amount == 29900
+    with pytest.raises(ValidationError):
+        CommandAdapter.validate_python({**base, "pricing": {"type": "VARIABLE", "amount": 29900}})
+    with pytest.raises(ValidationError):
+        CommandAdapter.validate_python({**base, "pricing": {"amount": 29900},
+                                        "merchant_agreement_url": "http://insecure.example.com"})
