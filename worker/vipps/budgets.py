@@ -1,0 +1,115 @@
+"""Per-key rate budgets mirroring Vipps's published limits (NOTES §5.4), shared through Redis.
+
+A sliding-window log per key (a sorted set of send times, trimmed and counted in one
+Lua script, so every pod sees the same count): a call that would exceed its budget is
+not sent, and the caller learns how long until a slot frees.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+import redis
+
+
+@dataclass(frozen=True)
+class BudgetRule:
+    limit: int
+    scope: tuple[str, ...]  # names of the values that make up the key, e.g. ("agreementId", "chargeId")
+    window: float = 60.0
+
+
+# Published limits. CreateCharge is keyed on the idempotency key because the charge id is
+# not known before the call; "per merchant" limits are keyed on the MSN.
+DEFAULT_RULES: Mapping[str, BudgetRule] = {
+    "DraftAgreementV3": BudgetRule(300, ("msn",)),
+    "ListAgreementsV3": BudgetRule(5, ("msn",)),
+    "FetchAgreementV3": BudgetRule(120, ("msn", "agreementId")),
+    "UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId")),
+    "ListChargesV3": BudgetRule(10, ("msn", "agreementId")),
+    "CreateChargeV3": BudgetRule(2, ("msn", "agreementId", "idempotencyKey")),
+    "FetchChargeV3": BudgetRule(10, ("msn", "agreementId", "chargeId")),
+    "FetchChargeByIdV3": BudgetRule(100, ("msn", "chargeId")),
+    "CancelChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    "CaptureChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    "RefundChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    # acceptUsingPATCHV3 (force accept, test only): no published limit.
+}
+
+_TAKE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], window)
+  return 0
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = tonumber(oldest[2]) + window - now
+if wait < 1 then wait = 1 end
+return wait
+"""
+
+
+class BudgetBackend(Protocol):
+    def take(self, key: str, limit: int, window: float) -> float:
+        """Take one slot; 0 if taken, else the seconds until one frees (nothing taken)."""
+        ...
+
+
+class RedisBudgetBackend:
+    def __init__(self, client: redis.Redis) -> None:
+        self._script = client.register_script(_TAKE)
+
+    def take(self, key: str, limit: int, window: float) -> float:
+        wait_ms = int(self._script(keys=[key], args=[limit, int(window * 1000), uuid.uuid4().hex]))
+        return wait_ms / 1000
+
+
+class MemoryBudgetBackend:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sent: dict[str, deque[float]] = {}
+
+    def take(self, key: str, limit: int, window: float) -> float:
+        now = time.monotonic()
+        with self._lock:
+            sent = self._sent.setdefault(key, deque())
+            while sent and sent[0] <= now - window:
+                sent.popleft()
+            if len(sent) < limit:
+                sent.append(now)
+                return 0.0
+            return max(0.001, sent[0] + window - now)
+
+
+class Budgets:
+    def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[str, BudgetRule]) -> None:
+        self._backend = backend
+        self._prefix = prefix
+        self._rules = dict(rules)
+
+    def rule(self, operation: str) -> BudgetRule | None:
+        return self._rules.get(operation)
+
+    def key(self, operation: str, values: Mapping[str, str]) -> str | None:
+        rule = self._rules.get(operation)
+        if rule is None:
+            return None
+        return ":".join([self._prefix, "vipps", "budget", operation, *(values[name] for name in rule.scope)])
+
+    def take(self, operation: str, values: Mapping[str, str]) -> float:
+        """0 when the call may go out; otherwise seconds to wait (and nothing is consumed)."""
+        rule = self._rules.get(operation)
+        key = self.key(operation, values)
+        if rule is None or key is None:
+            return 0.0
+        return self._backend.take(key, rule.limit, rule.window)

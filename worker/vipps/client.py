@@ -1,0 +1,499 @@
+"""A typed, thread-safe client for every Recurring v3 operation.
+
+One instance per process: it owns the connection pool, shares the access token and the
+rate budgets through Redis (or memory when no Redis is given), retries only short
+transient failures itself (always with the caller's Idempotency-Key), and turns every
+other failure into one exception of `worker.vipps.errors`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+import redis
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from worker.vipps import models
+from worker.vipps import operations as ops
+from worker.vipps.budgets import (
+    DEFAULT_RULES,
+    BudgetBackend,
+    BudgetRule,
+    Budgets,
+    MemoryBudgetBackend,
+    RedisBudgetBackend,
+)
+from worker.vipps.config import VippsSettings
+from worker.vipps.errors import (
+    AuthError,
+    BudgetExhaustedError,
+    ForceAcceptNotAllowed,
+    RateLimitedError,
+    RequestValidationError,
+    TransientError,
+    UnexpectedResponseError,
+    VippsError,
+    error_for_response,
+    parse_problem,
+)
+from worker.vipps.headers import check_idempotency_key, path_segment, system_headers
+from worker.vipps.models import Completion
+from worker.vipps.observer import NullObserver, VippsObserver
+from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
+from worker.vipps.token import DEFAULT_LIFETIME, Token, TokenCache, TokenGrant
+
+log = logging.getLogger("worker.vipps")
+
+M = TypeVar("M", bound=BaseModel)
+
+SHORT_WAIT = 1.0  # retry by ourselves only when the wait is at most this long
+SERVER_ERROR_PAUSE = 0.2  # pause before retrying a 5xx that named no Retry-After
+MAX_PAGES = 1000  # guard against a Continuation-Token loop
+
+_AGREEMENTS = TypeAdapter(list[models.AgreementResponseV3])
+_CHARGES = TypeAdapter(list[models.ChargeResponseV3])
+
+
+class VippsClient:
+    def __init__(
+        self,
+        settings: VippsSettings,
+        *,
+        redis: redis.Redis | None = None,
+        transport: httpx.BaseTransport | None = None,
+        observer: VippsObserver | None = None,
+        key_prefix: str = "vipps-billing",
+        budget_rules: Mapping[str, BudgetRule] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._observer: VippsObserver = observer or NullObserver()
+        self._system_headers = system_headers(settings)
+        self._msn = settings.msn or "-"
+        self._sleep: Callable[[float], None] = time.sleep
+        self._http = httpx.Client(
+            base_url=settings.url,
+            transport=transport,
+            timeout=httpx.Timeout(
+                connect=settings.connect_timeout,
+                read=settings.read_timeout,
+                write=settings.write_timeout,
+                pool=settings.pool_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+            ),
+            follow_redirects=False,
+            headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
+        )
+        store: KeyValue = RedisKeyValue(redis) if redis is not None else MemoryKeyValue()
+        backend: BudgetBackend = RedisBudgetBackend(redis) if redis is not None else MemoryBudgetBackend()
+        self._budgets = Budgets(backend, key_prefix, DEFAULT_RULES if budget_rules is None else budget_rules)
+        # The key names the credentials without revealing them.
+        digest = hashlib.sha256(
+            "\0".join((settings.secret("client_id"), self._msn, settings.url)).encode()
+        ).hexdigest()[:24]
+        self._tokens = TokenCache(
+            store,
+            f"{key_prefix}:vipps:token:{digest}",
+            self._fetch_token,
+            margin=settings.token_refresh_margin,
+            observer=self._observer,
+            lock_ttl=settings.connect_timeout + settings.write_timeout + settings.read_timeout + 1.0,
+        )
+
+    def __repr__(self) -> str:
+        return f"VippsClient(base_url={self._settings.url!r}, env={self._settings.env.value!r})"
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> VippsClient:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # --- agreements ---------------------------------------------------------------------------
+
+    def draft_agreement(
+        self, body: models.DraftAgreementV3, *, idempotency_key: str
+    ) -> models.DraftAgreementResponseV3:
+        op = ops.DRAFT_AGREEMENT
+        with self._logged(op.id):
+            self._check_body(op.id, body, models.DraftAgreementV3)
+            response = self._send(op, body=body, idempotency_key=idempotency_key)
+            return self._parse(op.id, response, models.DraftAgreementResponseV3)
+
+    def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
+        op = ops.FETCH_AGREEMENT
+        with self._logged(op.id):
+            response = self._send(op, agreement_id=agreement_id)
+            return self._parse(op.id, response, models.AgreementResponseV3)
+
+    def list_agreements(
+        self, *, status: models.AgreementStatus | None = None, created_after: int | None = None
+    ) -> list[models.AgreementResponseV3]:
+        op = ops.LIST_AGREEMENTS
+        with self._logged(op.id):
+            params: dict[str, str] = {}
+            if status is not None:
+                params["status"] = self._enum_value(op.id, "status", status, models.AgreementStatus)
+            if created_after is not None:
+                if isinstance(created_after, bool) or not isinstance(created_after, int) or created_after < 0:
+                    raise RequestValidationError(
+                        f"{op.id}: created_after must be epoch milliseconds >= 0", operation=op.id
+                    )
+                params["createdAfter"] = str(created_after)
+            return [
+                item
+                for response in self._pages(op, params=params)
+                for item in self._parse_list(op.id, response, _AGREEMENTS)
+            ]
+
+    def update_agreement(self, agreement_id: str, body: models.PatchAgreementV3, *, idempotency_key: str) -> Completion:
+        op = ops.UPDATE_AGREEMENT
+        with self._logged(op.id):
+            self._check_body(op.id, body, models.PatchAgreementV3)
+            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return _completion(response)
+
+    def stop_agreement(self, agreement_id: str, *, idempotency_key: str) -> Completion:
+        return self.update_agreement(agreement_id, models.PatchAgreementV3.stop(), idempotency_key=idempotency_key)
+
+    def force_accept_agreement(self, agreement_id: str, phone_number: str, *, idempotency_key: str) -> Completion:
+        op = ops.FORCE_ACCEPT
+        with self._logged(op.id):
+            if not self._settings.allows_force_accept:
+                raise ForceAcceptNotAllowed(
+                    f"{op.id}: force accept is refused in the {self._settings.env.value} environment",
+                    operation=op.id,
+                )
+            try:
+                body = models.ForceAcceptAgreementV3(phoneNumber=phone_number)
+            except ValidationError:
+                raise RequestValidationError(
+                    f"{op.id}: phone_number must be 1..15 characters", operation=op.id
+                ) from None
+            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return _completion(response)
+
+    # --- charges ------------------------------------------------------------------------------
+
+    def list_charges(
+        self, agreement_id: str, *, status: models.ChargeStatus | None = None
+    ) -> list[models.ChargeResponseV3]:
+        op = ops.LIST_CHARGES
+        with self._logged(op.id):
+            params: dict[str, str] = {}
+            if status is not None:
+                params["status"] = self._enum_value(op.id, "status", status, models.ChargeStatus)
+            return [
+                item
+                for response in self._pages(op, agreement_id=agreement_id, params=params)
+                for item in self._parse_list(op.id, response, _CHARGES)
+            ]
+
+    def create_charge(
+        self, agreement_id: str, body: models.CreateChargeV3, *, idempotency_key: str
+    ) -> models.ChargeReference:
+        op = ops.CREATE_CHARGE
+        with self._logged(op.id):
+            self._check_body(op.id, body, models.CreateChargeV3)
+            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return self._parse(op.id, response, models.ChargeReference)
+
+    def fetch_charge(self, agreement_id: str, charge_id: str) -> models.ChargeResponseV3:
+        op = ops.FETCH_CHARGE
+        with self._logged(op.id):
+            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id)
+            return self._parse(op.id, response, models.ChargeResponseV3)
+
+    def fetch_charge_by_id(self, charge_id: str) -> models.ChargeResponseV3:
+        op = ops.FETCH_CHARGE_BY_ID
+        with self._logged(op.id):
+            response = self._send(op, charge_id=charge_id)
+            return self._parse(op.id, response, models.ChargeResponseV3)
+
+    def cancel_charge(self, agreement_id: str, charge_id: str, *, idempotency_key: str) -> Completion:
+        op = ops.CANCEL_CHARGE
+        with self._logged(op.id):
+            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key)
+            return _completion(response)
+
+    def capture_charge(
+        self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
+    ) -> Completion:
+        op = ops.CAPTURE_CHARGE
+        with self._logged(op.id):
+            self._check_body(op.id, body, models.ModifyChargeV3)
+            response = self._send(
+                op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
+            )
+            return _completion(response)
+
+    def refund_charge(
+        self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
+    ) -> Completion:
+        op = ops.REFUND_CHARGE
+        with self._logged(op.id):
+            self._check_body(op.id, body, models.ModifyChargeV3)
+            response = self._send(
+                op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
+            )
+            return _completion(response)
+
+    # --- the request loop ---------------------------------------------------------------------
+
+    def _send(
+        self,
+        op: ops.Operation,
+        *,
+        agreement_id: str | None = None,
+        charge_id: str | None = None,
+        body: models.RequestModel | None = None,
+        idempotency_key: str | None = None,
+        params: Mapping[str, str] | None = None,
+        continuation: str | None = None,
+    ) -> httpx.Response:
+        path_values: dict[str, str] = {}
+        budget_values = {"msn": self._msn}
+        if agreement_id is not None:
+            path_values["agreementId"] = path_segment(agreement_id, "agreement_id", op.id)
+            budget_values["agreementId"] = agreement_id
+        if charge_id is not None:
+            path_values["chargeId"] = path_segment(charge_id, "charge_id", op.id)
+            budget_values["chargeId"] = charge_id
+        headers = {**self._system_headers, "Content-Type": "application/json"}
+        if op.idempotent:
+            key = check_idempotency_key(idempotency_key, op.id)
+            headers["Idempotency-Key"] = key
+            budget_values["idempotencyKey"] = key
+        if continuation is not None:
+            headers["Continuation-Token"] = continuation
+        path = op.path.format(**path_values)
+        content = None
+        if body is not None:
+            content = json.dumps(body.to_wire(), separators=(",", ":")).encode()
+
+        attempts = max(1, self._settings.max_attempts)
+        attempt = 0
+        refreshed = False
+        maybe_applied = False
+        while True:
+            attempt += 1
+            wait = self._budgets.take(op.id, budget_values)
+            if wait > 0:
+                self._observer.budget_exhausted(op.id, wait)
+                raise BudgetExhaustedError(
+                    f"{op.id}: rate budget exhausted, not sent; retry in {wait:.3f}s",
+                    operation=op.id,
+                    retry_after=wait,
+                    maybe_applied=maybe_applied,
+                )
+            token = self._tokens.get()
+            headers["Authorization"] = f"Bearer {token.value}"
+            headers["Ocp-Apim-Subscription-Key"] = self._settings.secret("subscription_key")
+            started = time.perf_counter()
+            try:
+                response = self._http.request(op.method, path, params=params, content=content, headers=headers)
+            except httpx.TransportError as exc:
+                self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
+                failure, retry_now = _transport_error(op.id, exc, maybe_applied)
+                maybe_applied = failure.maybe_applied
+                if retry_now and attempt < attempts:
+                    self._observer.retried(op.id, type(exc).__name__)
+                    continue
+                raise failure from None
+            elapsed = time.perf_counter() - started
+            status = response.status_code
+            if 200 <= status < 300:
+                self._observer.request_finished(op.id, status, elapsed, None)
+                return response
+            if status == 401 and not refreshed:
+                self._observer.request_finished(op.id, status, elapsed, parse_problem(status, response.content).type)
+                refreshed = True
+                attempt -= 1  # the refresh retry does not use up a transient attempt
+                self._tokens.invalidate(token)
+                self._observer.retried(op.id, "unauthorized")
+                continue
+            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
+            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
+            if isinstance(error, TransientError):
+                error.maybe_applied = error.maybe_applied or maybe_applied
+                maybe_applied = error.maybe_applied
+                if isinstance(error, RateLimitedError):
+                    self._observer.rate_limited(op.id, error.retry_after)
+                pause = _short_pause(error)
+                if pause is not None and attempt < attempts:
+                    self._observer.retried(op.id, "rate_limited" if status == 429 else "server_error")
+                    if pause > 0:
+                        self._sleep(pause)
+                    continue
+            raise error
+
+    def _pages(
+        self,
+        op: ops.Operation,
+        *,
+        agreement_id: str | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        seen: set[str] = set()
+        continuation: str | None = None
+        for _ in range(MAX_PAGES):
+            response = self._send(op, agreement_id=agreement_id, params=params, continuation=continuation)
+            yield response
+            continuation = response.headers.get("Continuation-Token") or None
+            if continuation is None or continuation in seen:
+                return
+            seen.add(continuation)
+
+    # --- token --------------------------------------------------------------------------------
+
+    def _fetch_token(self) -> TokenGrant:
+        op = ops.ACCESS_TOKEN
+        headers = {
+            "client_id": self._settings.secret("client_id"),
+            "client_secret": self._settings.secret("client_secret"),
+            "Ocp-Apim-Subscription-Key": self._settings.secret("subscription_key"),
+            **self._system_headers,
+        }
+        started = time.perf_counter()
+        try:
+            response = self._http.request(op.method, op.path, headers=headers)
+        except httpx.TransportError as exc:
+            self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
+            raise _transport_error(op.id, exc, False)[0] from None
+        elapsed = time.perf_counter() - started
+        status = response.status_code
+        if status != 200:
+            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
+            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
+            if status in (400, 401, 403):
+                raise AuthError(
+                    f"AccessToken: credentials refused (HTTP {status})",
+                    operation=op.id,
+                    status=status,
+                    problem=error.problem,
+                )
+            raise error
+        self._observer.request_finished(op.id, status, elapsed, None)
+        grant = self._parse(op.id, response, models.AccessTokenResponse)
+        lifetime = grant.expires_in
+        if lifetime is None and grant.expires_on is not None:
+            lifetime = grant.expires_on - time.time()
+        return TokenGrant(grant.access_token.get_secret_value(), lifetime or DEFAULT_LIFETIME)
+
+    def current_token(self) -> Token:
+        """The token in use (refreshing it if due); for diagnostics and tests, never log `.value`."""
+        return self._tokens.get()
+
+    # --- helpers ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _logged(self, operation: str) -> Iterator[None]:
+        """Log every error once, where it leaves the client, with no secrets."""
+        try:
+            yield
+        except VippsError as exc:
+            level = logging.INFO if isinstance(exc, BudgetExhaustedError) else logging.WARNING
+            log.log(
+                level,
+                "Vipps %s failed: %s (%s)",
+                operation,
+                exc,
+                type(exc).__name__,
+                extra={
+                    "operation": exc.operation,
+                    "status": exc.status,
+                    "problem_type": exc.problem_type,
+                    "context_id": exc.context_id,
+                    "error_class": type(exc).__name__,
+                    "retry_after": getattr(exc, "retry_after", None),
+                },
+            )
+            raise
+
+    @staticmethod
+    def _check_body(operation: str, body: object, expected: type[BaseModel]) -> None:
+        if not isinstance(body, expected):
+            raise RequestValidationError(
+                f"{operation}: body must be a models.{expected.__name__}, got {type(body).__name__}",
+                operation=operation,
+            )
+
+    @staticmethod
+    def _enum_value(operation: str, name: str, value: object, enum: type[Any]) -> str:
+        try:
+            return str(enum(value).value)
+        except ValueError:
+            raise RequestValidationError(f"{operation}: unknown {name} {value!r}", operation=operation) from None
+
+    @staticmethod
+    def _parse(operation: str, response: httpx.Response, model: type[M]) -> M:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise _unreadable(operation, response, model.__name__, exc) from None
+
+    @staticmethod
+    def _parse_list(operation: str, response: httpx.Response, adapter: TypeAdapter[list[M]]) -> list[M]:
+        try:
+            return adapter.validate_json(response.content)
+        except ValidationError as exc:
+            raise _unreadable(operation, response, "a list", exc) from None
+
+
+def _completion(response: httpx.Response) -> Completion:
+    return Completion.ACCEPTED if response.status_code == 202 else Completion.DONE
+
+
+def _unreadable(operation: str, response: httpx.Response, what: str, exc: ValidationError) -> VippsError:
+    # Field locations only: pydantic's own message would echo the body.
+    where = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:3])
+    return UnexpectedResponseError(
+        f"{operation}: HTTP {response.status_code} body is not {what} ({exc.error_count()} errors at {where})",
+        operation=operation,
+        status=response.status_code,
+        maybe_applied=True,
+    )
+
+
+def _transport_error(operation: str, exc: httpx.TransportError, maybe_applied: bool) -> tuple[TransientError, bool]:
+    """(error, retry at once?) for a failure below HTTP."""
+    name = type(exc).__name__
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        applied, retry = False, True  # nothing reached Vipps
+    elif isinstance(exc, httpx.PoolTimeout):
+        applied, retry = False, False  # our own pool is saturated; retrying now only adds load
+    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        applied, retry = True, True  # a dropped connection; the same key makes the retry safe
+    elif isinstance(exc, httpx.TimeoutException | httpx.WriteError):
+        applied, retry = True, False  # read/write timeout: already waited long; let the caller decide
+    else:
+        applied, retry = False, False
+    error = TransientError(
+        f"{operation}: {name}: {str(exc)[:200]}", operation=operation, maybe_applied=applied or maybe_applied
+    )
+    return error, retry
+
+
+def _short_pause(error: TransientError) -> float | None:
+    """Seconds to pause before retrying ourselves, or None to hand the error to the caller."""
+    if isinstance(error, UnexpectedResponseError):
+        return None
+    if error.retry_after is None:
+        return None if isinstance(error, RateLimitedError) else SERVER_ERROR_PAUSE
+    return error.retry_after if error.retry_after <= SHORT_WAIT else None

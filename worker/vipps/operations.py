@@ -1,0 +1,51 @@
+"""The v3 operations: method, path template and whether an Idempotency-Key is required.
+
+Operation names are the spec's operationIds; they are also the metric and log labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Operation:
+    id: str
+    method: str
+    path: str  # template with {agreementId} / {chargeId}
+    idempotent: bool  # carries an Idempotency-Key (POST/PATCH/DELETE)
+
+
+ACCESS_TOKEN = Operation("AccessToken", "POST", "/accesstoken/get", False)
+
+LIST_AGREEMENTS = Operation("ListAgreementsV3", "GET", "/recurring/v3/agreements", False)
+DRAFT_AGREEMENT = Operation("DraftAgreementV3", "POST", "/recurring/v3/agreements", True)
+FETCH_AGREEMENT = Operation("FetchAgreementV3", "GET", "/recurring/v3/agreements/{agreementId}", False)
+UPDATE_AGREEMENT = Operation("UpdateAgreementPatchV3", "PATCH", "/recurring/v3/agreements/{agreementId}", True)
+FORCE_ACCEPT = Operation("acceptUsingPATCHV3", "PATCH", "/recurring/v3/agreements/{agreementId}/accept", True)
+LIST_CHARGES = Operation("ListChargesV3", "GET", "/recurring/v3/agreements/{agreementId}/charges", False)
+CREATE_CHARGE = Operation("CreateChargeV3", "POST", "/recurring/v3/agreements/{agreementId}/charges", True)
+FETCH_CHARGE = Operation("FetchChargeV3", "GET", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}", False)
+CANCEL_CHARGE = Operation("CancelChargeV3", "DELETE", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}", True)
+FETCH_CHARGE_BY_ID = Operation("FetchChargeByIdV3", "GET", "/recurring/v3/charges/{chargeId}", False)
+CAPTURE_CHARGE = Operation(
+    "CaptureChargeV3", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/capture", True
+)
+REFUND_CHARGE = Operation(
+    "RefundChargeV3", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund", True
+)
+
+V3_OPERATIONS: tuple[Operation, ...] = (
+    LIST_AGREEMENTS,
+    DRAFT_AGREEMENT,
+    FETCH_AGREEMENT,
+    UPDATE_AGREEMENT,
+    FORCE_ACCEPT,
+    LIST_CHARGES,
+    CREATE_CHARGE,
+    FETCH_CHARGE,
+    CANCEL_CHARGE,
+    FETCH_CHARGE_BY_ID,
+    CAPTURE_CHARGE,
+    REFUND_CHARGE,
+)
