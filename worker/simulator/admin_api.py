@@ -1,0 +1,246 @@
+"""The admin API under ``/_simulator/``: clock, faults, scripted outcomes, effects, stats, reset.
+
+It never collides with Vipps paths, needs no credentials and is never subject to faults.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from worker.simulator.clock import iso, parse_iso
+from worker.simulator.config import FaultConfig
+from worker.simulator.problems import Problem
+from worker.simulator.scripts import ScriptError
+from worker.simulator.state import Simulator
+
+PREFIX = "/_simulator"
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(json.dumps(body, separators=(",", ":")), status, media_type="application/json")
+
+
+def _error(status: int, detail: str) -> Response:
+    return _json({"error": detail}, status)
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise Problem(400, "invalid-json", "The request body is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise Problem(400, "invalid-json", "The request body must be a JSON object")
+    return value
+
+
+def _sim(request: Request) -> Simulator:
+    sim: Simulator = request.app.state.simulator
+    return sim
+
+
+def _clock_body(sim: Simulator, transitions: int = 0) -> dict[str, Any]:
+    ts = sim.now()
+    return {
+        "now": iso(ts),
+        "offset_seconds": sim.clock.offset,
+        "transitions": transitions,
+        "next_round": iso(sim.engine.next_round(ts)),
+    }
+
+
+async def get_clock(request: Request) -> Response:
+    return _json(_clock_body(_sim(request)))
+
+
+async def put_clock(request: Request) -> Response:
+    sim = _sim(request)
+    body = await _body(request)
+    try:
+        target = parse_iso(str(body["now"]))
+    except (KeyError, ValueError):
+        return _error(400, 'body must be {"now": "<ISO-8601 date-time>"}')
+    before = len(sim.engine.effects.items)
+    current = sim.now()
+    if target.timestamp() < current - 1:
+        return _error(400, "the clock only moves forward (POST /_simulator/reset to start over)")
+    sim.clock.set(target)
+    sim.now()
+    return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
+
+
+async def advance_clock(request: Request) -> Response:
+    sim = _sim(request)
+    body = await _body(request)
+    seconds = body.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
+        return _error(400, 'body must be {"seconds": <non-negative number>}')
+    before = len(sim.engine.effects.items)
+    sim.now()
+    sim.clock.advance(float(seconds))
+    sim.now()
+    return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
+
+
+async def get_faults(request: Request) -> Response:
+    sim = _sim(request)
+    return _json({"config": sim.faults.snapshot(), "injected": dict(sim.faults.counts)})
+
+
+async def put_faults(request: Request) -> Response:
+    sim = _sim(request)
+    try:
+        config = FaultConfig.model_validate(await _body(request))
+    except ValidationError as exc:
+        return _error(400, "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+    sim.faults.configure(config, sim.config.seed)
+    return _json({"config": sim.faults.snapshot(), "injected": dict(sim.faults.counts)})
+
+
+async def get_effects(request: Request) -> Response:
+    sim = _sim(request)
+    query = request.query_params
+    try:
+        since = int(query.get("since", "0"))
+    except ValueError:
+        return _error(400, "since must be an integer")
+    items = sim.engine.effects.query(
+        since=since,
+        operation=query.get("operation"),
+        agreement_id=query.get("agreement_id"),
+        charge_id=query.get("charge_id"),
+        duplicates=query.get("duplicates", "").lower() in ("1", "true", "yes"),
+    )
+    return _json(items)
+
+
+async def post_scripts(request: Request) -> Response:
+    sim = _sim(request)
+    body = await _body(request)
+    engine = sim.engine
+    sim.now()
+    try:
+        engine.scripts.add_rules(body)
+        for item in _listed(body.get("user_accepts")):
+            target = item if isinstance(item, dict) else {"agreement_id": item}
+            agreement = engine.agreement(str(target["agreement_id"]))
+            if agreement.status != "PENDING":
+                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not PENDING")
+            if target.get("phone_number"):
+                agreement.phone_number = str(target["phone_number"])
+            engine.accept(agreement, "user.accept", f"{agreement.id}-UserAccept", target.get("max_amount"))
+        for item in _listed(body.get("user_rejects")):
+            engine.user_rejects(str(item))
+        for item in _listed(body.get("user_stops")):
+            agreement = engine.agreement(str(item))
+            if agreement.status != "ACTIVE":
+                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not ACTIVE")
+            engine.stop_agreement(agreement, "user.stop", f"{agreement.id}-UserStop", by_user=True)
+        for item in _listed(body.get("user_max_amount")):
+            engine.set_max_amount(str(item["agreement_id"]), int(item["max_amount"]))
+    except (ScriptError, KeyError, TypeError, ValueError) as exc:
+        return _error(400, f"invalid script: {exc}")
+    return _json(engine.scripts.snapshot())
+
+
+def _listed(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+async def get_scripts(request: Request) -> Response:
+    return _json(_sim(request).engine.scripts.snapshot())
+
+
+async def delete_scripts(request: Request) -> Response:
+    engine = _sim(request).engine
+    engine.scripts.__init__()  # type: ignore[misc]
+    return _json(engine.scripts.snapshot())
+
+
+async def reset(request: Request) -> Response:
+    sim = _sim(request)
+    body = await _body(request)
+    sim.reset(tokens=bool(body.get("tokens", False)))
+    return _json({"reset": True, "now": iso(sim.now())})
+
+
+async def stats(request: Request) -> Response:
+    sim = _sim(request)
+    by_operation: dict[str, dict[str, int]] = {}
+    for (operation, status), count in sorted(sim.requests.items()):
+        by_operation.setdefault(operation, {})[str(status)] = count
+    return _json(
+        {
+            "requests": by_operation,
+            "total": sum(sim.requests.values()),
+            "idempotent_replays": sim.idempotency.replays,
+            "idempotency_conflicts": sim.idempotency.conflicts,
+            "rate_limited": sim.limiter.limited,
+            "faults_injected": dict(sim.faults.counts),
+            "agreements": len(sim.engine.agreements),
+            "charges": len(sim.engine.charges),
+            "effects": len(sim.engine.effects.items),
+            "pending_timers": sim.engine.pending_timers(),
+        }
+    )
+
+
+async def inspect_agreement(request: Request) -> Response:
+    """The agreement and its charges, without credentials or rate limits (for tests and debugging)."""
+    sim = _sim(request)
+    sim.now()
+    engine = sim.engine
+    agreement = engine.agreements.get(request.path_params["agreementId"])
+    if agreement is None:
+        return _error(404, "no such agreement")
+    return _json(
+        {
+            "agreement": engine.agreement_json(agreement),
+            "charges": [engine.charge_json(engine.charges[c]) for c in agreement.charge_ids],
+        }
+    )
+
+
+async def health(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+def _wrap(handler: Any) -> Any:
+    async def run(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+        except Problem as problem:
+            return _error(problem.status, problem.detail)
+        return response
+
+    return run
+
+
+def routes() -> list[Route]:
+    table = [
+        ("/clock", get_clock, "GET"),
+        ("/clock", put_clock, "PUT"),
+        ("/clock/advance", advance_clock, "POST"),
+        ("/faults", get_faults, "GET"),
+        ("/faults", put_faults, "PUT"),
+        ("/effects", get_effects, "GET"),
+        ("/scripts", get_scripts, "GET"),
+        ("/scripts", post_scripts, "POST"),
+        ("/scripts", delete_scripts, "DELETE"),
+        ("/reset", reset, "POST"),
+        ("/stats", stats, "GET"),
+        ("/agreements/{agreementId}", inspect_agreement, "GET"),
+        ("/health", health, "GET"),
+    ]
+    return [Route(PREFIX + path, _wrap(handler), methods=[method]) for path, handler, method in table]

@@ -1,0 +1,71 @@
+"""The effects record: every state change with the idempotency key that caused it.
+
+A test reads it to prove that no operation took effect twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from worker.simulator.clock import iso
+
+
+@dataclass(frozen=True)
+class Effect:
+    seq: int
+    at: str
+    operation: str
+    idempotency_key: str
+    agreement_id: str | None
+    charge_id: str | None
+    effect: str
+    amount: int | None
+
+
+class EffectLog:
+    def __init__(self) -> None:
+        self.items: list[Effect] = []
+
+    def record(
+        self,
+        at: float,
+        operation: str,
+        key: str,
+        effect: str,
+        agreement_id: str | None = None,
+        charge_id: str | None = None,
+        amount: int | None = None,
+    ) -> None:
+        self.items.append(Effect(len(self.items) + 1, iso(at), operation, key, agreement_id, charge_id, effect, amount))
+
+    def query(
+        self,
+        since: int = 0,
+        operation: str | None = None,
+        agreement_id: str | None = None,
+        charge_id: str | None = None,
+        duplicates: bool = False,
+    ) -> list[dict[str, Any]]:
+        items = self.duplicates() if duplicates else self.items[since:]
+        return [
+            asdict(e)
+            for e in items
+            if e.seq > since
+            and (operation is None or e.operation == operation)
+            and (agreement_id is None or e.agreement_id == agreement_id)
+            and (charge_id is None or e.charge_id == charge_id)
+        ]
+
+    def duplicates(self) -> list[Effect]:
+        """Effects whose (operation, idempotency_key, resource) was applied more than once.
+
+        The resource is part of the identity because one request may change several resources
+        (stopping an agreement cancels each of its open charges under the stop's key).
+        """
+        counts = Counter((e.operation, e.idempotency_key, e.agreement_id, e.charge_id) for e in self.items)
+        return [e for e in self.items if counts[(e.operation, e.idempotency_key, e.agreement_id, e.charge_id)] > 1]
+
+    def clear(self) -> None:
+        self.items.clear()
