@@ -1,0 +1,63 @@
+"""The worker's Prometheus metrics.
+
+In the worker, ``PROMETHEUS_MULTIPROC_DIR`` is set before Python starts, so these
+are written to files shared by every process and served by ``worker.exposition``
+together with dramatiq's own. Gauges that describe Redis state (queues, outbox,
+watchlist, dead letters) are read at scrape time by ``RedisStateCollector``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+from worker.vipps.observer import NullObserver
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+vipps_requests = Counter("vipps_billing_vipps_requests", "Calls to Vipps by operation and status class.",
+                         ["operation", "status_class"])
+vipps_latency = Histogram("vipps_billing_vipps_request_duration_seconds", "Vipps call latency.", ["operation"],
+                          buckets=LATENCY_BUCKETS)
+vipps_problems = Counter("vipps_billing_vipps_problems", "Vipps error responses by problem type.",
+                         ["operation", "problem_type"])
+vipps_rate_limited = Counter("vipps_billing_vipps_rate_limited", "429 responses from Vipps.", ["operation"])
+budget_waits = Counter("vipps_billing_rate_budget_waits", "Calls held back by the shared rate budget.",
+                       ["operation"])
+token_refreshes = Counter("vipps_billing_token_refreshes", "Access token refreshes.", ["result"])
+commands = Counter("vipps_billing_commands", "Commands by type and outcome.", ["type", "outcome"])
+retries = Counter("vipps_billing_command_retries", "Command retries scheduled, by reason.", ["type", "reason"])
+replays = Counter("vipps_billing_idempotent_replays", "Redelivered finished commands whose events were re-sent.",
+                  ["type"])
+end_to_end = Histogram("vipps_billing_command_end_to_end_seconds", "From issued_at to the command's outcome.",
+                       ["type"], buckets=END_TO_END_BUCKETS)
+queue_wait = Histogram("vipps_billing_queue_wait_seconds", "From enqueue to the start of processing.", ["queue"],
+                       buckets=END_TO_END_BUCKETS)
+events_published = Counter("vipps_billing_events_published", "Events put on the events queue.", ["type"])
+
+
+def status_class(status: int | None) -> str:
+    if status is None:
+        return "network"
+    if status == 429:
+        return "429"
+    return f"{status // 100}xx"
+
+
+class MetricsObserver(NullObserver):
+    """Feeds the Vipps client's observations into the metrics above."""
+
+    def request_finished(self, operation: str, status: int | None, seconds: float, problem_type: str | None) -> None:
+        vipps_requests.labels(operation, status_class(status)).inc()
+        vipps_latency.labels(operation).observe(seconds)
+        if problem_type:
+            vipps_problems.labels(operation, problem_type).inc()
+
+    def rate_limited(self, operation: str, retry_after: float | None) -> None:
+        vipps_rate_limited.labels(operation).inc()
+
+    def budget_exhausted(self, operation: str, wait: float) -> None:
+        budget_waits.labels(operation).inc()
+
+    def token_refreshed(self, ok: bool) -> None:
+        token_refreshes.labels("success" if ok else "failure").inc()

@@ -1,0 +1,231 @@
+"""The pipeline every command goes through.
+
+1. decode and validate (invalid: ``command.rejected`` + dead letter, never retried);
+2. claim the command in the ledger (finished before: re-publish its events; held by
+   a live attempt: leave it; same id with another payload: reject);
+3. call Vipps with an idempotency key derived from the command;
+4. classify: success, permanent (``command.failed`` + dead letter) or transient
+   (retry later with backoff, never sooner than Vipps or our budget allows,
+   bounded in attempts and time; then ``command.dead_lettered``);
+5. record the outcome and its events (outbox) and watch changes atomically;
+6. relay the events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_id
+from schemas.commands import MAX_COMMAND_BYTES
+from worker import metrics
+from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.handlers import HANDLERS, Context
+from worker.ledger import ClaimStatus, Ledger, now_ms
+from worker.logs import command_context
+from worker.outbox import Relay
+from worker.settings import WorkerSettings
+from worker.vipps import errors
+
+log = logging.getLogger("worker.pipeline")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What dramatiq handed us."""
+
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    actor: str
+    queue: str
+    message_id: str
+    enqueued_ms: int | None = None
+
+
+class Pipeline:
+    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, relay: Relay,
+                 settings: WorkerSettings, *, broker_id: str) -> None:
+        self.ctx = ctx
+        self.ledger = ledger
+        self.dead_letters = dead_letters
+        self.relay = relay
+        self.settings = settings
+        self.broker_id = broker_id
+
+    def handle(self, delivery: Delivery) -> str:
+        """Carry out one delivery; returns the outcome label. Raises only on unexpected errors."""
+        if delivery.enqueued_ms:
+            metrics.queue_wait.labels(delivery.queue).observe(max(0.0, time.time() - delivery.enqueued_ms / 1000))
+        raw = delivery.args[0] if len(delivery.args) == 1 and not delivery.kwargs else None
+        if not isinstance(raw, dict):
+            return self.reject(raw if raw is not None else list(delivery.args),
+                               "a command message carries exactly one JSON object as its only argument")
+        if len(json.dumps(raw, default=str)) > MAX_COMMAND_BYTES:
+            return self.reject(raw, f"command larger than {MAX_COMMAND_BYTES} bytes")
+        try:
+            cmd = CommandAdapter.validate_python(raw)
+        except ValidationError as exc:
+            problems = [{"field": ".".join(str(p) for p in e["loc"]), "text": e["msg"]}
+                        for e in exc.errors(include_input=False, include_url=False)]
+            return self.reject(raw, f"invalid command: {len(problems)} field error(s)", problems)
+        if actor_name(cmd.type) != delivery.actor:
+            return self.reject(raw, f"command type {cmd.type} was sent to actor {delivery.actor}")
+        command = cmd.model_dump(mode="json")
+        with command_context(cmd.command_id, cmd.correlation_id, cmd.type):
+            return self._run(cmd, command, delivery)
+
+    def _run(self, cmd: Any, command: dict[str, Any], delivery: Delivery) -> str:
+        lease_ms = int(self.settings.lease_seconds * 1000)
+        claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id, lease_ms=lease_ms)
+        if claim.status is ClaimStatus.MISMATCH:
+            return self.reject(command, "command_id was used before for a different command", reused=True)
+        if claim.status is ClaimStatus.DONE:
+            self.ledger.replay_events(claim.events)
+            metrics.replays.labels(cmd.type).inc()
+            metrics.commands.labels(cmd.type, "duplicate").inc()
+            self._relay()
+            return "duplicate"
+        if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
+            # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
+            # re-drives it if its holder dies), so this delivery has nothing to add.
+            metrics.commands.labels(cmd.type, "duplicate").inc()
+            return "duplicate"
+        try:
+            outcome = HANDLERS[cmd.type](self.ctx, cmd)
+        except errors.PermanentError as exc:
+            return self._failed(cmd, command, exc, claim.attempts)
+        except (errors.TransientError, errors.AuthError) as exc:
+            return self._transient(cmd, command, exc, claim.attempts, claim.first_attempt_ms)
+        except Exception:
+            self.ledger.release(cmd.command_id)
+            raise
+        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
+        self._done(cmd, "succeeded")
+        return "succeeded"
+
+    # -- outcomes --------------------------------------------------------------------------------
+
+    def _failed(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
+        problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
+        event = self.ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
+        if self.ledger.finish(command, status="failed", events=[event], error=problem):
+            self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
+        log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
+                                             "context_id": problem.get("context_id")})
+        self._done(cmd, "failed")
+        return "failed"
+
+    def _transient(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int,
+                   first_ms: int) -> str:
+        reason = retry_reason(exc)
+        not_sent = isinstance(exc, errors.BudgetExhaustedError)
+        delay = backoff(attempts, self.settings.retry_min_backoff_seconds, self.settings.retry_max_backoff_seconds)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        elapsed = (now_ms() - first_ms) / 1000
+        used = attempts - (1 if not_sent else 0)
+        problem = vipps_problem(exc, reason)
+        if used >= self.settings.retry_max_attempts or elapsed + delay > self.settings.retry_max_seconds:
+            problem["reason"] = "retries_exhausted"
+            event = self.ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
+                                   attempts=used)
+            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
+                self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
+            self._done(cmd, "dead_lettered")
+            return "dead_lettered"
+        self.ledger.retry_later(cmd.command_id, at_ms=now_ms() + int(delay * 1000), error=problem,
+                                not_sent=not_sent)
+        metrics.retries.labels(cmd.type, reason).inc()
+        log.info("retry scheduled", extra={"reason": reason, "delay_seconds": round(delay, 3),
+                                           "attempt": used, "status": exc.status})
+        return "retry"
+
+    def reject(self, raw: Any, detail: str, problems: list[dict[str, Any]] | None = None, *,
+               reused: bool = False) -> str:
+        """Invalid input: one ``command.rejected`` event and a dead letter; nothing is sent to Vipps."""
+        cid = raw.get("command_id") if isinstance(raw, dict) else None
+        cid = cid if isinstance(cid, str) and 0 < len(cid) <= 64 else None
+        ctype = raw.get("type") if isinstance(raw, dict) else None
+        ctype = ctype if ctype in COMMAND_TYPES else None
+        digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
+        problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command", "detail": detail,
+                   "errors": problems or []}
+        event = {
+            "event_id": event_id(cid or "", "command.rejected", digest),
+            "type": EventType.COMMAND_REJECTED.value, "command_id": cid, "command_type": ctype,
+            "correlation_id": _str_or_none(raw, "correlation_id"), "msn": self.ctx.msn,
+            "occurred_at": self.ctx.now().isoformat(), "problem": problem,
+        }
+        self.ledger.observe([event], [])
+        self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
+                                         detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
+                                         problem=problem, payload=_bounded(raw)))
+        metrics.commands.labels(ctype or "invalid", "rejected").inc()
+        log.warning("command rejected", extra={"command_id": cid, "detail": detail})
+        self._relay()
+        return "rejected"
+
+    def _dead_letter(self, cmd: Any, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
+                     attempts: int) -> None:
+        self.dead_letters.add(DeadLetter(
+            id=dead_letter_id("command", cmd.command_id), reason=reason, detail=detail, at_ms=now_ms(),
+            command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem, payload=command,
+            queue=None, actor=actor_name(cmd.type)))
+
+    def _done(self, cmd: Any, outcome: str) -> None:
+        metrics.commands.labels(cmd.type, outcome).inc()
+        issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
+        metrics.end_to_end.labels(cmd.type).observe(max(0.0, time.time() - issued.timestamp()))
+        self._relay()
+
+    def _relay(self) -> None:
+        try:
+            self.relay.relay()
+        except Exception:  # the background relay will publish it; the outcome is already safe
+            log.exception("inline relay failed")
+
+
+def backoff(attempt: int, low: float, high: float) -> float:
+    """Exponential backoff with jitter: half fixed, half random, capped."""
+    ceiling = min(high, low * 2 ** max(0, attempt - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def retry_reason(exc: errors.VippsError) -> str:
+    if isinstance(exc, errors.BudgetExhaustedError):
+        return "budget"
+    if isinstance(exc, errors.RateLimitedError):
+        return "rate_limited"
+    if isinstance(exc, errors.AuthError):
+        return "auth"
+    return "transient"
+
+
+def vipps_problem(exc: errors.VippsError, reason: str) -> dict[str, Any]:
+    p = exc.problem
+    return {"reason": reason, "type": p.type if p else None, "title": p.title if p else None,
+            "detail": (p.detail if p and p.detail else str(exc))[:500], "status": exc.status,
+            "context_id": p.context_id if p else None, "errors": list(p.extra_details) if p else []}
+
+
+def _ids(cmd: Any) -> dict[str, Any]:
+    return {"agreement_id": getattr(cmd, "agreement_id", None), "charge_id": getattr(cmd, "charge_id", None)}
+
+
+def _str_or_none(raw: Any, name: str) -> str | None:
+    value = raw.get(name) if isinstance(raw, dict) else None
+    return value[:128] if isinstance(value, str) else None
+
+
+def _bounded(raw: Any, limit: int = 32_768) -> Any:
+    text = json.dumps(raw, default=str)
+    return raw if len(text) <= limit else {"truncated": text[:limit]}

@@ -1,0 +1,69 @@
+"""Worker settings, from the environment (no prefix; see the README's configuration table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """Invalid settings; the message names the variables, never their values."""
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore")
+
+    redis_url: str | None = Field(default=None, description="Redis for broker, ledger and outbox")
+    dramatiq_namespace: str = "dramatiq"
+    key_prefix: str = Field(default="vipps-billing", description="prefix of the worker's own Redis keys")
+
+    agreements_queue: str = "vipps.agreements"
+    charges_queue: str = "vipps.charges"
+    events_queue: str = "vipps.events"
+    events_actor: str = "vipps_event"
+
+    # Retries of transient failures: exponential backoff with full jitter, bounded in count and time.
+    retry_max_attempts: int = Field(default=10, ge=1)
+    retry_max_seconds: float = Field(default=1800.0, gt=0)
+    retry_min_backoff_seconds: float = Field(default=1.0, gt=0)
+    retry_max_backoff_seconds: float = Field(default=300.0, gt=0)
+
+    lease_seconds: float = Field(default=30.0, gt=0, description="how long one attempt may hold a command")
+    dead_letter_retention_days: int = Field(default=30, ge=30)
+    ledger_retention_days: int = Field(default=35, ge=1)
+
+    heartbeat_timeout_ms: int = Field(default=10_000, ge=1000)
+    maintenance_chance: int = Field(default=100_000, ge=1, le=1_000_000)
+
+    worker_processes: int = Field(default=1, ge=1)
+    worker_threads: int = Field(default=8, ge=1)
+    worker_shutdown_timeout_seconds: float = Field(default=60.0, gt=0)
+    metrics_port: int = Field(default=9191, ge=0, le=65535)
+    metrics_host: str = "0.0.0.0"
+
+    # Background loops (relay, sweeper, watch poller) run in every worker process.
+    relay_interval_seconds: float = 0.5
+    sweep_interval_seconds: float = 2.0
+    watch_interval_seconds: float = 0.5
+    watch_batch: int = 50
+    agreement_poll_start_seconds: float = 5.0
+    agreement_poll_seconds: float = 2.0
+    agreement_poll_max_seconds: float = 30.0
+    agreement_poll_give_up_seconds: float = 1800.0
+    charge_poll_seconds: float | None = Field(
+        default=None, description="charge poll interval; default 2 s on the simulator, 1800 s elsewhere")
+    charge_poll_give_up_days: int = 20
+
+    log_level: str = "INFO"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> WorkerSettings:
+    try:
+        return WorkerSettings()
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+                            for e in exc.errors(include_input=False, include_url=False))
+        raise SettingsError(f"invalid settings: {reasons}") from None
