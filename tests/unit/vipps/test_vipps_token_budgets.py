@@ -1,0 +1,222 @@
+"""The shared token cache and the shared rate budgets, on a real Redis (and in memory)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import redis
+import respx
+from vipps_support import SECRETS
+
+from worker.vipps import VippsClient, VippsSettings, errors
+from worker.vipps.budgets import BudgetRule, Budgets, MemoryBudgetBackend, RedisBudgetBackend
+from worker.vipps.observer import NullObserver
+from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
+from worker.vipps.token import TokenCache, TokenGrant
+
+KEY = "unit:vipps:token:abc"
+
+
+class FakeClock:
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingFetch:
+    def __init__(self, lifetime: float = 3600.0, delay: float = 0.0) -> None:
+        self.calls = 0
+        self.lifetime = lifetime
+        self.delay = delay
+        self._lock = threading.Lock()
+
+    def __call__(self) -> TokenGrant:
+        with self._lock:
+            self.calls += 1
+            n = self.calls
+        time.sleep(self.delay)
+        return TokenGrant(f"token-{n}", self.lifetime)
+
+
+class RecordingObserver(NullObserver):
+    def __init__(self) -> None:
+        self.refreshes: list[bool] = []
+
+    def token_refreshed(self, ok: bool) -> None:
+        self.refreshes.append(ok)
+
+
+@pytest.fixture(params=["redis", "memory"])
+def store(request: pytest.FixtureRequest) -> KeyValue:
+    if request.param == "redis":
+        return RedisKeyValue(request.getfixturevalue("redis_client"))
+    return MemoryKeyValue()
+
+
+def make_cache(store: KeyValue, fetch: Callable[[], TokenGrant], **kwargs: object) -> TokenCache:
+    options: dict[str, object] = {"margin": 300.0, "observer": NullObserver(), "lock_ttl": 5.0, **kwargs}
+    return TokenCache(store, KEY, fetch, **options)  # type: ignore[arg-type]
+
+
+def test_many_threads_in_many_processes_fetch_one_token(store: KeyValue) -> None:
+    fetch = CountingFetch(delay=0.2)  # a slow token endpoint opens the race window
+    caches = [make_cache(store, fetch) for _ in range(4)]  # four "processes" sharing the store
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        tokens = list(pool.map(lambda i: caches[i % 4].get().value, range(64)))
+    assert fetch.calls == 1
+    assert set(tokens) == {"token-1"}
+
+
+def test_refreshes_ahead_of_expiry_and_others_keep_the_valid_token(store: KeyValue) -> None:
+    clock = FakeClock()
+    fetch = CountingFetch(lifetime=86400)  # production lifetime
+    a = make_cache(store, fetch, clock=clock)
+    b = make_cache(store, fetch, clock=clock)
+    assert a.get().value == "token-1"
+    clock.now += 86400 - 301
+    assert b.get().value == "token-1"  # not yet in the refresh window
+    clock.now += 2  # now inside the 300 s margin
+    assert store.set_if_absent(f"{KEY}:refresh-lock", "someone-else", 5000)
+    assert b.get().value == "token-1"  # refresher busy elsewhere: the still-valid token is used
+    assert fetch.calls == 1
+    store.delete_if_equal(f"{KEY}:refresh-lock", "someone-else")
+    assert b.get().value == "token-2"
+    assert a.get().value == "token-2"  # a sees the refreshed token through the store
+    assert fetch.calls == 2
+
+
+@pytest.mark.parametrize(("lifetime", "margin_used"), [(3600, 300), (86400, 300), (60, 15)])
+def test_margin_is_clamped_for_short_lifetimes(store: KeyValue, lifetime: float, margin_used: float) -> None:
+    token = make_cache(store, CountingFetch(lifetime=lifetime)).get()
+    assert token.expires_at - token.refresh_at == pytest.approx(margin_used)
+
+
+def test_waits_for_another_callers_refresh_when_no_token_is_valid(store: KeyValue) -> None:
+    fetch = CountingFetch()
+    other = make_cache(store, CountingFetch())
+    lock_key = f"{KEY}:refresh-lock"
+    assert store.set_if_absent(lock_key, "other", 5000)  # another pod is refreshing
+
+    def other_pod_finishes() -> None:
+        time.sleep(0.2)
+        store.delete_if_equal(lock_key, "other")
+        other.get()  # stores its fresh token
+
+    thread = threading.Thread(target=other_pod_finishes)
+    thread.start()
+    started = time.monotonic()
+    token = make_cache(store, fetch).get()
+    thread.join()
+    assert time.monotonic() - started >= 0.15  # it waited rather than fetching
+    assert token.value == "token-1"
+    assert fetch.calls == 0
+
+
+def test_invalidate_only_removes_the_token_that_failed(store: KeyValue) -> None:
+    fetch = CountingFetch()
+    a = make_cache(store, fetch)
+    b = make_cache(store, fetch)
+    stale = a.get()
+    b.invalidate(stale)
+    fresh = b.get()
+    assert fresh.value == "token-2"
+    a.invalidate(stale)  # late invalidation of the old token must not drop the new one
+    assert a.get().value == "token-2"
+    assert fetch.calls == 2
+
+
+def test_failed_refresh_keeps_the_current_token_until_expiry(store: KeyValue) -> None:
+    clock = FakeClock()
+    observer = RecordingObserver()
+    fail = {"on": False}
+
+    def fetch() -> TokenGrant:
+        if fail["on"]:
+            raise errors.TransientError("down", operation="AccessToken")
+        return TokenGrant("token-ok", 3600)
+
+    cache = make_cache(store, fetch, clock=clock, observer=observer)
+    cache.get()
+    fail["on"] = True
+    clock.now += 3400  # inside the margin, still valid
+    assert cache.get().value == "token-ok"
+    clock.now += 300  # expired
+    with pytest.raises(errors.TransientError):
+        cache.get()
+    assert observer.refreshes == [True, False, False]
+
+
+def test_client_token_key_names_no_secret(
+    settings: VippsSettings, redis_client: redis.Redis, vipps: respx.MockRouter
+) -> None:
+    vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
+    with VippsClient(settings, redis=redis_client, key_prefix="keys-test") as c:
+        c.fetch_agreement("agr_1")
+    keys = [k.decode() for k in redis_client.keys("keys-test:*")]
+    assert any(":vipps:token:" in k for k in keys)
+    assert not [k for k in keys for s in SECRETS.values() if s in k]
+
+
+def test_two_clients_share_one_token_through_redis(
+    settings: VippsSettings, redis_client: redis.Redis, vipps: respx.MockRouter
+) -> None:
+    vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
+    with (
+        VippsClient(settings, redis=redis_client, key_prefix="share") as a,
+        VippsClient(settings, redis=redis_client, key_prefix="share") as b,
+    ):
+        a.fetch_agreement("agr_1")
+        b.fetch_agreement("agr_1")
+    assert vipps.routes["token"].call_count == 1
+
+
+# --- budgets ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(params=["redis", "memory"])
+def backend(request: pytest.FixtureRequest) -> RedisBudgetBackend | MemoryBudgetBackend:
+    if request.param == "redis":
+        return RedisBudgetBackend(request.getfixturevalue("redis_client"))
+    return MemoryBudgetBackend()
+
+
+def test_budget_is_shared_between_pods_and_says_how_long_to_wait(redis_client: redis.Redis) -> None:
+    pods = [
+        Budgets(
+            RedisBudgetBackend(redis_client), "b", {"UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId"))}
+        )
+        for _ in range(2)
+    ]
+    values = {"msn": "123456", "agreementId": "agr_1"}
+    waits = [pods[i % 2].take("UpdateAgreementPatchV3", values) for i in range(7)]
+    assert waits[:5] == [0.0] * 5
+    assert all(55 < w <= 60 for w in waits[5:])
+    assert pods[0].take("UpdateAgreementPatchV3", {**values, "agreementId": "agr_2"}) == 0.0
+
+
+def test_budget_slot_frees_after_the_window(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
+    budgets = Budgets(backend, "w", {"FetchChargeV3": BudgetRule(2, ("chargeId",), window=0.3)})
+    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
+    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
+    wait = budgets.take("FetchChargeV3", {"chargeId": "c"})
+    assert 0 < wait <= 0.3
+    time.sleep(wait + 0.02)
+    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
+
+
+def test_budget_is_atomic_under_concurrency(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
+    budgets = Budgets(backend, "c", {"ListChargesV3": BudgetRule(10, ("agreementId",))})
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        waits = list(pool.map(lambda _: budgets.take("ListChargesV3", {"agreementId": "a"}), range(40)))
+    assert waits.count(0.0) == 10
+
+
+def test_operations_without_a_rule_are_unlimited(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
+    budgets = Budgets(backend, "u", {})
+    assert all(budgets.take("acceptUsingPATCHV3", {}) == 0.0 for _ in range(50))
