@@ -129,3 +129,62 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+# The worker's metric contract (worker/metrics.py exports these; dramatiq's middleware the first group).
+DRAMATIQ_METRICS = frozenset({
+    "dramatiq_messages_total", "dramatiq_message_errors_total", "dramatiq_message_retries_total",
+    "dramatiq_message_rejects_total", "dramatiq_messages_inprogress", "dramatiq_message_duration_milliseconds",
+})
+WORKER_METRICS = frozenset({
+    "vipps_billing_vipps_requests_total", "vipps_billing_vipps_request_duration_seconds",
+    "vipps_billing_vipps_problems_total", "vipps_billing_vipps_rate_limited_total",
+    "vipps_billing_rate_budget_waits_total", "vipps_billing_token_refreshes_total",
+    "vipps_billing_commands_total", "vipps_billing_command_retries_total",
+    "vipps_billing_idempotent_replays_total", "vipps_billing_command_end_to_end_seconds",
+    "vipps_billing_queue_wait_seconds", "vipps_billing_events_published_total", "vipps_billing_outbox_pending",
+    "vipps_billing_outbox_oldest_age_seconds", "vipps_billing_watchlist_size", "vipps_billing_dead_letters",
+    "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds", "vipps_billing_workers",
+})
+HISTOGRAMS = frozenset({
+    "dramatiq_message_duration_milliseconds", "vipps_billing_vipps_request_duration_seconds",
+    "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
+})
+
+# Grafana's built-in interval/range macros and the dashboard's template variables, replaced so that a
+# panel query becomes plain PromQL (template variables are only used as `label=~"$var"`, so `.*` = All).
+GRAFANA_SUBSTITUTIONS = {
+    "$__rate_interval": "1m",
+    "$__interval": "30s",
+    "$__range": "1h",
+    "$type": ".*",
+    "$operation": ".*",
+    "$queue": ".*",
+}
+
+
+def grafana_to_promql(expr: str) -> str:
+    for macro in sorted(GRAFANA_SUBSTITUTIONS, key=len, reverse=True):
+        expr = expr.replace(macro, GRAFANA_SUBSTITUTIONS[macro])
+    return expr
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names an expression selects: the catalogue's families, recording rules (`a:b:c`) and `up`."""
+    import re
+
+    without_strings = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    names = set()
+    for token in re.findall(r"[a-zA-Z_:][a-zA-Z0-9_:]*", without_strings):
+        if token.startswith(("vipps_billing_", "dramatiq_")) or ":" in token.strip(":"):
+            names.add(token)
+    if re.search(r"\bup\s*\{", without_strings):
+        names.add("up")
+    return names
+
+
+def family(name: str) -> str:
+    for suffix in ("_bucket", "_sum", "_count"):
+        if name.endswith(suffix) and name[: -len(suffix)] in HISTOGRAMS:
+            return name[: -len(suffix)]
+    return name

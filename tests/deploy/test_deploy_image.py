@@ -115,7 +115,7 @@ def test_compose_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     # Point the rule glob at the repository's rules so promtool checks them as part of the config.
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text())
     assert config["rule_files"] == ["/etc/prometheus/rules/*.yml"]
-    assert [job["job_name"] for job in config["scrape_configs"]][0] == "vipps-billing-worker"
+    assert config["scrape_configs"][0]["job_name"] == "vipps-billing-worker"
     config["rule_files"] = [str(PROMETHEUS_DIR / "rules" / "*.yml")]
     target = tmp_path / "prometheus.yml"
     target.write_text(yaml.safe_dump(config))

@@ -1,0 +1,131 @@
+"""deploy/grafana: the dashboard's structure (importable, templated datasource, every panel queried,
+no overlapping panels), every query is valid PromQL (promtool) over metrics the worker exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from deploy_tools import (
+    DASHBOARD,
+    DRAMATIQ_METRICS,
+    RULE_FILES,
+    WORKER_METRICS,
+    family,
+    grafana_to_promql,
+    metric_names,
+    promtool,
+    run,
+    run_ok,
+)
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def dashboard() -> dict[str, Any]:
+    data = json.loads(DASHBOARD.read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def query_panels() -> list[dict[str, Any]]:
+    return [panel for panel in dashboard()["panels"] if panel["type"] != "row"]
+
+
+def dashboard_exprs() -> list[str]:
+    return [target["expr"] for panel in query_panels() for target in panel["targets"]]
+
+
+def test_dashboard_is_importable() -> None:
+    data = dashboard()
+    for key in ("uid", "title", "schemaVersion", "panels", "templating", "time"):
+        assert key in data, key
+    assert "id" not in data or data["id"] is None, "an exported id breaks import into another Grafana"
+    assert data["schemaVersion"] >= 36
+    assert data["uid"] == "vipps-billing-worker"
+
+
+def test_datasource_is_a_template_variable() -> None:
+    variables = {var["name"]: var for var in dashboard()["templating"]["list"]}
+    ds = variables["datasource"]
+    assert ds["type"] == "datasource" and ds["query"] == "prometheus"
+    for name, var in variables.items():
+        if var["type"] == "query":
+            assert var["datasource"] == DATASOURCE, name
+            assert grafana_to_promql(f'x{{a=~"${name}"}}') == 'x{a=~".*"}', f"${name} has no substitution"
+
+
+def test_every_panel_has_a_query_on_the_templated_datasource() -> None:
+    panels = query_panels()
+    assert len(panels) >= 20
+    ids = [panel["id"] for panel in dashboard()["panels"]]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        title = panel.get("title")
+        assert title, panel["id"]
+        assert panel["datasource"] == DATASOURCE, title
+        assert panel["targets"], f"panel {title!r} has no query"
+        refs = [target["refId"] for target in panel["targets"]]
+        assert len(refs) == len(set(refs)), title
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, title
+            assert target["expr"].strip(), title
+        assert panel["fieldConfig"]["defaults"].get("unit"), f"panel {title!r} has no unit"
+
+
+def test_panels_do_not_overlap_and_fit_the_grid() -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard()["panels"]:
+        pos = panel["gridPos"]
+        assert pos["x"] >= 0 and pos["w"] > 0 and pos["x"] + pos["w"] <= 24, panel["title"]
+        for x in range(pos["x"], pos["x"] + pos["w"]):
+            for y in range(pos["y"], pos["y"] + pos["h"]):
+                assert (x, y) not in cells, f"{panel['title']!r} overlaps {cells[(x, y)]!r}"
+                cells[(x, y)] = panel["title"]
+
+
+def test_every_query_parses_with_promtool(tmp_path: Path) -> None:
+    exprs = [grafana_to_promql(expr) for expr in dashboard_exprs()]
+    assert all("$" not in expr for expr in exprs), [e for e in exprs if "$" in e]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(exprs)
+    ]}]}
+    path = tmp_path / "dashboard_queries.yml"
+    path.write_text(yaml.safe_dump(rules))
+    out = run_ok([promtool(), "check", "rules", str(path)])
+    assert f"SUCCESS: {len(exprs)} rules found" in out, out
+
+
+def test_promtool_parse_check_rejects_a_broken_query(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "x", "rules": [
+        {"record": "x:y", "expr": "sum by (type) (rate(vipps_billing_commands_total[1m])"}]}]}))
+    result = run([promtool(), "check", "rules", str(path)])
+    assert result.returncode != 0 and "parse error" in result.stdout + result.stderr
+
+
+def test_queries_and_rules_use_only_exported_metrics() -> None:
+    known = WORKER_METRICS | DRAMATIQ_METRICS | {"up"}
+    used = {family(name) for expr in dashboard_exprs() for name in metric_names(expr)}
+    assert used <= known, f"dashboard queries unknown metrics: {sorted(used - known)}"
+    rules = [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
+             for rule in group["rules"]]
+    records = {rule["record"] for rule in rules if "record" in rule}
+    for rule in rules:
+        names = {family(n) for n in metric_names(rule["expr"])}
+        assert names <= known | records, f"{rule.get('record') or rule.get('alert')}: {names - known - records}"
+
+
+def test_dashboard_covers_what_operators_watch() -> None:
+    used = {family(name) for expr in dashboard_exprs() for name in metric_names(expr)}
+    wanted = {
+        "vipps_billing_commands_total", "vipps_billing_vipps_requests_total",
+        "vipps_billing_vipps_request_duration_seconds", "vipps_billing_vipps_problems_total",
+        "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds",
+        "vipps_billing_command_retries_total", "vipps_billing_dead_letters", "vipps_billing_watchlist_size",
+        "vipps_billing_vipps_rate_limited_total", "vipps_billing_outbox_pending",
+        "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
+    }
+    assert wanted <= used, f"dashboard lacks {sorted(wanted - used)}"
