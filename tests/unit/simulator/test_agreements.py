@@ -6,7 +6,9 @@ from sim_harness import Vipps
 
 
 def test_pending_agreement_expires_after_ten_minutes(vipps: Vipps) -> None:
-    agreement_id = vipps.agreement_id(initialCharge={"amount": 100, "description": "x", "transactionType": "DIRECT_CAPTURE"})
+    agreement_id = vipps.agreement_id(
+        initialCharge={"amount": 100, "description": "x", "transactionType": "DIRECT_CAPTURE"}
+    )
     vipps.advance(599)
     assert vipps.agreement(agreement_id)["status"] == "PENDING"
     vipps.advance(2)
@@ -75,7 +77,12 @@ def test_stop_with_other_changes_is_rejected(vipps: Vipps) -> None:
 def test_updates_follow_pricing_type(vipps: Vipps) -> None:
     legacy = vipps.active_agreement()
     variable = vipps.active_agreement(pricing={"type": "VARIABLE", "suggestedMaxAmount": 30000, "currency": "NOK"})
-    assert vipps.update(legacy, {"pricing": {"amount": 20000}, "interval": {"period": {"unit": "WEEK", "count": 2}}}).status_code == 204
+    assert (
+        vipps.update(
+            legacy, {"pricing": {"amount": 20000}, "interval": {"period": {"unit": "WEEK", "count": 2}}}
+        ).status_code
+        == 204
+    )
     agreement = vipps.agreement(legacy)
     assert agreement["pricing"]["amount"] == 20000 and agreement["interval"]["text"] == "every 2 weeks"
     assert vipps.update(legacy, {"pricing": {"suggestedMaxAmount": 500}}).status_code == 400

@@ -166,4 +166,7 @@ def test_list_charges_filters_by_status(vipps: Vipps) -> None:
     pending = vipps.charge_id(agreement_id, due=vipps.due(60))
     listed = vipps.call("GET", f"/recurring/v3/agreements/{agreement_id}/charges?status=PENDING").json()
     assert [c["id"] for c in listed] == [pending]
-    assert {c["id"] for c in vipps.call("GET", f"/recurring/v3/agreements/{agreement_id}/charges").json()} == {due, pending}
+    assert {c["id"] for c in vipps.call("GET", f"/recurring/v3/agreements/{agreement_id}/charges").json()} == {
+        due,
+        pending,
+    }

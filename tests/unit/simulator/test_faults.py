@@ -14,8 +14,13 @@ from worker.simulator.faults import Faults
 
 def _sequence(seed: int) -> list[tuple[object, ...]]:
     faults = Faults(
-        FaultConfig(seed=seed, error_5xx_rate=0.2, error_429_rate=0.2, connection_drop_rate=0.1,
-                    latency={"distribution": "lognormal", "median_ms": 5}),
+        FaultConfig(
+            seed=seed,
+            error_5xx_rate=0.2,
+            error_429_rate=0.2,
+            connection_drop_rate=0.1,
+            latency={"distribution": "lognormal", "median_ms": 5},
+        ),
         fallback_seed=0,
     )
     return [tuple(vars(faults.plan("FetchAgreementV3")).values()) for _ in range(200)]

@@ -62,7 +62,10 @@ class ChargeMachine(RuleBasedStateMachine):
     )
     def create(self, amount: int, reserve: bool, due_days: int, retry_days: int) -> None:
         response = self.vipps.create_charge(
-            self.agreement_id, amount, due=self.vipps.due(due_days), retryDays=retry_days,
+            self.agreement_id,
+            amount,
+            due=self.vipps.due(due_days),
+            retryDays=retry_days,
             transactionType="RESERVE_CAPTURE" if reserve else "DIRECT_CAPTURE",
         )
         if response.status_code == 201:

@@ -44,7 +44,9 @@ def test_required_headers(vipps: Vipps) -> None:
     )
     assert vipps.problem_type(vipps.check(no_type)) == "missing-request-header"
     text = vipps.http.request(
-        "POST", "/recurring/v3/agreements", content=b"{}",
+        "POST",
+        "/recurring/v3/agreements",
+        content=b"{}",
         headers={**vipps.headers("content-type-test-2"), "Content-Type": "text/plain"},
     )
     assert text.status_code == 415

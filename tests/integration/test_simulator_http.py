@@ -1,0 +1,149 @@
+"""The simulator over real HTTP: `vipps-billing simulator` under uvicorn on a free loopback port."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from worker.cli import app as cli
+
+CREDENTIALS = {
+    "client_id": "simulator-client-id",
+    "client_secret": "simulator-client-secret",
+    "Ocp-Apim-Subscription-Key": "simulator-subscription-key",
+}
+AGREEMENT = {
+    "pricing": {"amount": 10000, "currency": "NOK"},
+    "interval": {"unit": "MONTH", "count": 1},
+    "merchantRedirectUrl": "https://example.com/r",
+    "merchantAgreementUrl": "https://example.com/a",
+    "productName": "Integration",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from worker.cli import main; main()", "simulator", "--port", str(port), "--seed", "5"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                if httpx.get(url + "/_simulator/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("simulator did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+        assert process.stderr is not None
+        errors = process.stderr.read().decode()
+        assert "Traceback" not in errors, errors
+
+
+@pytest.fixture
+def client(base_url: str) -> Iterator[httpx.Client]:
+    httpx.post(base_url + "/_simulator/reset", json={})
+    with httpx.Client(base_url=base_url, timeout=5) as http:
+        token = http.post("/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
+        http.headers.update(
+            {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": CREDENTIALS["Ocp-Apim-Subscription-Key"]}
+        )
+        yield http
+
+
+def _cli(base_url: str, *args: str) -> Any:
+    result = CliRunner().invoke(cli, ["simulator", *args, "--url", base_url])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_agreement_and_charge_lifecycle_over_http(client: httpx.Client, base_url: str) -> None:
+    _cli(base_url, "clock", "set", "2031-05-01T12:00:00Z")
+    token = client.post("/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    draft = client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-draft"})
+    assert draft.status_code == 201
+    agreement_id = draft.json()["agreementId"]
+    assert draft.json()["vippsConfirmationUrl"].startswith(base_url)
+    accept = client.patch(
+        f"/recurring/v3/agreements/{agreement_id}/accept",
+        json={"phoneNumber": "4791234567"},
+        headers={"Idempotency-Key": "it-accept"},
+    )
+    assert accept.status_code == 204
+    charge = client.post(
+        f"/recurring/v3/agreements/{agreement_id}/charges",
+        json={
+            "amount": 5000,
+            "description": "May",
+            "due": "2031-05-02",
+            "retryDays": 1,
+            "transactionType": "DIRECT_CAPTURE",
+        },
+        headers={"Idempotency-Key": "it-charge"},
+    )
+    assert charge.status_code == 201
+    moved = _cli(base_url, "clock", "advance", "20h")
+    assert moved["now"] == "2031-05-02T08:00:00Z" and moved["transitions"] == 1
+    token = client.post("/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
+    client.headers["Authorization"] = f"Bearer {token}"
+    fetched = client.get(f"/recurring/v3/agreements/{agreement_id}/charges/{charge.json()['chargeId']}")
+    assert fetched.json()["status"] == "CHARGED"
+    assert _cli(base_url, "effects", "--duplicates") == []
+    assert len(_cli(base_url, "effects")) == 5
+    assert _cli(base_url, "stats")["requests"]["CreateChargeV3"] == {"201": 1}
+
+
+def test_connection_drop_closes_the_socket_without_a_response(client: httpx.Client, base_url: str) -> None:
+    _cli(base_url, "faults", "set", "--drop-rate", "1", "--seed", "2")
+    with pytest.raises(httpx.RemoteProtocolError):
+        client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-drop"})
+    _cli(base_url, "faults", "off")
+    assert client.get("/recurring/v3/agreements").status_code == 200
+    assert _cli(base_url, "effects") == []
+
+
+def test_timeout_after_commit_then_the_retry_replays(client: httpx.Client, base_url: str) -> None:
+    _cli(base_url, "faults", "set", "--timeout-after-commit-rate", "1", "--timeout-seconds", "2")
+    with pytest.raises(httpx.ReadTimeout):
+        client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-slow"}, timeout=0.5)
+    effects = _cli(base_url, "effects")
+    assert [(e["operation"], e["idempotency_key"]) for e in effects] == [("agreement.draft", "it-slow")]
+    _cli(base_url, "faults", "off")
+    retry = client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-slow"})
+    assert retry.status_code == 201 and retry.json()["agreementId"] == effects[0]["agreement_id"]
+    assert _cli(base_url, "effects", "--duplicates") == []
+
+
+def test_injected_5xx_and_429_over_http(client: httpx.Client, base_url: str) -> None:
+    _cli(base_url, "faults", "set", "--429-rate", "1", "--retry-after", "3")
+    limited = client.get("/recurring/v3/agreements")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3"
+    _cli(base_url, "faults", "set", "--5xx-rate", "1")
+    assert client.get("/recurring/v3/agreements").status_code in (500, 502, 503)
+    shown = _cli(base_url, "faults", "show")
+    assert shown["injected"] == {"status_429": 1, "status_5xx": 1}
+    _cli(base_url, "faults", "off")
