@@ -307,6 +307,9 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         sim: Simulator = request.app.state.simulator
         plan = sim.faults.plan(op.operation_id)
         if plan is not NO_FAULT:
+            if plan.drop_before and has_body:
+                # Take the whole request first: closing with unread bytes makes the kernel send RST.
+                await request.body()
             early = await _before(sim, plan, request.url.path)
             if early is not None:
                 sim.count(op.operation_id, 0 if isinstance(early, DropConnection) else early.status_code)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-
 import sim_spec as spec
+
 from worker.simulator.app import create_app
 from worker.simulator.config import SimulatorConfig
 
