@@ -2,13 +2,141 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
 import typer
 
 from worker.simulator import cli as simulator_cli
 
-app = typer.Typer(no_args_is_help=True)
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="Vipps MobilePay recurring billing worker: commands in, exactly-once effects, events out.")
 app.add_typer(simulator_cli.app, name="simulator")
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+@app.command()
+def worker(
+    processes: Annotated[int | None, typer.Option(help="worker processes (env WORKER_PROCESSES)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per process (env WORKER_THREADS)")] = None,
+) -> None:
+    """Run the worker: consume the command queues until SIGTERM.
+
+    Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing worker --processes 1 --threads 16
+    """
+    from worker.embedded_redis import RedisUnavailable, redis_url
+    from worker.settings import SettingsError, get_settings
+    from worker.vipps import ConfigError, load_settings
+
+    try:
+        settings = get_settings()
+        load_settings()
+    except (SettingsError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    try:
+        with redis_url() as url:
+            raise typer.Exit(run_worker(url, processes or settings.worker_processes,
+                                        threads or settings.worker_threads))
+    except RedisUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str] | None = None) -> int:
+    """Run ``dramatiq worker.actors`` on the command queues; returns its exit code."""
+    from worker.settings import get_settings
+
+    settings = get_settings()
+    metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="vipps-billing-prom-"))
+    if metrics_dir.exists():
+        shutil.rmtree(metrics_dir)  # stale files from a previous run would add up
+    metrics_dir.mkdir(parents=True)
+    env = dict(os.environ) | (extra_env or {}) | {
+        "REDIS_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "prometheus_multiproc_dir": str(metrics_dir),
+        "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
+        "dramatiq_worker_timeout": "200",
+    }
+    args = [sys.executable, "-m", "dramatiq", "worker.actors", "--processes", str(processes),
+            "--threads", str(threads), "--queues", settings.agreements_queue, settings.charges_queue,
+            "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
+            "--skip-logging"]
+    child = subprocess.Popen(args, env=env)
+
+    def forward(signum: int, _: Any) -> None:
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    return child.wait()
+
+
+@app.command()
+def enqueue(
+    file: Annotated[str, typer.Argument(help="JSON or JSONL file of commands, or - for standard input")],
+) -> None:
+    """Validate and enqueue commands (one JSON object, a JSON array, or one object per line).
+
+    Example: vipps-billing enqueue charges-december.jsonl
+    """
+    from worker.embedded_redis import RedisUnavailable, redis_url
+    from worker.producer import InvalidCommand, Producer, prepare
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text()
+    except OSError as exc:
+        raise fail(f"cannot read {file}: {exc.strerror}") from None
+    try:
+        commands = parse_commands(text)
+        prepared = [prepare(c) for c in commands]
+    except (ValueError, InvalidCommand) as exc:
+        raise fail(str(exc)) from None
+    try:
+        with redis_url() as url:
+            producer = Producer(url)
+            for command in prepared:
+                producer.send(command)
+            producer.close()
+    except (RedisUnavailable, OSError) as exc:
+        raise fail(f"cannot reach Redis: {exc}") from None
+    typer.echo(f"enqueued {len(prepared)} command(s)")
+
+
+def parse_commands(text: str) -> list[dict[str, Any]]:
+    """Commands from JSON (object or array) or JSONL; every line number is checked before anything is sent."""
+    stripped = text.strip()
+    if not stripped:
+        raise ValueError("no commands in input")
+    try:
+        whole = json.loads(stripped)
+        items = whole if isinstance(whole, list) else [whole]
+    except json.JSONDecodeError:
+        items = []
+        for number, line in enumerate(stripped.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                items.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"line {number}: not valid JSON ({exc.msg})") from None
+    for number, item in enumerate(items, 1):
+        if not isinstance(item, dict):
+            raise ValueError(f"command {number}: expected a JSON object")
+    return items
 
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -142,10 +142,16 @@ _runtime: Runtime | None = None
 _lock = threading.Lock()
 
 
+_config: tuple[WorkerSettings, str] | None = None
+
+
 def get_runtime() -> Runtime:
-    if _runtime is None:
-        raise RuntimeError("the worker runtime has not been started")
-    return _runtime
+    """This process's runtime; built on first use (a message may arrive before the worker-boot hook ran)."""
+    if _runtime is not None:
+        return _runtime
+    if _config is None:
+        raise RuntimeError("the worker runtime is not configured")
+    return start_runtime(_config[0], dramatiq.get_broker(), _config[1])
 
 
 def start_runtime(settings: WorkerSettings, broker: Broker, redis_url: str) -> Runtime:
@@ -168,8 +174,10 @@ class RuntimeMiddleware(Middleware):
     """Starts the process's runtime with the worker, stops it at shutdown, dead-letters what dramatiq drops."""
 
     def __init__(self, settings: WorkerSettings, redis_url: str) -> None:
+        global _config
         self.settings = settings
         self.redis_url = redis_url
+        _config = (settings, redis_url)
 
     @property
     def forks(self) -> list[Callable[[], int]]:

@@ -1,0 +1,113 @@
+"""The whole life of agreements and charges through the queues: commands in, events out.
+
+Real Redis, the simulator over HTTP, and `vipps-billing worker` as a separate process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.stack import Events, Simulator, Worker, producer, wait_for
+
+TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
+AGREEMENT = {"type": "agreement.create", "product_name": "Premier League", "pricing": {"amount": 49900},
+             "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
+             "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
+
+
+@pytest.fixture
+def stack(redis_url: str, redis_client: redis.Redis) -> Iterator[tuple[Simulator, Worker, Events]]:
+    simulator = Simulator()
+    worker = Worker(redis_url, simulator.url)
+    try:
+        yield simulator, worker, Events(redis_client)
+    finally:
+        worker.stop()
+        simulator.stop()
+        print(worker.output()[-20000:])  # shown by pytest when the test failed
+
+
+def send(redis_url: str, command_id: str, **fields: Any) -> str:
+    p = producer(redis_url)
+    try:
+        p.send({"command_id": command_id, **fields})
+    finally:
+        p.close()
+    return command_id
+
+
+def active_agreement(redis_url: str, events: Events, name: str) -> str:
+    send(redis_url, f"{name}-create", **AGREEMENT)
+    agreement_id: str = events.wait(command_id=f"{name}-create", type="agreement.created")["agreement_id"]
+    send(redis_url, f"{name}-accept", type="agreement.force_accept", agreement_id=agreement_id,
+         phone_number="4791234567")
+    events.wait(type="agreement.activated", agreement_id=agreement_id)
+    return agreement_id
+
+
+def charge(redis_url: str, events: Events, agreement_id: str, command_id: str, **fields: Any) -> str:
+    body = {"type": "charge.create", "agreement_id": agreement_id, "amount": 29900, "description": "December",
+            "due": TOMORROW, "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"} | fields
+    send(redis_url, command_id, **body)
+    charge_id: str = events.wait(command_id=command_id, type="charge.created")["charge_id"]
+    return charge_id
+
+
+def test_go_live_checklist_states_through_the_queues(stack: tuple[Simulator, Worker, Events], redis_url: str) -> None:
+    simulator, _, events = stack
+    active = active_agreement(redis_url, events, "a1")
+    to_stop = active_agreement(redis_url, events, "a2")
+
+    direct = charge(redis_url, events, active, "c-direct")
+    refunded = charge(redis_url, events, active, "c-refund")
+    reserved = charge(redis_url, events, active, "c-reserve", transaction_type="RESERVE_CAPTURE", amount=10000)
+    later = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=10)).isoformat()
+    pending = charge(redis_url, events, to_stop, "c-cancelled-by-stop", due=later)
+
+    simulator.advance(2 * 86_400)  # past the due date's processing rounds
+    for charge_id, status in ((direct, "CHARGED"), (refunded, "CHARGED"), (reserved, "RESERVED")):
+        changed = events.wait(type="charge.status_changed", charge_id=charge_id)
+        wait_for(lambda cid=charge_id, st=status: [e for e in events.of(type="charge.status_changed",
+                                                                          charge_id=cid)
+                                                   if e["transition"]["to"] == st], what=f"{charge_id} {status}")
+        assert changed["charge"]["type"] == "RECURRING"
+
+    send(redis_url, "c-refund-all", type="charge.refund", agreement_id=active, charge_id=refunded, amount=29900,
+         description="Refund")
+    send(redis_url, "c-capture-part", type="charge.capture", agreement_id=active, charge_id=reserved, amount=4000,
+         description="Shipped")
+    send(redis_url, "a2-stop", type="agreement.update", agreement_id=to_stop, status="STOPPED")
+
+    events.wait(command_id="c-refund-all", type="charge.refunded")
+    events.wait(command_id="c-capture-part", type="charge.captured")
+    stopped = events.wait(type="agreement.stopped", agreement_id=to_stop)
+    assert stopped["transition"]["to"] == "STOPPED"
+    assert events.wait(command_id="a2-stop", type="agreement.updated")["completion"] in ("done", "accepted")
+
+    def reached(charge_id: str, status: str) -> bool:
+        return any(e["transition"]["to"] == status for e in events.of(type="charge.status_changed",
+                                                                        charge_id=charge_id))
+
+    wait_for(lambda: reached(refunded, "REFUNDED"), what="refunded charge REFUNDED")
+    wait_for(lambda: reached(reserved, "PARTIALLY_CAPTURED"), what="reserved charge PARTIALLY_CAPTURED")
+
+    # Stopping the agreement cancelled its open charge at Vipps; a fetch command observes it.
+    send(redis_url, "c-fetch-cancelled", type="charge.fetch", agreement_id=to_stop, charge_id=pending)
+    snap = events.wait(command_id="c-fetch-cancelled", type="charge.snapshot")
+    assert snap["charge"]["status"] == "CANCELLED"
+
+    send(redis_url, "a1-list", type="agreement.list_charges", agreement_id=active)
+    listed = events.wait(command_id="a1-list", type="agreement.charges")
+    statuses = {c["id"]: c["status"] for c in listed["charges"]}
+    assert statuses[direct] == "CHARGED" and statuses[refunded] == "REFUNDED"
+
+    send(redis_url, "a1-fetch", type="agreement.fetch", agreement_id=active)
+    assert events.wait(command_id="a1-fetch", type="agreement.snapshot")["agreement"]["status"] == "ACTIVE"
+
+    assert len(simulator.effects()) >= 10
+    assert simulator.effects(duplicates="true") == []

@@ -1,0 +1,168 @@
+"""Real processes for integration tests: the simulator over HTTP, a worker, and event readers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import redis
+
+from worker.producer import Producer
+from worker.settings import WorkerSettings
+
+EVENTS_QUEUE = "vipps.events"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+
+
+class Simulator:
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([sys.executable, "-m", "worker.cli", "simulator", "--host", "127.0.0.1",
+                                         "--port", str(self.port), *args],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.admin = httpx.Client(base_url=f"{self.url}/_simulator", timeout=10)
+        wait_for(self._up, 20, what="simulator")
+
+    def _up(self) -> bool:
+        try:
+            return self.admin.get("/health").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        result: dict[str, Any] = self.admin.post("/clock/advance", json={"seconds": seconds}).raise_for_status().json()
+        return result
+
+    def effects(self, **params: Any) -> Any:
+        return self.admin.get("/effects", params=params).raise_for_status().json()
+
+    def faults(self, **faults: Any) -> Any:
+        return self.admin.put("/faults", json=faults).raise_for_status().json()
+
+    def scripts(self, **rules: Any) -> Any:
+        return self.admin.post("/scripts", json=rules).raise_for_status().json()
+
+    def stop(self) -> None:
+        self.admin.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class Worker:
+    """``vipps-billing worker`` in its own process group, so it can be killed whole."""
+
+    def __init__(self, redis_url: str, simulator_url: str, *, threads: int = 4, processes: int = 1,
+                 env: dict[str, str] | None = None) -> None:
+        self.metrics_port = free_port()
+        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.env = dict(os.environ) | {
+            "REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator_url,
+            "METRICS_PORT": str(self.metrics_port), "METRICS_HOST": "127.0.0.1",
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="worker-prom-"),
+            "HEARTBEAT_TIMEOUT_MS": "3000", "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "10",
+            "AGREEMENT_POLL_START_SECONDS": "0.5", "AGREEMENT_POLL_SECONDS": "0.5",
+        } | (env or {})
+        self.args = [sys.executable, "-m", "worker.cli", "worker", "--threads", str(threads),
+                     "--processes", str(processes)]
+        self.process = self._start()
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(self.args, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+    def restart(self) -> None:
+        self.process = self._start()
+
+    def stop(self) -> int:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            return self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return -9
+
+    def output(self) -> str:
+        with open(self.log.name) as fh:
+            return fh.read()
+
+
+class Events:
+    """Reads (without consuming) the events the worker published on the events queue."""
+
+    def __init__(self, client: redis.Redis, namespace: str = "dramatiq") -> None:
+        self.redis = client
+        self.key = f"{namespace}:{EVENTS_QUEUE}.msgs"
+
+    def all(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in self.redis.hvals(self.key):
+            message = json.loads(raw)
+            event = message["args"][0]
+            assert message["message_id"] == event["event_id"], "message_id must be the event_id"
+            out.append(event)
+        return out
+
+    def of(self, command_id: str | None = None, type: str | None = None, **match: Any) -> list[dict[str, Any]]:
+        found = []
+        for e in self.all():
+            if command_id is not None and e.get("command_id") != command_id:
+                continue
+            if type is not None and e.get("type") != type:
+                continue
+            if all(e.get(k) == v for k, v in match.items()):
+                found.append(e)
+        return found
+
+    def wait(self, timeout: float = 30.0, **criteria: Any) -> dict[str, Any]:
+        found = wait_for(lambda: self.of(**criteria), timeout, what=f"event {criteria}")
+        event: dict[str, Any] = found[0]
+        return event
+
+
+def producer(redis_url: str) -> Producer:
+    return Producer(redis_url, settings=WorkerSettings())
+
+
+@contextlib.contextmanager
+def running(*things: Any) -> Iterator[None]:
+    try:
+        yield
+    finally:
+        for thing in reversed(things):
+            thing.stop()
