@@ -66,7 +66,8 @@ class Pipeline:
             metrics.queue_wait.labels(delivery.queue).observe(max(0.0, time.time() - delivery.enqueued_ms / 1000))
         raw = delivery.args[0] if len(delivery.args) == 1 and not delivery.kwargs else None
         if not isinstance(raw, dict):
-            return self.reject(raw if raw is not None else list(delivery.args),
+            # Keep args and kwargs both: the dead letter must show what was actually sent.
+            return self.reject(raw if raw is not None else {"args": list(delivery.args), "kwargs": delivery.kwargs},
                                "a command message carries exactly one JSON object as its only argument")
         if len(json.dumps(raw, default=str)) > MAX_COMMAND_BYTES:
             return self.reject(raw, f"command larger than {MAX_COMMAND_BYTES} bytes")
