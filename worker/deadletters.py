@@ -32,6 +32,7 @@ class DeadLetter:
     problem: dict[str, Any] | None = None
     payload: Any = None             # the command (or the raw message text when it could not be decoded)
     replayed_ms: list[int] = field(default_factory=list)
+    replayed_as: list[str] = field(default_factory=list)    # command ids of the replays, in order
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), default=str)
@@ -79,8 +80,10 @@ class DeadLetterStore:
                     return out
         return out
 
-    def mark_replayed(self, letter: DeadLetter) -> None:
+    def mark_replayed(self, letter: DeadLetter, command_id: str | None = None) -> None:
         letter.replayed_ms.append(now_ms())
+        if command_id is not None:
+            letter.replayed_as.append(command_id)
         self.redis.hset(self.keys.dead_letters, letter.id, letter.to_json())
 
     def remove(self, letter_ids: list[str]) -> int:
