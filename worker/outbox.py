@@ -23,7 +23,8 @@ from worker.ledger import now_ms, take_due
 
 log = logging.getLogger("worker.outbox")
 
-LEASE_MS = 30_000
+LEASE_MS = 30_000       # a relay that dies mid-batch leaves its events to others after this
+RETRY_MS = 500          # a relay whose publish failed hands its events back this soon
 
 
 class Relay:
@@ -52,6 +53,10 @@ class Relay:
                         self.on_published(event)
                 done.append(event_id)
         finally:
+            published = set(done)
+            undone = [i for i in ids if i not in published]
+            if undone:
+                self.redis.zadd(self.keys.outbox_pending, dict.fromkeys(undone, now_ms() + RETRY_MS), xx=True)
             if done:
                 pipe = self.redis.pipeline(transaction=True)
                 pipe.zrem(self.keys.outbox_pending, *done)
