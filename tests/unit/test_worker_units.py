@@ -1,0 +1,83 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+
+import redis
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder
+from worker.idempotency import idempotency_key
+from worker.keys import Keys
+from worker.ledger import ClaimStatus, Ledger, fingerprint
+from worker.pipeline import backoff
+from worker.watch import next_charge_check
+
+VIPPS_KEY = re.compile(r"^[^#?/\\]{1,40}$")
+
+
+@given(st.text(min_size=1, max_size=64), st.text(min_size=1, max_size=30), st.sampled_from(["CreateChargeV3", "x"]))
+def test_idempotency_keys_are_valid_for_vipps_and_stable(command_id: str, msn: str, operation: str) -> None:
+    key = idempotency_key(msn, command_id, operation)
+    assert VIPPS_KEY.match(key)
+    assert key == idempotency_key(msn, command_id, operation)
+    assert key != idempotency_key(msn, command_id + "x", operation)
+
+
+@given(st.integers(min_value=1, max_value=60))
+def test_backoff_grows_and_stays_within_bounds(attempt: int) -> None:
+    delay = backoff(attempt, 1.0, 300.0)
+    ceiling = min(300.0, 2 ** (attempt - 1))
+    assert ceiling / 2 <= delay <= ceiling
+
+
+def test_charge_checks_follow_the_processing_rounds() -> None:
+    due = dt.date(2026, 12, 1)
+    before = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)
+    assert next_charge_check(before, due, 2) == dt.datetime(2026, 12, 1, 8, tzinfo=dt.UTC)
+    between = dt.datetime(2026, 12, 1, 9, tzinfo=dt.UTC)
+    assert next_charge_check(between, due, 2) == dt.datetime(2026, 12, 1, 16, tzinfo=dt.UTC)
+    last_round = dt.datetime(2026, 12, 3, 17, tzinfo=dt.UTC)
+    assert next_charge_check(last_round, due, 2) == dt.datetime(2026, 12, 4, 0, 5, tzinfo=dt.UTC)
+    assert next_charge_check(dt.datetime(2026, 12, 5, tzinfo=dt.UTC), due, 2) is None
+
+
+def test_fingerprint_ignores_only_issued_at() -> None:
+    a = {"command_id": "c", "type": "charge.fetch", "issued_at": "2026-01-01T00:00:00Z", "charge_id": "x"}
+    assert fingerprint(a) == fingerprint({**a, "issued_at": "2027-01-01T00:00:00Z"})
+    assert fingerprint(a) != fingerprint({**a, "charge_id": "y"})
+
+
+def test_undecodable_bytes_become_a_dead_letter_message() -> None:
+    encoder = PoisonTolerantEncoder()
+    good = {"queue_name": "q", "actor_name": "a", "args": [], "kwargs": {}, "options": {}, "message_id": "m",
+            "message_timestamp": 1}
+    assert encoder.decode(json.dumps(good).encode()) == good
+    broken = b'{"options": {"redis_message_id": "0b5e6c0e-9c7f-4b43-8d3e-2f1a3c4d5e6f"}, \xff\xfe'
+    message = encoder.decode(broken)
+    assert message["actor_name"] == UNDECODABLE_ACTOR
+    assert message["options"]["redis_message_id"] == "0b5e6c0e-9c7f-4b43-8d3e-2f1a3c4d5e6f"
+    assert encoder.decode(b"[1, 2]")["actor_name"] == UNDECODABLE_ACTOR
+
+
+def test_ledger_claims(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60)
+    cmd = {"command_id": "c1", "type": "charge.fetch", "agreement_id": "a", "charge_id": "x", "issued_at": "now"}
+    first = ledger.claim(cmd, owner="m1", broker_id="b1", lease_ms=10_000)
+    assert first.status is ClaimStatus.CLAIMED and first.attempts == 1
+    assert ledger.claim(cmd, owner="m2", broker_id="b1", lease_ms=10_000).status is ClaimStatus.BUSY
+    assert ledger.claim({**cmd, "charge_id": "y"}, owner="m2", broker_id="b1",
+                        lease_ms=10_000).status is ClaimStatus.MISMATCH
+    # A holder whose heartbeat stopped loses the claim before its lease runs out.
+    redis_client.zadd("t:hb", {"b1": 0})
+    taken = ledger.claim(cmd, owner="m2", broker_id="b2", lease_ms=10_000)
+    assert taken.status is ClaimStatus.CLAIMED and taken.attempts == 2
+    event = {"event_id": "e1", "type": "charge.snapshot", "command_id": "c1"}
+    assert ledger.finish(cmd, status="succeeded", events=[event])
+    assert not ledger.finish(cmd, status="failed", events=[])  # the first outcome stands
+    done = ledger.claim(cmd, owner="m3", broker_id="b2", lease_ms=10_000)
+    assert done.status is ClaimStatus.DONE and done.events == [event]
+    assert redis_client.zscore("t:outbox:pending", "e1") is not None
+    assert redis_client.zcard("t:inflight") == 0
