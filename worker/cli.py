@@ -14,16 +14,18 @@ from typing import Annotated, Any
 
 import typer
 
+from worker import demo, dlq, support
+from worker.clikit import KNOWN_ERRORS, JsonOption, console, describe, emit_json, err_console, fail, guard, open_ops
 from worker.simulator import cli as simulator_cli
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
-                  help="Vipps MobilePay recurring billing worker: commands in, exactly-once effects, events out.")
+                  help="Vipps MobilePay recurring billing worker: commands in, exactly-once effects, events out.\n\n"
+                  "Example: vipps-billing demo")
 app.add_typer(simulator_cli.app, name="simulator")
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
+app.add_typer(support.agreement_app, name="agreement")
+app.add_typer(support.charge_app, name="charge")
+app.add_typer(dlq.app, name="dlq")
+demo.register(app)
 
 
 @app.command()
@@ -134,8 +136,48 @@ def parse_commands(text: str) -> list[dict[str, Any]]:
     return items
 
 
+@app.command()
+def status(as_json: JsonOption = False) -> None:
+    """Queues, in flight, retries, watchlist, dead letters, outbox and live workers, from Redis.
+
+    Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing status --json
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            data = ops.status()
+        finally:
+            ops.close()
+    if as_json:
+        emit_json(data)
+        return
+    from rich.table import Table
+
+    queues = Table(title="Queues")
+    for column in ("queue", "ready", "delayed", "dead"):
+        queues.add_column(column, justify="left" if column == "queue" else "right")
+    for name, depth in data["queues"].items():
+        queues.add_row(name, str(depth["ready"]), str(depth["delayed"]), str(depth["dead"]))
+    console.print(queues)
+    state = Table(title="Worker state", show_header=False)
+    state.add_column(justify="left")
+    state.add_column(justify="right")
+    for label, value in (
+        ("workers alive", data["workers_alive"]), ("commands in flight", data["in_flight"]),
+        ("retries scheduled", data["retry_scheduled"]), ("watched agreements", data["watchlist"]["agreements"]),
+        ("watched charges", data["watchlist"]["charges"]), ("dead letters", data["dead_letters"]),
+        ("outbox backlog", data["outbox"]["pending"]),
+        ("oldest unpublished event", f"{data['outbox']['oldest_age_seconds']} s")):
+        state.add_row(label, str(value))
+    console.print(state)
+
+
 def main() -> None:
-    app()
+    try:
+        app()
+    except KNOWN_ERRORS as exc:  # last resort: a known error is never a traceback
+        err_console.print(f"[red]error: {describe(exc)}[/red]")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""What every ``vipps-billing`` command shares: one-line errors, JSON output, Redis, confirmation."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import httpx
+import redis
+import typer
+from rich.console import Console
+
+from worker.embedded_redis import DEFAULT_URL, RedisUnavailable, _redact
+from worker.operations import OperationError, Operations
+from worker.producer import InvalidCommand
+from worker.settings import SettingsError, get_settings
+from worker.stack import StackError
+from worker.vipps import ConfigError, errors
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
+YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the worker's outcome.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an error we know; never a value from the environment."""
+    if isinstance(exc, redis.RedisError):
+        return f"cannot reach Redis at {_redact(redis_url())}: {exc}"
+    if isinstance(exc, errors.VippsError):
+        problem = exc.problem
+        context = f" (Vipps contextId {problem.context_id})" if problem and problem.context_id else ""
+        return f"Vipps said no to {exc.operation}: {exc}{context}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"HTTP request failed: {exc}"
+    return str(exc)
+
+
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (
+    OperationError, InvalidCommand, RedisUnavailable, redis.RedisError, ConfigError, SettingsError,
+    errors.VippsError, StackError, httpx.HTTPError)
+
+
+@contextlib.contextmanager
+def guard() -> Iterator[None]:
+    """Known errors become one line on stderr and exit code 1; Ctrl-C exits 130."""
+    try:
+        yield
+    except KNOWN_ERRORS as exc:
+        raise fail(describe(exc)) from None
+    except KeyboardInterrupt:
+        raise fail("interrupted", 130) from None
+
+
+def redis_url() -> str:
+    return os.environ.get("REDIS_URL") or DEFAULT_URL
+
+
+def open_ops() -> Operations:
+    """The Redis the worker uses (``REDIS_URL``, default localhost:6379/0); support commands never embed one."""
+    try:
+        return Operations(redis_url(), get_settings())
+    except OperationError as exc:
+        raise OperationError(f"{exc} (at {_redact(redis_url())}; set REDIS_URL)") from None
+
+
+def emit_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def confirm(question: str, yes: bool) -> None:
+    if yes:
+        return
+    if not typer.confirm(question, default=False):
+        raise fail("not confirmed; nothing was sent", 1)
+
+
+def money(minor: int | None, currency: str = "NOK") -> str:
+    if minor is None:
+        return "-"
+    sign = "-" if minor < 0 else ""
+    minor = abs(minor)
+    return f"{sign}{minor // 100}.{minor % 100:02d} {currency}"
+
+
+_DURATION = re.compile(r"(\d+)([smhdw])")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str | None) -> int | None:
+    """``2h``, ``1d12h`` (that long ago) or an ISO-8601 date-time -> epoch milliseconds."""
+    if not text:
+        return None
+    parts = _DURATION.findall(text.strip().lower())
+    if parts and "".join(n + u for n, u in parts) == text.strip().lower():
+        seconds = sum(int(n) * _UNIT[u] for n, u in parts)
+        return int((dt.datetime.now(dt.UTC).timestamp() - seconds) * 1000)
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(f"not a duration or date-time: {text!r} (e.g. 2h, 1d, 2030-01-31T12:00:00Z)") \
+            from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,224 @@
+"""``vipps-billing dlq``: list, show, replay and purge dead letters."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from worker.clikit import (
+    JsonOption,
+    YesOption,
+    confirm,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    guard,
+    open_ops,
+    parse_since,
+    when,
+)
+from worker.deadletters import DeadLetter
+from worker.operations import Operations
+from worker.replay import Decision, decide
+
+app = typer.Typer(no_args_is_help=True, help="Dead letters: commands the worker will not carry out by itself.\n\n"
+                  "Example: vipps-billing dlq replay --reason retries_exhausted --dry-run")
+
+ReasonOption = Annotated[str | None, typer.Option(help="Only this reason, e.g. vipps_problem, retries_exhausted.")]
+TypeOption = Annotated[str | None, typer.Option("--type", help="Only this command type, e.g. charge.capture.")]
+SinceOption = Annotated[str | None, typer.Option(help="Only newer than this: 2h, 1d, or an ISO date-time.")]
+LimitOption = Annotated[int, typer.Option(help="At most this many.", min=1)]
+IdsArgument = Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (from `dlq list`).")]
+
+
+def _select(ops: Operations, ids: list[str] | None, reason: str | None, ctype: str | None, since: str | None,
+            limit: int) -> list[DeadLetter]:
+    if ids:
+        letters = []
+        for letter_id in ids:
+            letter = ops.dead_letters.get(letter_id)
+            if letter is None:
+                raise fail(f"no dead letter {letter_id}")
+            letters.append(letter)
+        return letters
+    return ops.dead_letters.find(limit=limit, reason=reason, command_type=ctype, since_ms=parse_since(since))
+
+
+def _summary(letter: DeadLetter) -> dict[str, object]:
+    return {"id": letter.id, "at": when(letter.at_ms), "reason": letter.reason, "command_id": letter.command_id,
+            "type": letter.command_type, "detail": letter.detail, "replayed_as": letter.replayed_as}
+
+
+@app.command("list")
+def dlq_list(reason: ReasonOption = None, ctype: TypeOption = None, since: SinceOption = None,
+             limit: LimitOption = 50, as_json: JsonOption = False) -> None:
+    """List dead letters, newest first.
+
+    Example: vipps-billing dlq list --type charge.capture --since 1d
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            letters = _select(ops, None, reason, ctype, since, limit)
+            total = ops.dead_letters.count()
+        finally:
+            ops.close()
+    if as_json:
+        emit_json([_summary(x) for x in letters])
+        return
+    table = Table(title=f"Dead letters ({len(letters)} shown of {total})")
+    for column in ("id", "at", "reason", "command", "type", "detail", "replayed as"):
+        table.add_column(column, overflow="fold")
+    for x in letters:
+        table.add_row(x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
+                      ", ".join(x.replayed_as) or "-")
+    console.print(table)
+
+
+@app.command("show")
+def dlq_show(letter_id: Annotated[str, typer.Argument(help="Dead-letter id.")], as_json: JsonOption = False) -> None:
+    """Show one dead letter in full: the command, the problem, and any replays.
+
+    Example: vipps-billing dlq show 3f2a9c0d1e4b5a6978c0d1e2
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            letter = ops.dead_letters.get(letter_id)
+        finally:
+            ops.close()
+    if letter is None:
+        raise fail(f"no dead letter {letter_id}")
+    from dataclasses import asdict
+
+    data = asdict(letter)
+    if as_json:
+        emit_json(data)
+        return
+    table = Table(title=f"Dead letter {letter.id}", show_header=False)
+    for name in ("reason", "detail", "command_id", "command_type", "attempts", "queue", "actor"):
+        table.add_row(name, str(data[name]) if data[name] is not None else "-")
+    table.add_row("at", when(letter.at_ms))
+    table.add_row("replayed as", ", ".join(f"{cid} ({when(ms)})" for cid, ms in
+                                           zip(letter.replayed_as, letter.replayed_ms, strict=False)) or "-")
+    console.print(table)
+    if letter.problem:
+        console.print("problem:")
+        console.print_json(data=letter.problem)
+    console.print("payload:")
+    console.print_json(data=letter.payload)
+
+
+@app.command("replay")
+def dlq_replay(
+    ids: IdsArgument = None,
+    reason: ReasonOption = None,
+    ctype: TypeOption = None,
+    since: SinceOption = None,
+    limit: LimitOption = 100,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter (up to --limit) if no filter.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Check Vipps and show what would be replayed; send nothing.")] = False,
+    rate: Annotated[float, typer.Option(help="At most this many commands per second.", min=0.1)] = 5.0,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Replay dead commands that are still needed, each under a new id <command_id>.rN.
+
+    Vipps is asked first (is the charge still RESERVED, is money left to refund, does the charge
+    already exist, ...); only what is still needed is sent again.
+
+    Example: vipps-billing dlq replay --type charge.capture --since 1d --dry-run
+    """
+    if not ids and not (reason or ctype or since or all_letters):
+        raise fail("name dead-letter ids, or select with --reason/--type/--since, or pass --all")
+    with guard():
+        ops = open_ops()
+        try:
+            letters = _select(ops, ids, reason, ctype, since, limit)
+            decisions = _decide_all(ops, letters, as_json)
+            todo = [d for d in decisions if d.replay]
+            if todo and not dry_run:
+                confirm(f"Replay {len(todo)} of {len(decisions)} dead letter(s)?", yes)
+                _send_all(ops, todo, rate, as_json)
+        finally:
+            ops.close()
+    if as_json:
+        emit_json({"dry_run": dry_run, "decisions": [d.as_dict() for d in decisions]})
+        return
+    table = Table(title=("Would replay" if dry_run else "Replay") + f": {len(todo)} of {len(decisions)}")
+    for column in ("dead letter", "command", "type", "replay", "why", "new command id"):
+        table.add_column(column, overflow="fold")
+    for d in decisions:
+        table.add_row(d.letter.id, d.letter.command_id or "-", d.letter.command_type or "-",
+                      "[green]yes[/green]" if d.replay else "no", d.why, d.new_command_id or "-")
+    console.print(table)
+
+
+def _progress(as_json: bool) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=err_console, disable=as_json, transient=True)
+
+
+def _decide_all(ops: Operations, letters: list[DeadLetter], as_json: bool) -> list[Decision]:
+    client = ops.vipps()
+    out = []
+    with _progress(as_json) as progress:
+        task = progress.add_task("checking Vipps", total=len(letters))
+        for letter in letters:
+            out.append(decide(letter, ops, client))
+            progress.advance(task)
+    return out
+
+
+def _send_all(ops: Operations, todo: list[Decision], rate: float, as_json: bool) -> None:
+    gap = 1.0 / rate
+    with _progress(as_json) as progress:
+        task = progress.add_task("replaying", total=len(todo))
+        for d in todo:
+            started = time.monotonic()
+            assert d.command is not None and d.new_command_id is not None
+            # Record first: should the send fail, a second replay still sees this one and holds back.
+            ops.dead_letters.mark_replayed(d.letter, d.new_command_id)
+            ops.send(d.command)
+            progress.advance(task)
+            time.sleep(max(0.0, gap - (time.monotonic() - started)))
+
+
+@app.command("purge")
+def dlq_purge(
+    ids: IdsArgument = None,
+    reason: ReasonOption = None,
+    ctype: TypeOption = None,
+    older_than: Annotated[str | None, typer.Option(help="Only older than this: 30d, 12h, or an ISO date-time.")]
+    = None,
+    all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter matching the filters.")] = False,
+    yes: YesOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete dead letters for good.
+
+    Example: vipps-billing dlq purge --reason invalid_command --older-than 7d --yes
+    """
+    if not ids and not (reason or ctype or older_than or all_letters):
+        raise fail("name dead-letter ids, or select with --reason/--type/--older-than, or pass --all")
+    with guard():
+        ops = open_ops()
+        try:
+            letters = _select(ops, ids, reason, ctype, None, 1_000_000)
+            cutoff = parse_since(older_than)
+            if cutoff is not None:
+                letters = [x for x in letters if x.at_ms < cutoff]
+            if letters:
+                confirm(f"Delete {len(letters)} dead letter(s) for good?", yes)
+            removed = ops.dead_letters.remove([x.id for x in letters])
+        finally:
+            ops.close()
+    if as_json:
+        emit_json({"removed": removed, "ids": [x.id for x in letters]})
+    else:
+        console.print(f"removed {removed} dead letter(s)")

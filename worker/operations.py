@@ -1,0 +1,187 @@
+"""Talking to a running worker from outside: send commands, wait for their outcome, read its state.
+
+The outcome of a command is read from the ledger (the record the worker writes atomically with
+the command's events), not from the events queue: a billing system may consume those events
+before we could see them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from worker.broker import redis_client
+from worker.deadletters import DeadLetterStore
+from worker.keys import Keys
+from worker.ledger import TERMINAL, Ledger
+from worker.producer import Producer, prepare
+from worker.settings import WorkerSettings
+from worker.vipps import VippsClient, VippsSettings, load_settings
+
+
+class OperationError(Exception):
+    """Something a user can act on; the message is one line."""
+
+
+class CommandFailed(OperationError):
+    def __init__(self, command_id: str, status: str, events: list[dict[str, Any]]) -> None:
+        problem = next((e.get("problem") for e in events if e.get("problem")), None) or {}
+        text = problem.get("detail") or problem.get("title") or problem.get("reason") or status
+        kind = f" [{problem['type']}]" if problem.get("type") else ""
+        context = f" (Vipps contextId {problem['context_id']})" if problem.get("context_id") else ""
+        super().__init__(f"command {command_id} {status.replace('_', ' ')}: {text}{kind}{context}")
+        self.command_id = command_id
+        self.status = status
+        self.events = events
+        self.problem = problem
+
+
+class NoOutcome(OperationError):
+    pass
+
+
+@dataclass
+class Outcome:
+    command_id: str
+    status: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def event(self, kind: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e.get("type") == kind), None)
+
+
+def new_command_id(kind: str = "support") -> str:
+    return f"{kind}-{uuid.uuid4()}"
+
+
+class Operations:
+    def __init__(self, redis_url: str, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.redis = redis_client(redis_url)
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            self.redis.close()
+            raise OperationError(f"cannot reach Redis: {type(exc).__name__}: {exc}") from None
+        self.keys = Keys(settings.key_prefix)
+        self.ledger = Ledger(self.redis, self.keys, heartbeats_key=self.heartbeats_key,
+                             heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
+                             retention_seconds=settings.ledger_retention_days * 86_400)
+        self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
+        self._producer: Producer | None = None
+        self._redis_url = redis_url
+        self._vipps: VippsClient | None = None
+
+    @property
+    def heartbeats_key(self) -> str:
+        return f"{self.settings.dramatiq_namespace}:__heartbeats__"
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer(self._redis_url, settings=self.settings)
+        return self._producer
+
+    def vipps(self, vipps_settings: VippsSettings | None = None) -> VippsClient:
+        """A direct client for reads; shares the worker's token cache and rate budgets in Redis."""
+        if self._vipps is None:
+            self._vipps = VippsClient(vipps_settings or load_settings(), redis=self.redis,
+                                      key_prefix=self.settings.key_prefix)
+        return self._vipps
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+        if self._vipps is not None:
+            self._vipps.close()
+        self.redis.close()
+
+    # -- commands ----------------------------------------------------------------------------------
+
+    def send(self, command: dict[str, Any]) -> str:
+        """Validate and enqueue; returns the command_id."""
+        wire = prepare(command)
+        self.producer.send(wire)
+        return str(wire["command_id"])
+
+    def outcome(self, command_id: str) -> Outcome | None:
+        record = self.ledger.get(command_id)
+        if record is None or record.get("status") not in TERMINAL:
+            return None
+        return Outcome(command_id, str(record["status"]), list(record.get("events") or []))
+
+    def wait(self, command_id: str, timeout: float, tick: Callable[[], None] | None = None) -> Outcome:
+        """The command's outcome once the worker recorded it; raises if it failed or none came in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.outcome(command_id)
+            if found is not None:
+                if found.status != "succeeded":
+                    raise CommandFailed(command_id, found.status, found.events)
+                return found
+            if time.monotonic() > deadline:
+                hint = "" if self.workers_alive() else " and no worker is running (see `vipps-billing status`)"
+                raise NoOutcome(f"command {command_id} is queued but had no outcome after {timeout:.0f} s{hint}")
+            if tick is not None:
+                tick()
+            time.sleep(0.1)
+
+    def run(self, command: dict[str, Any], timeout: float = 60.0, tick: Callable[[], None] | None = None) -> Outcome:
+        return self.wait(self.send(command), timeout, tick)
+
+    # -- state -------------------------------------------------------------------------------------
+
+    def workers_alive(self) -> int:
+        cutoff = time.time() * 1000 - self.settings.heartbeat_timeout_ms
+        return int(self.redis.zcount(self.heartbeats_key, cutoff, "+inf"))
+
+    def published_events(self) -> list[dict[str, Any]]:
+        """Events still on the events queue (not yet consumed by anyone); read, never taken."""
+        key = f"{self.settings.dramatiq_namespace}:{self.settings.events_queue}.msgs"
+        out = []
+        for raw in self.redis.hvals(key):
+            try:
+                message = json.loads(raw)
+                out.append(message["args"][0])
+            except (ValueError, KeyError, IndexError, TypeError):
+                continue
+        return out
+
+    def status(self) -> dict[str, Any]:
+        """Queue depths, in flight, retries, watchlist, dead letters, outbox and workers, from Redis."""
+        ns, s, k = self.settings.dramatiq_namespace, self.settings, self.keys
+        queues = (s.agreements_queue, s.charges_queue, s.events_queue)
+        now_ms = time.time() * 1000
+        pipe = self.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.llen(f"{ns}:{q}")
+            pipe.hlen(f"{ns}:{q}.DQ.msgs")
+            pipe.zcard(f"{ns}:{q}.XQ")
+        pipe.zcard(k.inflight)
+        pipe.zcard(k.retry)
+        pipe.zcard(k.watch)
+        pipe.zcard(k.watch_charges)
+        pipe.zcard(k.dead_letter_index)
+        pipe.zcard(k.outbox_born)
+        pipe.zrange(k.outbox_born, 0, 0, withscores=True)
+        pipe.zcount(self.heartbeats_key, now_ms - s.heartbeat_timeout_ms, "+inf")
+        values = pipe.execute()
+        depth = {q: {"ready": int(values[i * 3]), "delayed": int(values[i * 3 + 1]), "dead": int(values[i * 3 + 2])}
+                 for i, q in enumerate(queues)}
+        inflight, retry, watch_a, watch_c, dead, outbox, oldest, workers = values[len(queues) * 3:]
+        return {
+            "queues": depth,
+            "in_flight": int(inflight),
+            "retry_scheduled": int(retry),
+            "watchlist": {"agreements": int(watch_a), "charges": int(watch_c)},
+            "dead_letters": int(dead),
+            "outbox": {"pending": int(outbox),
+                       "oldest_age_seconds": round(max(0.0, (now_ms - oldest[0][1]) / 1000), 1) if oldest else 0.0},
+            "workers_alive": int(workers),
+        }

@@ -1,0 +1,115 @@
+"""Dead-letter replay: decide, from what Vipps says now, whether a dead command is still needed.
+
+A dead-lettered command's ``command_id`` is terminal in the ledger, so sending it again would only
+re-publish its failure. A replay sends the same command under a derived id (``<id>.r1``, ``.r2``
+...) recorded on the dead letter, and only after a fresh look at Vipps shows the effect is still
+missing: a capture while the charge is still RESERVED, a refund while money is left to refund, a
+cancel while the charge is open, a charge create when no such charge exists, an update or stop
+while the agreement is not STOPPED or EXPIRED. Reads are always safe to replay. Invalid commands
+and undecodable messages are never replayed: they would be rejected again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas import CommandAdapter
+from worker.deadletters import DeadLetter
+from worker.operations import Operations
+from worker.vipps import VippsClient, errors
+
+NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}
+READS = {"agreement.fetch", "agreement.list_charges", "charge.fetch"}
+OPEN_CHARGE = {"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED", "PROCESSING"}
+
+
+@dataclass
+class Decision:
+    letter: DeadLetter
+    replay: bool
+    why: str
+    new_command_id: str | None = None
+    command: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dead_letter": self.letter.id, "command_id": self.letter.command_id,
+                "command_type": self.letter.command_type, "replay": self.replay, "why": self.why,
+                "new_command_id": self.new_command_id}
+
+
+def replay_id(command_id: str, n: int) -> str:
+    """``<id>.r<n>``, shortened from the left of the original so it stays within 64 characters."""
+    suffix = f".r{n}"
+    return command_id[:64 - len(suffix)] + suffix
+
+
+def decide(letter: DeadLetter, ops: Operations, client: VippsClient) -> Decision:
+    if letter.reason in NEVER:
+        return Decision(letter, False, f"{letter.reason}: would be rejected again; fix it and enqueue anew")
+    payload = letter.payload
+    if not isinstance(payload, dict) or not letter.command_id:
+        return Decision(letter, False, "not a command; nothing to replay")
+    try:
+        command = CommandAdapter.validate_python(payload).model_dump(mode="json", exclude_none=True)
+    except ValidationError:
+        return Decision(letter, False, "the recorded command is not valid; fix it and enqueue anew")
+    if letter.replayed_as:
+        last = letter.replayed_as[-1]
+        record = ops.ledger.get(last) or {}
+        status = record.get("status", "queued")
+        # A replay that failed has its own dead letter: replay that one, never this one twice.
+        return Decision(letter, False, f"already replayed as {last} ({status})")
+    try:
+        replay, why = _still_needed(command, ops, client)
+    except errors.PermanentError as exc:
+        return Decision(letter, False, f"Vipps refused the check: {exc}")
+    except (errors.TransientError, errors.AuthError) as exc:
+        return Decision(letter, False, f"could not check Vipps now (try again later): {exc}")
+    new_id = replay_id(letter.command_id, len(letter.replayed_as) + 1) if replay else None
+    if new_id is not None:
+        command = command | {"command_id": new_id, "issued_at": dt.datetime.now(dt.UTC).isoformat()}
+    return Decision(letter, replay, why, new_id, command if replay else None)
+
+
+def _still_needed(command: dict[str, Any], ops: Operations, client: VippsClient) -> tuple[bool, str]:
+    kind = command["type"]
+    if kind in READS:
+        return True, "a read: always safe"
+    if kind == "agreement.create":
+        record = ops.ledger.get(command["command_id"]) or {}
+        if any(e.get("type") == "agreement.created" for e in record.get("events") or []):
+            return False, "the agreement was created"
+        return True, "no agreement was recorded (a draft left by the first attempt expires unaccepted)"
+    if kind in ("agreement.update", "agreement.force_accept"):
+        status = str(client.fetch_agreement(command["agreement_id"]).status)
+        if kind == "agreement.force_accept":
+            return (status == "PENDING"), f"agreement is {status}"
+        if status in ("STOPPED", "EXPIRED"):
+            return False, f"agreement is already {status}"
+        return True, f"agreement is {status}"
+    if kind == "charge.create":
+        for charge in client.list_charges(command["agreement_id"]):
+            same_order = command.get("order_id") and charge.id == command["order_id"]
+            same_external = command.get("external_id") and charge.externalId == command["external_id"]
+            same_shape = (charge.amount == command["amount"] and charge.description == command["description"]
+                          and charge.due is not None and str(charge.due)[:10] == command["due"])
+            if same_order or same_external or same_shape:
+                return False, f"charge {charge.id} already exists ({charge.status})"
+        return True, "no such charge on the agreement"
+    charge = client.fetch_charge(command["agreement_id"], command["charge_id"])
+    status, summary = str(charge.status), charge.summary
+    if kind == "charge.cancel":
+        return (status in OPEN_CHARGE), f"charge is {status}"
+    if kind == "charge.capture":
+        left = charge.amount - summary.captured - summary.cancelled
+        ok = status in ("RESERVED", "PARTIALLY_CAPTURED") and left >= command["amount"]
+        return ok, f"charge is {status}, {left} left to capture"
+    if kind == "charge.refund":
+        left = summary.captured - summary.refunded
+        ok = status in ("CHARGED", "PARTIALLY_REFUNDED") and left >= command["amount"]
+        return ok, f"charge is {status}, {left} left to refund"
+    return False, f"no replay rule for {kind}"

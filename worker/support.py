@@ -1,0 +1,250 @@
+"""Support commands: look up agreements and charges at Vipps, and change them through the queue.
+
+Lookups read Vipps directly (they change nothing). A stop, capture, refund or cancel is a command
+on the queue like any other: the worker carries it out exactly once and we wait for its outcome.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from schemas.commands import ChargeStatus
+from worker.clikit import (
+    JsonOption,
+    TimeoutOption,
+    YesOption,
+    confirm,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    guard,
+    money,
+    open_ops,
+)
+from worker.operations import Outcome, new_command_id
+from worker.vipps import models
+
+agreement_app = typer.Typer(no_args_is_help=True, help="Look up or stop an agreement.\n\n"
+                            "Example: vipps-billing agreement show agr_5kSeqz")
+charge_app = typer.Typer(no_args_is_help=True, help="List, show, capture, refund or cancel charges.\n\n"
+                         "Example: vipps-billing charge list agr_5kSeqz --status CHARGED")
+
+AgreementId = Annotated[str, typer.Argument(help="Vipps agreement id, e.g. agr_5kSeqz")]
+ChargeId = Annotated[str, typer.Argument(help="Vipps charge id, e.g. chr_WCVbcA")]
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    data: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
+    return data
+
+
+def _act(command: dict[str, Any], timeout: float, as_json: bool, done_event: str) -> None:
+    """Send a support command, wait for the worker's outcome, print it."""
+    ops = open_ops()
+    try:
+        command_id = ops.send({"command_id": new_command_id(), **command})
+        if as_json:
+            outcome = ops.wait(command_id, timeout)
+        else:
+            with err_console.status(f"{command['type']} sent as {command_id}; waiting for the worker"):
+                outcome = ops.wait(command_id, timeout)
+    finally:
+        ops.close()
+    _show_outcome(outcome, as_json, done_event)
+
+
+def _show_outcome(outcome: Outcome, as_json: bool, done_event: str) -> None:
+    if as_json:
+        emit_json({"command_id": outcome.command_id, "status": outcome.status, "events": outcome.events})
+        return
+    event = outcome.event(done_event) or {}
+    completion = event.get("completion")
+    note = " (Vipps accepted it and will carry it out shortly)" if completion == "accepted" else ""
+    console.print(f"[green]{done_event}[/green] {event.get('agreement_id') or ''} {event.get('charge_id') or ''}"
+                  f"{note}  command {outcome.command_id}")
+
+
+# -- agreements ----------------------------------------------------------------------------------
+
+
+@agreement_app.command("show")
+def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> None:
+    """Show an agreement as Vipps has it now.
+
+    Example: vipps-billing agreement show agr_5kSeqz --json
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            agreement = ops.vipps().fetch_agreement(agreement_id)
+        finally:
+            ops.close()
+    data = _dump(agreement)
+    if as_json:
+        emit_json(data)
+        return
+    table = Table(title=f"Agreement {agreement.id}", show_header=False)
+    pricing = agreement.pricing
+    amount = getattr(pricing, "amount", None) if pricing else None
+    interval = agreement.interval
+    for name, value in (
+        ("status", str(agreement.status)), ("product", agreement.productName),
+        ("price", money(amount) if amount is not None else "-"),
+        ("interval", f"every {interval.count} {interval.unit}" if interval else "-"),
+        ("created", data.get("created")), ("start", data.get("start")), ("stop", data.get("stop")),
+        ("external id", agreement.externalId), ("agreement page", agreement.merchantAgreementUrl)):
+        table.add_row(name, str(value) if value is not None else "-")
+    console.print(table)
+
+
+@agreement_app.command("stop")
+def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: TimeoutOption = 60.0,
+                   as_json: JsonOption = False) -> None:
+    """Stop an agreement (irreversible; RESERVED charges on it are cancelled by Vipps).
+
+    Example: vipps-billing agreement stop agr_5kSeqz --yes
+    """
+    confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
+    with guard():
+        _act({"type": "agreement.update", "agreement_id": agreement_id, "status": "STOPPED"}, timeout, as_json,
+             "agreement.updated")
+
+
+# -- charges -------------------------------------------------------------------------------------
+
+
+def _charge_row(charge: models.ChargeResponseV3) -> list[str]:
+    s = charge.summary
+    return [charge.id, str(charge.type), str(charge.status), money(charge.amount, str(charge.currency)),
+            str(charge.due)[:10] if charge.due else "-", money(s.captured), money(s.refunded)]
+
+
+@charge_app.command("list")
+def charge_list(
+    agreement_id: AgreementId,
+    status: Annotated[ChargeStatus | None, typer.Option(help="Only charges in this status.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List an agreement's charges (Vipps returns all statuses unless --status is given).
+
+    Example: vipps-billing charge list agr_5kSeqz --status CHARGED
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            charges = ops.vipps().list_charges(agreement_id,
+                                               status=models.ChargeStatus(status.value) if status else None)
+        finally:
+            ops.close()
+    if as_json:
+        emit_json([_dump(c) for c in charges])
+        return
+    table = Table(title=f"Charges of {agreement_id}" + (f" ({status.value})" if status else ""))
+    for column in ("charge", "type", "status", "amount", "due", "captured", "refunded"):
+        table.add_column(column, justify="right" if column in ("amount", "captured", "refunded") else "left")
+    for charge in charges:
+        table.add_row(*_charge_row(charge))
+    console.print(table if charges else "no charges")
+
+
+@charge_app.command("show")
+def charge_show(agreement_id: AgreementId, charge_id: ChargeId, as_json: JsonOption = False) -> None:
+    """Show a charge with its history.
+
+    Example: vipps-billing charge show agr_5kSeqz chr_WCVbcA
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            charge = ops.vipps().fetch_charge(agreement_id, charge_id)
+        finally:
+            ops.close()
+    if as_json:
+        emit_json(_dump(charge))
+        return
+    table = Table(title=f"Charge {charge.id} on {agreement_id}", show_header=False)
+    s = charge.summary
+    for name, value in (
+        ("status", str(charge.status)), ("type", str(charge.type)),
+        ("transaction", str(charge.transactionType) if charge.transactionType else None),
+        ("amount", money(charge.amount, str(charge.currency))), ("description", charge.description),
+        ("due", str(charge.due)[:10] if charge.due else None), ("retry days", charge.retryDays),
+        ("captured", money(s.captured)), ("refunded", money(s.refunded)), ("cancelled", money(s.cancelled)),
+        ("failure", str(charge.failureReason) if charge.failureReason else None),
+        ("transaction id", charge.transactionId)):
+        table.add_row(name, str(value) if value is not None else "-")
+    console.print(table)
+    history = Table(title="History")
+    for column in ("when", "event", "amount", "success", "idempotency key"):
+        history.add_column(column)
+    for item in charge.history:
+        history.add_row(str(item.occurred), str(getattr(item.event, "value", item.event)), money(item.amount),
+                        "yes" if item.success else "no", item.idempotencyKey or "-")
+    console.print(history)
+
+
+def _left(agreement_id: str, charge_id: str, kind: str) -> int:
+    """What is left to capture or refund, from Vipps now."""
+    ops = open_ops()
+    try:
+        charge = ops.vipps().fetch_charge(agreement_id, charge_id)
+    finally:
+        ops.close()
+    s = charge.summary
+    left = charge.amount - s.captured - s.cancelled if kind == "capture" else s.captured - s.refunded
+    if left < 100:
+        raise fail(f"charge {charge_id} is {charge.status} with {money(left)} left to {kind}")
+    return left
+
+
+AmountOption = Annotated[int | None, typer.Option(help="Amount in minor units (øre); default: all that is left.",
+                                                   min=100)]
+
+
+@charge_app.command("capture")
+def charge_capture(agreement_id: AgreementId, charge_id: ChargeId, amount: AmountOption = None,
+                   description: Annotated[str, typer.Option(help="Shown to the user.")] = "Captured",
+                   yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+    """Capture a RESERVED charge (all of it unless --amount).
+
+    Example: vipps-billing charge capture agr_5kSeqz chr_WCVbcA --amount 4000 --yes
+    """
+    with guard():
+        amount = amount or _left(agreement_id, charge_id, "capture")
+    confirm(f"Capture {money(amount)} of charge {charge_id}?", yes)
+    with guard():
+        _act({"type": "charge.capture", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
+              "description": description}, timeout, as_json, "charge.captured")
+
+
+@charge_app.command("refund")
+def charge_refund(agreement_id: AgreementId, charge_id: ChargeId, amount: AmountOption = None,
+                  description: Annotated[str, typer.Option(help="Shown to the user.")] = "Refund",
+                  yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+    """Refund a captured charge (all that is left unless --amount).
+
+    Example: vipps-billing charge refund agr_5kSeqz chr_WCVbcA --amount 19900 --yes
+    """
+    with guard():
+        amount = amount or _left(agreement_id, charge_id, "refund")
+    confirm(f"Refund {money(amount)} of charge {charge_id}?", yes)
+    with guard():
+        _act({"type": "charge.refund", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
+              "description": description}, timeout, as_json, "charge.refunded")
+
+
+@charge_app.command("cancel")
+def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, yes: YesOption = False,
+                  timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+    """Cancel a pending, due or reserved charge.
+
+    Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --yes
+    """
+    confirm(f"Cancel charge {charge_id}?", yes)
+    with guard():
+        _act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id}, timeout, as_json,
+             "charge.cancelled")
