@@ -80,15 +80,19 @@ def _stop_group(process: subprocess.Popen[bytes], grace: float) -> None:
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so every ``finally`` runs and children are stopped."""
+    """SIGTERM and SIGINT unwind like Ctrl-C, so every ``finally`` runs and children are stopped.
+
+    SIGINT is set explicitly too: a shell starts background jobs with SIGINT ignored.
+    """
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
