@@ -1,0 +1,267 @@
+"""Chaos: mixed commands through faults at Vipps, SIGKILLed workers and a Redis restart.
+
+The simulator answers 10 % of calls 5xx, 5 % 429 with Retry-After, holds 5 % of responses back after the
+effect was committed (the client times out) and drops 2 % of connections before processing. Two worker
+groups share an embedded Redis with AOF; worker groups are SIGKILLed three times and Redis is SIGKILLed and
+restarted once while commands are in flight. Then:
+
+- every command ends in exactly one terminal outcome event (distinct event_ids), of the expected kind;
+- the simulator recorded no effect twice;
+- no event was lost (every outcome published, the outbox drained, nothing left in flight);
+- dead letters exist only for commands whose error was permanent (invalid input, Vipps 4xx).
+
+CI size by default; larger by hand:
+
+    TEST_REDIS_DB=4 uv run pytest tests/chaos -s                       # 2,000 commands
+    CHAOS_COMMANDS=5000 TEST_REDIS_DB=4 uv run pytest tests/chaos -s   # the full size
+
+Redis runs with ``appendfsync always`` (set ``CHAOS_FSYNC=everysec`` to try the default): with ``everysec``
+a SIGKILL may drop the last second of writes Redis already acknowledged, which no client can detect.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import json
+import os
+import random
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from tests.stack import Events, Simulator, Worker, producer, wait_for
+from worker.embedded_redis import EmbeddedRedis, redis_server_binary
+
+COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
+FSYNC = os.environ.get("CHAOS_FSYNC", "always")
+SEED = int(os.environ.get("CHAOS_SEED", "20241124"))
+AGREEMENTS = 40
+CHARGES_PER_AGREEMENT = 5
+
+SUCCESS = {
+    "agreement.create": "agreement.created", "agreement.update": "agreement.updated",
+    "agreement.force_accept": "agreement.force_accepted", "agreement.fetch": "agreement.snapshot",
+    "agreement.list_charges": "agreement.charges", "charge.create": "charge.created",
+    "charge.fetch": "charge.snapshot", "charge.capture": "charge.captured", "charge.refund": "charge.refunded",
+    "charge.cancel": "charge.cancelled",
+}
+FAILURES = {"command.failed", "command.rejected", "command.dead_lettered"}
+TERMINAL = set(SUCCESS.values()) | FAILURES
+FAULTS = {"seed": SEED, "error_5xx_rate": 0.10, "error_429_rate": 0.05, "retry_after_seconds": 1,
+          "timeout_after_commit_rate": 0.05, "timeout_seconds": 3.0, "connection_drop_rate": 0.02}
+WORKER_ENV = {
+    "LOG_LEVEL": "WARNING", "VIPPS_READ_TIMEOUT": "1.5", "RETRY_MIN_BACKOFF_SECONDS": "0.5",
+    "RETRY_MAX_BACKOFF_SECONDS": "4", "LEASE_SECONDS": "20",
+    # Keep the watch poller quiet: this suite is about commands, and polls would only add load.
+    "AGREEMENT_POLL_START_SECONDS": "600", "AGREEMENT_POLL_SECONDS": "600", "CHARGE_POLL_SECONDS": "3600",
+}
+TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
+AGREEMENT = {"type": "agreement.create", "product_name": "Chaos", "pricing": {"amount": 49900},
+             "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
+             "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
+
+pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="needs a redis-server binary")
+
+
+def charge(agreement_id: str, n: int) -> dict[str, Any]:
+    return {"type": "charge.create", "agreement_id": agreement_id, "amount": 29900, "description": f"Run {n}",
+            "due": TOMORROW, "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"}
+
+
+class Terminal:
+    """Terminal outcome events per command_id, deduplicated on event_id, read from the events queue."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.events = Events(client)
+
+    def by_command(self) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = collections.defaultdict(dict)
+        for e in self.events.all():
+            if e.get("type") in TERMINAL and e.get("command_id"):
+                out[e["command_id"]][e["event_id"]] = e["type"]
+        return out
+
+
+def mix(rng: random.Random, n: int, agreements: list[str], charges: list[tuple[str, str]]) -> list[
+        tuple[dict[str, Any], str]]:
+    """n commands with their expected outcome: 'ok', 'failed' (Vipps 4xx) or 'rejected' (invalid input)."""
+    cancellable = list(charges)
+    rng.shuffle(cancellable)
+    out: list[tuple[dict[str, Any], str]] = []
+    for i in range(n):
+        cid = f"x-{i}"
+        agreement = rng.choice(agreements)
+        roll = rng.random()
+        if roll < 0.10:
+            out.append(({"command_id": cid, "type": "agreement.fetch", "agreement_id": agreement}, "ok"))
+        elif roll < 0.15:
+            out.append(({"command_id": cid, "type": "agreement.list_charges", "agreement_id": agreement}, "ok"))
+        elif roll < 0.23:
+            out.append(({"command_id": cid} | AGREEMENT | {"product_name": f"Chaos {i}"}, "ok"))
+        elif roll < 0.26:
+            out.append(({"command_id": cid, "type": "agreement.update", "agreement_id": agreement,
+                         "product_name": f"Renamed {i}"}, "ok"))
+        elif roll < 0.31:
+            a, c = rng.choice(charges)
+            out.append(({"command_id": cid, "type": "charge.fetch", "agreement_id": a, "charge_id": c}, "ok"))
+        elif roll < 0.35 and cancellable:
+            a, c = cancellable.pop()
+            out.append(({"command_id": cid, "type": "charge.cancel", "agreement_id": a, "charge_id": c}, "ok"))
+        elif roll < 0.38:  # Vipps answers 404: permanent
+            out.append(({"command_id": cid} | charge(f"agr-missing-{i}", i), "failed"))
+        elif roll < 0.40:
+            out.append(({"command_id": cid, "type": "charge.cancel", "agreement_id": agreement,
+                         "charge_id": f"chr-missing-{i}"}, "failed"))
+        elif roll < 0.43:  # invalid input: rejected before Vipps
+            out.append(({"command_id": cid} | charge(agreement, i) | {"amount": -5}, "rejected"))
+        else:
+            out.append(({"command_id": cid} | charge(agreement, i), "ok"))
+    return out
+
+
+@pytest.fixture
+def chaos_redis() -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(appendonly=True).start()
+    redis.Redis.from_url(server.url).config_set("appendfsync", FSYNC)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_chaos(chaos_redis: EmbeddedRedis) -> None:
+    rng = random.Random(SEED)
+    url = chaos_redis.url
+    client = redis.Redis.from_url(url, socket_timeout=10)
+    simulator = Simulator()
+    workers = [Worker(url, simulator.url, threads=8, env=WORKER_ENV) for _ in range(2)]
+    terminal = Terminal(client)
+    started = time.monotonic()
+    try:
+        # Setup, faults off: active agreements with open charges to fetch and cancel.
+        p = producer(url)
+        for i in range(AGREEMENTS):
+            p.send({"command_id": f"s-agr-{i}"} | AGREEMENT)
+        agreements = [terminal.events.wait(60, command_id=f"s-agr-{i}", type="agreement.created")["agreement_id"]
+                      for i in range(AGREEMENTS)]
+        for i, a in enumerate(agreements):
+            p.send({"command_id": f"s-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
+                    "phone_number": "4791234567"})
+        wait_for(lambda: all(terminal.events.of(command_id=f"s-acc-{i}", type="agreement.force_accepted")
+                             for i in range(AGREEMENTS)), 60, what="agreements accepted")
+        for i, a in enumerate(agreements):
+            for j in range(CHARGES_PER_AGREEMENT):
+                p.send({"command_id": f"s-chg-{i}-{j}"} | charge(a, j))
+        wait_for(lambda: len([c for c in terminal.by_command() if c.startswith("s-chg-")])
+                 == AGREEMENTS * CHARGES_PER_AGREEMENT, 120, what="setup charges")
+        charges = [(e["agreement_id"], e["charge_id"]) for e in terminal.events.of(type="charge.created")]
+        setup_ids = set(terminal.by_command())
+        setup_s = time.monotonic() - started
+
+        simulator.faults(**FAULTS)
+        commands = mix(rng, COMMANDS, agreements, charges)
+        enqueue_start = time.monotonic()
+        for command, expected in commands:
+            if expected == "rejected":
+                p.send_raw(command)
+            else:
+                p.send(command)
+        p.close()
+        chaos_start = time.monotonic()
+        expected_by_id = {c["command_id"]: e for c, e in commands}
+
+        def done() -> int:
+            return sum(1 for c in terminal.by_command() if c in expected_by_id)
+
+        # The disasters, spread over the run by progress.
+        disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", None), (0.70, "kill", 0)]
+        log: list[str] = []
+        deadline = time.monotonic() + 600
+        while disasters and time.monotonic() < deadline:
+            share = done() / COMMANDS
+            at, what, which = disasters[0]
+            if share >= at:
+                disasters.pop(0)
+                if what == "kill" and which is not None:
+                    inflight = client.zcard("vipps-billing:inflight")
+                    workers[which].kill()
+                    log.append(f"{time.monotonic() - chaos_start:6.1f}s at {share:.0%}: SIGKILL worker group "
+                               f"{which} ({inflight} commands in flight)")
+                    time.sleep(1.0)
+                    workers[which].restart()
+                else:
+                    chaos_redis.kill()
+                    log.append(f"{time.monotonic() - chaos_start:6.1f}s at {share:.0%}: SIGKILL Redis, restart")
+                    time.sleep(0.5)
+                    chaos_redis.start()
+                    redis.Redis.from_url(url).config_set("appendfsync", FSYNC)
+            time.sleep(0.2)
+        assert not disasters, "the run ended before every disaster happened"
+
+        progress: list[tuple[float, int]] = []
+
+        def all_done() -> bool:
+            progress.append((time.monotonic() - chaos_start, done()))
+            return progress[-1][1] == COMMANDS
+
+        wait_for(all_done, 600, interval=1.0, what="every command's outcome")
+        elapsed = time.monotonic() - chaos_start
+        # Let anything still settling finish: outbox drained, nothing in flight or waiting to retry.
+        wait_for(lambda: client.zcard("vipps-billing:outbox:pending") == 0 and client.zcard(
+            "vipps-billing:inflight") == 0 and client.zcard("vipps-billing:retry") == 0, 60, what="quiet")
+        time.sleep(2.0)
+
+        outcomes = terminal.by_command()
+        problems = []
+        counts: collections.Counter[str] = collections.Counter()
+        for command, expected in commands + [({"command_id": c, "type": "-"}, "setup") for c in setup_ids]:
+            cid = command["command_id"]
+            kinds = list(outcomes.get(cid, {}).values())
+            if len(kinds) != 1:
+                problems.append(f"{cid}: {len(kinds)} terminal events {kinds}")
+                continue
+            kind = kinds[0]
+            counts[kind] += 1
+            want: set[str | None] = {"ok": {SUCCESS.get(command["type"])}, "failed": {"command.failed"},
+                                     "rejected": {"command.rejected"}, "setup": set(SUCCESS.values())}[expected]
+            if kind not in want:
+                problems.append(f"{cid}: {kind}, expected {want}")
+
+        duplicates = simulator.effects(duplicates="true")
+        effects = simulator.effects()
+        letters = [json.loads(v) for v in client.hvals("vipps-billing:dlq")]
+        letter_reasons = collections.Counter(letter["reason"] for letter in letters)
+        bad_letters = [letter for letter in letters
+                       if letter["reason"] not in ("vipps_problem", "invalid_command")
+                       or expected_by_id.get(letter["command_id"]) not in ("failed", "rejected")]
+        permanent = {cid for cid, e in expected_by_id.items() if e != "ok"}
+        lettered = {letter["command_id"] for letter in letters}
+        stats = simulator.admin.get("/stats").raise_for_status().json()
+
+        print(f"\nchaos: {COMMANDS} commands (+{len(setup_ids)} setup in {setup_s:.1f}s), enqueued in "
+              f"{chaos_start - enqueue_start:.1f}s, all terminal after {elapsed:.1f}s; Redis appendfsync {FSYNC}")
+        print("  " + "\n  ".join(log))
+        print(f"  terminal outcomes: {dict(sorted(counts.items()))}")
+        print(f"  simulator: {stats['total']} requests, faults {stats['faults_injected']}, "
+              f"{stats['idempotent_replays']} idempotent replays, {len(effects)} effects, "
+              f"{len(duplicates)} effects twice")
+        print(f"  dead letters: {dict(letter_reasons)}; commands with a permanent error: {len(permanent)}")
+        print(f"  problems: {len(problems)} {problems[:10]}")
+        print("  progress after the disasters (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
+
+        assert not problems, problems[:20]
+        assert duplicates == [], duplicates[:5]
+        assert not bad_letters, bad_letters[:5]
+        assert lettered == permanent, (sorted(permanent - lettered)[:10], sorted(lettered - permanent)[:10])
+        assert sum(stats["faults_injected"].values()) > 0
+    finally:
+        for w in workers:
+            w.stop()
+        simulator.stop()
+        client.close()
+        failed_output = [w.output()[-3000:] for w in workers]
+        print("\n".join(failed_output))
