@@ -17,6 +17,7 @@ from typing import Any
 import dramatiq
 from dramatiq import Broker, Middleware
 
+from schemas import EventType, event_id
 from worker import metrics
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.handlers import Context
@@ -128,8 +129,6 @@ class Runtime:
             actor=message.actor_name, payload=command if command is not None else args))
         if cid:
             problem = {"reason": reason, "detail": detail[:500]}
-            from schemas import EventType, event_id
-
             event = {"event_id": event_id(cid, EventType.COMMAND_DEAD_LETTERED.value), "command_id": cid,
                      "type": EventType.COMMAND_DEAD_LETTERED.value, "command_type": command.get("type") if command
                      else None, "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "problem": problem,
@@ -193,9 +192,6 @@ class RuntimeMiddleware(Middleware):
             return all(t.is_alive() for t in threads)
 
         runtime.start_loops(alive)
-
-    def before_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
-        pass
 
     def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         stop_runtime()
