@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import logging
 import os
 import re
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from worker.producer import InvalidCommand
 from worker.settings import SettingsError, get_settings
 from worker.stack import StackError
 from worker.vipps import ConfigError, errors
+
+# The client's own log lines would repeat what the one-line error says.
+logging.getLogger("worker").addHandler(logging.NullHandler())
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -40,9 +44,10 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, redis.RedisError):
         return f"cannot reach Redis at {_redact(redis_url())}: {exc}"
     if isinstance(exc, errors.VippsError):
-        problem = exc.problem
-        context = f" (Vipps contextId {problem.context_id})" if problem and problem.context_id else ""
-        return f"Vipps said no to {exc.operation}: {exc}{context}"
+        text = str(exc)
+        if exc.context_id and exc.context_id not in text:
+            text += f" (Vipps contextId {exc.context_id})"
+        return f"Vipps said no: {text}"
     if isinstance(exc, httpx.HTTPError):
         return f"HTTP request failed: {exc}"
     return str(exc)

@@ -121,6 +121,16 @@ def _run(ops: Operations, state: RunState, path: Path, clock: SimulatorClock | N
     return report
 
 
+def _worker_appears(ops: Operations, within: float) -> bool:
+    """A worker beats on its queues; one started a moment ago gets a few seconds."""
+    deadline = time.monotonic() + within
+    while ops.workers_alive() == 0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.25)
+    return True
+
+
 def default_state_file(env: str) -> Path:
     return Path.home() / ".vipps-billing" / f"checklist-{env}.json"
 
@@ -168,7 +178,7 @@ def checklist(
         ops = open_ops()
         clock = SimulatorClock(settings.url) if settings.env is VippsEnvironment.SIMULATOR else None
         try:
-            if ops.workers_alive() == 0:
+            if not _worker_appears(ops, 15.0):
                 raise fail("no worker is consuming the queues (start one with `vipps-billing worker`, "
                            "or try `vipps-billing demo`)")
             with _progress(as_json) as progress:

@@ -1,0 +1,158 @@
+"""Support and operator commands through the CLI, against real Redis, the simulator and a running worker.
+
+The go-live checklist (run through the CLI) makes the agreements and charges the support commands work on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from tests.e2e.clirun import cli, ok_json, one_line_error
+from tests.stack import Simulator, Worker
+from worker.cli import app
+
+
+@pytest.fixture(scope="module")
+def env(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    redis.Redis.from_url(redis_url).flushdb()
+    simulator = Simulator()
+    worker = Worker(redis_url, simulator.url)
+    variables = {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url}
+    state = tmp_path_factory.mktemp("checklist") / "state.json"
+    try:
+        report = ok_json(cli("checklist", "--state-file", str(state), "--json", env=variables))
+        yield {"vars": variables, "report": report, "state": state, "simulator": simulator}
+    finally:
+        worker.stop()
+        simulator.stop()
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+def ids(env: dict[str, Any]) -> tuple[str, str, str, str]:
+    r = env["report"]
+    return r["agreements"]["active"], r["agreements"]["stopped"], r["charges"]["charged"], r["charges"]["refunded"]
+
+
+def test_checklist_passes_against_a_running_worker(env: dict[str, Any]) -> None:
+    report = env["report"]
+    assert report["status"] == "passed" and report["env"] == "simulator"
+    assert [row["holds"] for row in report["results"]] == [True, True, True, True]
+    assert Path(report["state_file"]) == env["state"]
+
+
+def test_checklist_resume_verifies_the_recorded_run_again(env: dict[str, Any]) -> None:
+    again = ok_json(cli("checklist", "--resume", "--state-file", str(env["state"]), "--json", env=env["vars"]))
+    assert again["run_id"] == env["report"]["run_id"] and again["status"] == "passed"
+    assert again["charges"] == env["report"]["charges"]
+
+
+def test_checklist_refuses_to_overwrite_nothing_and_resume_needs_a_run(env: dict[str, Any], tmp_path: Path) -> None:
+    line = one_line_error(cli("checklist", "--resume", "--state-file", str(tmp_path / "none.json"), env=env["vars"]))
+    assert "no checklist run is recorded" in line
+
+
+def test_agreement_show(env: dict[str, Any]) -> None:
+    active, stopped, _, _ = ids(env)
+    assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))["status"] == "ACTIVE"
+    shown = cli("agreement", "show", stopped, env=env["vars"])
+    assert shown.returncode == 0 and "STOPPED" in shown.stdout and stopped in shown.stdout
+
+
+def test_charge_list_and_status_filter(env: dict[str, Any]) -> None:
+    active, _, charged, refunded = ids(env)
+    listed = {c["id"]: c["status"] for c in ok_json(cli("charge", "list", active, "--json", env=env["vars"]))}
+    assert listed[charged] == "CHARGED" and listed[refunded] == "REFUNDED"
+    only = ok_json(cli("charge", "list", active, "--status", "REFUNDED", "--json", env=env["vars"]))
+    assert [c["id"] for c in only] == [refunded]
+    table = cli("charge", "list", active, env=env["vars"])
+    assert table.returncode == 0 and charged in table.stdout and "199.00 NOK" in table.stdout
+
+
+def test_charge_show_has_history(env: dict[str, Any]) -> None:
+    active, _, _, refunded = ids(env)
+    charge = ok_json(cli("charge", "show", active, refunded, "--json", env=env["vars"]))
+    assert [h["event"] for h in charge["history"]][:1] == ["CREATE"]
+    assert "REFUND" in [h["event"] for h in charge["history"]]
+    table = cli("charge", "show", active, refunded, env=env["vars"])
+    assert table.returncode == 0 and "History" in table.stdout and "REFUND" in table.stdout
+
+
+def test_refund_goes_through_the_queue_and_waits_for_its_event(env: dict[str, Any]) -> None:
+    active, _, charged, _ = ids(env)
+    outcome = ok_json(cli("charge", "refund", active, charged, "--amount", "5000", "--yes", "--json",
+                          env=env["vars"]))
+    assert outcome["status"] == "succeeded" and outcome["command_id"].startswith("support-")
+    assert [e["type"] for e in outcome["events"]] == ["charge.refunded"]
+    after = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))
+    assert after["summary"]["refunded"] == 5000
+
+
+def test_refund_asks_first_and_sends_nothing_when_declined(env: dict[str, Any]) -> None:
+    active, _, charged, _ = ids(env)
+    before = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))["summary"]["refunded"]
+    declined = cli("charge", "refund", active, charged, "--amount", "1000", env=env["vars"], input="n\n")
+    assert declined.returncode == 1 and "not confirmed" in declined.stderr
+    after = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))["summary"]["refunded"]
+    assert after == before
+
+
+def test_a_refused_action_prints_the_vipps_problem(env: dict[str, Any]) -> None:
+    active, _, _, refunded = ids(env)
+    line = one_line_error(cli("charge", "capture", active, refunded, "--amount", "1000", "--yes", env=env["vars"]))
+    assert "failed" in line and "charge-capture-failed" in line
+
+
+def test_stop_an_agreement(env: dict[str, Any]) -> None:
+    report = ok_json(cli("checklist", "--restart", "--state-file", str(env["state"]) + ".2", "--json",
+                         env=env["vars"]))
+    active = report["agreements"]["active"]
+    outcome = ok_json(cli("agreement", "stop", active, "--yes", "--json", env=env["vars"]))
+    assert {e["type"] for e in outcome["events"]} == {"agreement.updated", "agreement.stopped"}
+    assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))["status"] == "STOPPED"
+
+
+def test_status_shows_queues_and_workers(env: dict[str, Any]) -> None:
+    data = ok_json(cli("status", "--json", env=env["vars"]))
+    assert data["workers_alive"] >= 1
+    assert set(data["queues"]) == {"vipps.agreements", "vipps.charges", "vipps.events"}
+    assert data["queues"]["vipps.events"]["ready"] > 0  # nobody consumes the events in this test
+    assert data["in_flight"] == 0
+    table = cli("status", env=env["vars"])
+    assert table.returncode == 0 and "workers alive" in table.stdout and "vipps.charges" in table.stdout
+
+
+@pytest.mark.parametrize("args", [("agreement", "show", "agr_doesnotexist"),
+                                  ("charge", "show", "agr_doesnotexist", "chr_nope"),
+                                  ("charge", "list", "agr_doesnotexist")])
+def test_unknown_ids_are_one_line(env: dict[str, Any], args: tuple[str, ...]) -> None:
+    assert "Vipps said no" in one_line_error(cli(*args, env=env["vars"]))
+
+
+def test_malformed_input_is_one_line(env: dict[str, Any], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"command_id": "x1", "type": "charge.fetch"}\n{not json\n')
+    assert "line 2: not valid JSON" in one_line_error(cli("enqueue", str(bad), env=env["vars"]))
+    bad.write_text('{"command_id": "x1", "type": "charge.fetch", "agreement_id": "agr_1"}\n')
+    assert "charge_id" in one_line_error(cli("enqueue", str(bad), env=env["vars"]))
+    assert "invalid command" in one_line_error(cli("agreement", "stop", "not an id", "--yes", env=env["vars"]))
+
+
+@pytest.mark.parametrize("args", [("status",), ("dlq", "list"), ("agreement", "stop", "agr_1", "--yes")])
+def test_unreachable_redis_is_one_line(args: tuple[str, ...]) -> None:
+    line = one_line_error(cli(*args, env={"REDIS_URL": "redis://127.0.0.1:1/0"}))
+    assert "Redis" in line
+
+
+@pytest.mark.parametrize("command", [
+    ("worker",), ("enqueue",), ("demo",), ("checklist",), ("status",), ("agreement", "show"), ("agreement", "stop"),
+    ("charge", "list"), ("charge", "show"), ("charge", "capture"), ("charge", "refund"), ("charge", "cancel"),
+    ("dlq", "list"), ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("simulator",)])
+def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0 and "Example" in result.output, result.output
