@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from worker import demo, dlq, support
+from worker import bench, demo, dlq, support
 from worker.clikit import KNOWN_ERRORS, JsonOption, console, describe, emit_json, err_console, fail, guard, open_ops
 from worker.simulator import cli as simulator_cli
 
@@ -25,6 +25,7 @@ app.add_typer(simulator_cli.app, name="simulator")
 app.add_typer(support.agreement_app, name="agreement")
 app.add_typer(support.charge_app, name="charge")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(bench.app, name="bench")
 demo.register(app)
 
 
