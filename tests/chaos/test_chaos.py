@@ -224,7 +224,8 @@ def test_chaos(chaos_redis: EmbeddedRedis) -> None:
             return progress[-1][1] == COMMANDS
 
         try:
-            wait_for(all_done, float(os.environ.get("CHAOS_WAIT_SECONDS", "600")), interval=1.0, what="every command's outcome")
+            wait_for(all_done, float(os.environ.get("CHAOS_WAIT_SECONDS", "600")), interval=1.0,
+                     what="every command's outcome")
         except AssertionError:
             print(diagnose(client, [c for c in expected_by_id if c not in terminal.by_command()]))
             print("  progress (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
