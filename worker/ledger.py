@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -181,8 +182,10 @@ def now_ms() -> int:
 
 class Ledger:
     def __init__(self, client: redis.Redis, keys: Keys, *, heartbeats_key: str, heartbeat_timeout_ms: int,
-                 retention_seconds: int) -> None:
+                 retention_seconds: int, encode: Callable[[dict[str, Any]], str]) -> None:
         self.redis = client
+        # How an event is stored in the outbox: as the message the relay will put on the events queue.
+        self.encode = encode
         self.keys = keys
         self.heartbeats_key = heartbeats_key
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
@@ -224,7 +227,7 @@ class Ledger:
             "status": status,
             "now": now_ms(),
             "retention": self.retention_seconds,
-            "events": [[e["event_id"], _compact(e)] for e in events],
+            "events": [[e["event_id"], self.encode(e)] for e in events],
             "events_json": _compact(events),
             "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch or []],
             "error": json.dumps(error) if error else "",
@@ -254,7 +257,7 @@ class Ledger:
         """Write events to the outbox and apply watch changes atomically."""
         if not events and not watch:
             return
-        spec = {"now": now_ms(), "events": [[e["event_id"], _compact(e)] for e in events],
+        spec = {"now": now_ms(), "events": [[e["event_id"], self.encode(e)] for e in events],
                 "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch]}
         keys = [self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch,
                 self.keys.watch_charges, self.keys.watch_state]
@@ -264,7 +267,7 @@ class Ledger:
         """Put recorded events back into the outbox (a redelivered, finished command)."""
         if not events:
             return 0
-        packed = json.dumps([[e["event_id"], _compact(e)] for e in events])
+        packed = json.dumps([[e["event_id"], self.encode(e)] for e in events])
         return int(self._replay(keys=[self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born],
                                 args=[now_ms(), packed]))
 
@@ -290,10 +293,14 @@ return items
 """
 
 
-def take_due(client: redis.Redis, zset: str, *, now: int, limit: int, push_ms: int) -> list[str]:
-    """Atomically take due members of a schedule (ZSET scored in ms), pushing them ``push_ms`` ahead."""
-    script = client.register_script(_TAKE_DUE)
-    return [_text(m) for m in script(keys=[zset], args=[now, limit, now + push_ms])]
+class Schedules:
+    """Take due members of a schedule (a ZSET scored in ms) atomically, pushing them on so others skip them."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._take = client.register_script(_TAKE_DUE)
+
+    def take_due(self, zset: str, *, now: int, limit: int, push_ms: int) -> list[str]:
+        return [_text(m) for m in self._take(keys=[zset], args=[now, limit, now + push_ms])]
 
 
 def _text(value: Any) -> str:

@@ -20,6 +20,7 @@ from worker.broker import redis_client
 from worker.deadletters import DeadLetterStore
 from worker.keys import Keys
 from worker.ledger import TERMINAL, Ledger
+from worker.outbox import encoder
 from worker.producer import Producer, prepare
 from worker.settings import WorkerSettings
 from worker.vipps import VippsClient, VippsSettings, load_settings
@@ -72,7 +73,8 @@ class Operations:
         self.keys = Keys(settings.key_prefix)
         self.ledger = Ledger(self.redis, self.keys, heartbeats_key=self.heartbeats_key,
                              heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
-                             retention_seconds=settings.ledger_retention_days * 86_400)
+                             retention_seconds=settings.ledger_retention_days * 86_400,
+                             encode=encoder(settings.events_queue, settings.events_actor))
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         self._producer: Producer | None = None
         self._redis_url = redis_url

@@ -1,73 +1,101 @@
 """The outbox relay: moves recorded events onto the events queue.
 
 Events are written to the outbox in the same Lua step as the command's outcome
-(see ``ledger``). The relay takes a batch under a short lease, enqueues each as a
-dramatiq message whose ``message_id`` is the ``event_id``, then deletes it. A
-crash between enqueue and delete publishes again later: delivery is at least
-once and consumers deduplicate on ``event_id``.
+(see ``ledger``), already encoded as the dramatiq messages they will become
+(``message_id`` = ``event_id``). Relaying is a second atomic step that moves due
+entries from the outbox onto the events queue exactly as dramatiq's own enqueue
+does (HSET the message, RPUSH its id). If relaying fails, the events stay in the
+outbox and the next pass (inline after a command, or the background loop)
+moves them. Consumers still deduplicate on ``event_id``: a finished command that
+is delivered again re-publishes its events.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
-from dramatiq import Broker, Message
 
 from worker.keys import Keys
-from worker.ledger import now_ms, take_due
+from worker.ledger import now_ms
 
-log = logging.getLogger("worker.outbox")
+_RELAY = """
+local pending, born, outbox, queue, messages = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local ids
+if ARGV[1] == 'due' then
+  ids = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+else
+  ids = {}
+  for i = 3, #ARGV do ids[#ids + 1] = ARGV[i] end
+end
+local types = {}
+for _, id in ipairs(ids) do
+  local message = redis.call('HGET', outbox, id)
+  local ok, decoded = pcall(cjson.decode, message or 'null')
+  if message and not (ok and type(decoded) == 'table' and decoded.options and decoded.options.redis_message_id) then
+    -- Not a message (should never happen): park it for a day rather than block the queue behind it.
+    redis.call('ZADD', pending, tonumber(ARGV[2] or 0) + 86400000, id)
+  else
+    if message then
+      redis.call('HSET', messages, decoded.options.redis_message_id, message)
+      redis.call('RPUSH', queue, decoded.options.redis_message_id)
+      types[#types + 1] = decoded.args[1].type
+      redis.call('HDEL', outbox, id)
+    end
+    redis.call('ZREM', pending, id)
+    redis.call('ZREM', born, id)
+  end
+end
+return types
+"""
 
-LEASE_MS = 30_000       # a relay that dies mid-batch leaves its events to others after this
-RETRY_MS = 500          # a relay whose publish failed hands its events back this soon
+
+def encoder(queue: str, actor: str) -> Callable[[dict[str, Any]], str]:
+    return functools.partial(event_message, queue=queue, actor=actor)
+
+
+def event_message(event: dict[str, Any], *, queue: str, actor: str) -> str:
+    """The dramatiq message (JSON, as dramatiq's JSONEncoder writes it) that carries an event."""
+    return json.dumps({
+        "queue_name": queue, "actor_name": actor, "args": [event], "kwargs": {},
+        "options": {"redis_message_id": str(uuid.uuid4())}, "message_id": event["event_id"],
+        "message_timestamp": int(time.time() * 1000),
+    }, separators=(",", ":"))
 
 
 class Relay:
-    def __init__(self, client: redis.Redis, keys: Keys, broker: Broker, *, queue: str, actor: str,
-                 on_published: Callable[[dict[str, Any]], None] | None = None) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, *, namespace: str, queue: str, actor: str,
+                 on_published: Callable[[str], None] | None = None) -> None:
         self.redis = client
         self.keys = keys
-        self.broker = broker
         self.queue = queue
         self.actor = actor
         self.on_published = on_published
+        self._queue_keys = [keys.outbox_pending, keys.outbox_born, keys.outbox, f"{namespace}:{queue}",
+                            f"{namespace}:{queue}.msgs"]
+        self._relay = client.register_script(_RELAY)
+        self.encode = encoder(queue, actor)
 
-    def relay(self, limit: int = 200) -> int:
-        """Publish what is due; returns how many were published."""
-        ids = take_due(self.redis, self.keys.outbox_pending, now=now_ms(), limit=limit, push_ms=LEASE_MS)
-        if not ids:
+    def relay(self, limit: int = 500) -> int:
+        """Publish every due event (up to ``limit``); returns how many were published."""
+        return self._published(self._relay(keys=self._queue_keys, args=["due", now_ms(), limit]))
+
+    def relay_events(self, event_ids: list[str]) -> int:
+        """Publish these events now (right after their command finished)."""
+        if not event_ids:
             return 0
-        payloads = self.redis.hmget(self.keys.outbox, ids)
-        done: list[str] = []
-        try:
-            for event_id, raw in zip(ids, payloads, strict=True):
-                if raw is not None:
-                    event = json.loads(raw)
-                    self.broker.enqueue(self.message(event))
-                    if self.on_published:
-                        self.on_published(event)
-                done.append(event_id)
-        finally:
-            published = set(done)
-            undone = [i for i in ids if i not in published]
-            if undone:
-                self.redis.zadd(self.keys.outbox_pending, dict.fromkeys(undone, now_ms() + RETRY_MS), xx=True)
-            if done:
-                pipe = self.redis.pipeline(transaction=True)
-                pipe.zrem(self.keys.outbox_pending, *done)
-                pipe.zrem(self.keys.outbox_born, *done)
-                pipe.hdel(self.keys.outbox, *done)
-                pipe.execute()
-        return len(done)
+        return self._published(self._relay(keys=self._queue_keys, args=["ids", now_ms(), *event_ids]))
 
-    def message(self, event: dict[str, Any]) -> Message[Any]:
-        return Message(queue_name=self.queue, actor_name=self.actor, args=(event,), kwargs={}, options={},
-                       message_id=event["event_id"], message_timestamp=int(time.time() * 1000))
+    def _published(self, types: list[Any]) -> int:
+        if self.on_published:
+            for kind in types:
+                self.on_published(kind.decode() if isinstance(kind, bytes) else str(kind))
+        return len(types)
 
     def backlog(self) -> tuple[int, float]:
         """(pending events, age in seconds of the oldest)."""

@@ -92,7 +92,7 @@ class Pipeline:
             self.ledger.replay_events(claim.events)
             metrics.replays.labels(cmd.type).inc()
             metrics.commands.labels(cmd.type, "duplicate").inc()
-            self._relay()
+            self._relay(claim.events)
             return "duplicate"
         if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
             # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
@@ -109,7 +109,7 @@ class Pipeline:
             self.ledger.release(cmd.command_id)
             raise
         self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
-        self._done(cmd, "succeeded")
+        self._done(cmd, "succeeded", outcome.events)
         return "succeeded"
 
     # -- outcomes --------------------------------------------------------------------------------
@@ -121,7 +121,7 @@ class Pipeline:
             self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
-        self._done(cmd, "failed")
+        self._done(cmd, "failed", [event])
         return "failed"
 
     def _transient(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int,
@@ -141,7 +141,7 @@ class Pipeline:
                                    attempts=used)
             if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
                 self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
-            self._done(cmd, "dead_lettered")
+            self._done(cmd, "dead_lettered", [event])
             return "dead_lettered"
         self.ledger.retry_later(cmd.command_id, at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
@@ -172,7 +172,7 @@ class Pipeline:
                                          problem=problem, payload=_bounded(raw)))
         metrics.commands.labels(ctype or "invalid", "rejected").inc()
         log.warning("command rejected", extra={"command_id": cid, "detail": detail})
-        self._relay()
+        self._relay([event])
         return "rejected"
 
     def _dead_letter(self, cmd: Any, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
@@ -182,16 +182,17 @@ class Pipeline:
             command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem, payload=command,
             queue=None, actor=actor_name(cmd.type)))
 
-    def _done(self, cmd: Any, outcome: str) -> None:
+    def _done(self, cmd: Any, outcome: str, events: list[dict[str, Any]]) -> None:
         metrics.commands.labels(cmd.type, outcome).inc()
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
         metrics.end_to_end.labels(cmd.type).observe(max(0.0, time.time() - issued.timestamp()))
-        self._relay()
+        self._relay(events)
 
-    def _relay(self) -> None:
+    def _relay(self, events: list[dict[str, Any]]) -> None:
+        """Publish a command's events at once; if that fails they wait in the outbox for the background relay."""
         try:
-            self.relay.relay()
-        except Exception:  # the background relay will publish it; the outcome is already safe
+            self.relay.relay_events([e["event_id"] for e in events])
+        except Exception:  # the outcome and its events are already safe in Redis
             log.exception("inline relay failed")
 
 

@@ -51,12 +51,13 @@ class Runtime:
         self.keys = Keys(settings.key_prefix)
         self.client = VippsClient(self.vipps_settings, redis=self.redis, observer=metrics.MetricsObserver(),
                                   key_prefix=settings.key_prefix)
+        self.relay = Relay(self.redis, self.keys, namespace=settings.dramatiq_namespace, queue=settings.events_queue,
+                           actor=settings.events_actor,
+                           on_published=lambda kind: metrics.events_published.labels(kind).inc())
         self.ledger = Ledger(self.redis, self.keys, heartbeats_key=f"{settings.dramatiq_namespace}:__heartbeats__",
                              heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
-                             retention_seconds=settings.ledger_retention_days * 86_400)
+                             retention_seconds=settings.ledger_retention_days * 86_400, encode=self.relay.encode)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
-        self.relay = Relay(self.redis, self.keys, broker, queue=settings.events_queue, actor=settings.events_actor,
-                           on_published=lambda e: metrics.events_published.labels(e["type"]).inc())
         charge_every = settings.charge_poll_seconds
         if charge_every is None and self.vipps_settings.env is VippsEnvironment.SIMULATOR:
             charge_every = 2.0
@@ -134,6 +135,7 @@ class Runtime:
                      else None, "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "problem": problem,
                      "msn": self.context.msn, "correlation_id": command.get("correlation_id") if command else None}
             self.ledger.observe([event], [])
+            self.relay.relay_events([event["event_id"]])
             metrics.commands.labels(str(command.get("type")) if command else "invalid", "dead_lettered").inc()
 
 

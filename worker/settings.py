@@ -44,7 +44,7 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = "0.0.0.0"
 
     # Background loops (relay, sweeper, watch poller) run in every worker process.
-    relay_interval_seconds: float = 0.5
+    relay_interval_seconds: float = 0.25
     sweep_interval_seconds: float = 2.0
     watch_interval_seconds: float = 0.5
     watch_batch: int = 50

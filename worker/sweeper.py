@@ -21,7 +21,7 @@ from dramatiq import Broker
 from worker.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.keys import Keys
-from worker.ledger import Ledger, now_ms, take_due
+from worker.ledger import Ledger, Schedules, now_ms
 from worker.producer import build_message
 from worker.settings import WorkerSettings
 
@@ -40,6 +40,7 @@ class Sweeper:
         self.broker = broker
         self.settings = settings
         self.heartbeats = f"{settings.dramatiq_namespace}:__heartbeats__"
+        self.schedules = Schedules(client)
         self._last_poison_scan = 0.0
         self._last_prune = 0.0
 
@@ -57,7 +58,7 @@ class Sweeper:
 
     def redrive(self, schedule: str) -> int:
         """Re-enqueue commands whose scheduled time (retry or lease expiry) has passed."""
-        due = take_due(self.redis, schedule, now=now_ms(), limit=500, push_ms=PUSH_MS)
+        due = self.schedules.take_due(schedule, now=now_ms(), limit=500, push_ms=PUSH_MS)
         for command_id in due:
             self._enqueue(command_id)
         return len(due)

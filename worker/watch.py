@@ -25,7 +25,7 @@ import redis
 from schemas import EventType, event_id
 from schemas import commands as c
 from worker.keys import Keys
-from worker.ledger import Ledger, WatchChange, now_ms, take_due
+from worker.ledger import Ledger, Schedules, WatchChange, now_ms
 from worker.vipps import VippsClient, errors
 
 log = logging.getLogger("worker.watch")
@@ -90,6 +90,7 @@ class Watcher:
         self.msn = msn
         self.policy = policy
         self.clock = clock
+        self.schedules = Schedules(redis_client)
 
     # -- what commands ask for -------------------------------------------------------------------
 
@@ -187,7 +188,7 @@ class Watcher:
     def poll_once(self, limit: int = 50) -> int:
         """Check every watched resource that is due; returns how many were checked."""
         members = [m for key in (self.keys.watch, self.keys.watch_charges)
-                   for m in take_due(self.redis, key, now=self._ms(), limit=limit, push_ms=LEASE_MS)]
+                   for m in self.schedules.take_due(key, now=self._ms(), limit=limit, push_ms=LEASE_MS)]
         for member in members:
             try:
                 self._check(member)

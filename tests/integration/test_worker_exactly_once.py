@@ -101,7 +101,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         sim.faults(error_429_rate=1.0, retry_after_seconds=2, operations=["ListChargesV3"])
         send(redis_url, "rate-limited", type="agreement.list_charges", agreement_id=agreement_id)
         wait_for(lambda: Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0,
-                                retention_seconds=1).get("rate-limited") is not None, what="first attempt")
+                                retention_seconds=1, encode=str).get("rate-limited") is not None, what="first attempt")
         sim.faults()
         events.wait(command_id="rate-limited", type="agreement.charges", timeout=30)
 
@@ -120,7 +120,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         assert reasons["always-503"] == "retries_exhausted"
         assert "rate-limited" not in reasons
         assert Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0,
-                      retention_seconds=1).get("too-soon")["status"] == "failed"  # type: ignore[index]
+                      retention_seconds=1, encode=str).get("too-soon")["status"] == "failed"  # type: ignore[index]
     finally:
         worker.stop()
         print(worker.output()[-15000:])

@@ -12,6 +12,7 @@ from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder
 from worker.idempotency import idempotency_key
 from worker.keys import Keys
 from worker.ledger import ClaimStatus, Ledger, fingerprint
+from worker.outbox import encoder
 from worker.pipeline import backoff
 from worker.watch import next_charge_check
 
@@ -63,7 +64,8 @@ def test_undecodable_bytes_become_a_dead_letter_message() -> None:
 
 
 def test_ledger_claims(redis_client: redis.Redis) -> None:
-    ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60)
+    ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60,
+                    encode=encoder("vipps.events", "vipps_event"))
     cmd = {"command_id": "c1", "type": "charge.fetch", "agreement_id": "a", "charge_id": "x", "issued_at": "now"}
     first = ledger.claim(cmd, owner="m1", broker_id="b1", lease_ms=10_000)
     assert first.status is ClaimStatus.CLAIMED and first.attempts == 1
