@@ -141,6 +141,17 @@ return #events
 """
 
 
+@dataclass(frozen=True)
+class FollowUp:
+    """A script to run right after another in the same round trip (see ``Ledger.finish``)."""
+
+    sha: str
+    keys: list[str]
+    args: list[str | int]
+    run: Callable[[], Any]            # the same, on its own (used when Redis had lost the script)
+    done: Callable[[Any], None]       # receives the result, or the exception it raised
+
+
 class ClaimStatus(StrEnum):
     CLAIMED = "claimed"      # ours: go ahead and call Vipps
     DONE = "done"            # finished before: re-publish its events, nothing else
@@ -215,9 +226,11 @@ class Ledger:
 
     def finish(self, command: dict[str, Any], *, status: str, events: list[dict[str, Any]],
                watch: list[WatchChange] | None = None, error: dict[str, Any] | None = None,
-               create: bool = False) -> bool:
+               create: bool = False, then: FollowUp | None = None) -> bool:
         """Record a terminal outcome with its events (outbox) and watch changes atomically.
 
+        ``then`` (the relay of these events) is sent in the same round trip as a separate script: it
+        runs after the outcome is recorded and, if it fails, leaves the events in the outbox.
         Returns False when the command had already finished (the first outcome stands).
         """
         assert status in TERMINAL
@@ -232,14 +245,33 @@ class Ledger:
             "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch or []],
             "error": json.dumps(error) if error else "",
             "create": create,
-            "fingerprint": fingerprint(command),
-            "payload": _compact(command),
             "type": str(command.get("type", "")),
         }
+        if create:  # only a command that was never claimed needs its record made here
+            spec |= {"fingerprint": fingerprint(command), "payload": _compact(command)}
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.keys.outbox,
                 self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_charges,
                 self.keys.watch_state]
-        return bool(self._finish(keys=keys, args=[_compact(spec)]))
+        args = [_compact(spec)]
+        if then is None:
+            return bool(self._finish(keys=keys, args=args))
+        return self._finish_then(keys, args, then)
+
+    def _finish_then(self, keys: list[str], args: list[str], then: FollowUp) -> bool:
+        # EVALSHA directly: a pipeline of Script objects would ask SCRIPT EXISTS on every call.
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.evalsha(self._finish.sha, len(keys), *keys, *args)
+        pipe.evalsha(then.sha, len(then.keys), *then.keys, *then.args)
+        finished, followed = pipe.execute(raise_on_error=False)
+        if isinstance(finished, redis.exceptions.NoScriptError):  # Redis lost its script cache: nothing ran
+            finished = self._finish(keys=keys, args=args)
+            followed = then.run()
+        elif isinstance(followed, redis.exceptions.NoScriptError):
+            followed = then.run()
+        if isinstance(finished, Exception):
+            raise finished
+        then.done(followed)
+        return bool(finished)
 
     def retry_later(self, command_id: str, *, at_ms: int, error: dict[str, Any], not_sent: bool = False) -> bool:
         keys = [self.keys.command(command_id), self.keys.inflight, self.keys.retry]

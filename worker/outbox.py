@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +23,9 @@ from typing import Any
 import redis
 
 from worker.keys import Keys
-from worker.ledger import now_ms
+from worker.ledger import FollowUp, now_ms
+
+log = logging.getLogger("worker.outbox")
 
 _RELAY = """
 local pending, born, outbox, queue, messages = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -90,6 +93,18 @@ class Relay:
         if not event_ids:
             return 0
         return self._published(self._relay(keys=self._queue_keys, args=["ids", now_ms(), *event_ids]))
+
+    def follow_up(self, event_ids: list[str]) -> FollowUp:
+        """Relaying these events as the step after their command's outcome (one round trip for both)."""
+        args: list[str | int] = ["ids", now_ms(), *event_ids]
+        return FollowUp(sha=self._relay.sha, keys=self._queue_keys, args=args,
+                        run=lambda: self._relay(keys=self._queue_keys, args=args), done=self._followed)
+
+    def _followed(self, result: Any) -> None:
+        if isinstance(result, Exception):
+            log.error("inline relay failed; the background relay will publish", extra={"error": repr(result)})
+        else:
+            self._published(result)
 
     def _published(self, types: list[Any]) -> int:
         if self.on_published:

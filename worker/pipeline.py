@@ -108,8 +108,9 @@ class Pipeline:
         except Exception:
             self.ledger.release(cmd.command_id)
             raise
-        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
-        self._done(cmd, "succeeded", outcome.events)
+        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch,
+                           then=self.relay.follow_up([e["event_id"] for e in outcome.events]))
+        self._done(cmd, "succeeded")
         return "succeeded"
 
     # -- outcomes --------------------------------------------------------------------------------
@@ -117,11 +118,12 @@ class Pipeline:
     def _failed(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = self.ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
-        if self.ledger.finish(command, status="failed", events=[event], error=problem):
+        if self.ledger.finish(command, status="failed", events=[event], error=problem,
+                              then=self.relay.follow_up([event["event_id"]])):
             self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
-        self._done(cmd, "failed", [event])
+        self._done(cmd, "failed")
         return "failed"
 
     def _transient(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int,
@@ -139,9 +141,10 @@ class Pipeline:
             problem["reason"] = "retries_exhausted"
             event = self.ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
-            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
+            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem,
+                                  then=self.relay.follow_up([event["event_id"]])):
                 self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
-            self._done(cmd, "dead_lettered", [event])
+            self._done(cmd, "dead_lettered")
             return "dead_lettered"
         self.ledger.retry_later(cmd.command_id, at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
@@ -182,11 +185,10 @@ class Pipeline:
             command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem, payload=command,
             queue=None, actor=actor_name(cmd.type)))
 
-    def _done(self, cmd: Any, outcome: str, events: list[dict[str, Any]]) -> None:
+    def _done(self, cmd: Any, outcome: str) -> None:
         metrics.commands.labels(cmd.type, outcome).inc()
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
         metrics.end_to_end.labels(cmd.type).observe(max(0.0, time.time() - issued.timestamp()))
-        self._relay(events)
 
     def _relay(self, events: list[dict[str, Any]]) -> None:
         """Publish a command's events at once; if that fails they wait in the outbox for the background relay."""

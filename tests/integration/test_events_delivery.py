@@ -14,9 +14,8 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import CurrentMessage
 
 from tests.integration.test_worker_lifecycle import AGREEMENT, send
-from tests.stack import Events, Simulator, Worker, free_port, wait_for
+from tests.stack import Events, Simulator, Worker, wait_for
 from worker.broker import make_broker
-from worker.outbox import Relay
 from worker.pipeline import Delivery
 from worker.runtime import Runtime
 from worker.settings import WorkerSettings
@@ -66,10 +65,10 @@ def test_events_survive_a_broken_relay(sim: Simulator, redis_url: str, redis_cli
     settings = WorkerSettings()
     broker = make_broker(settings, redis_url)
     runtime = Runtime(settings, broker, redis_url, load_settings(base_url=sim.url))
-    # The inline relay loses its Redis connection (here: a port nobody listens on) while commands finish.
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.2)
-    runtime.pipeline.relay = Relay(dead, runtime.keys, namespace=settings.dramatiq_namespace,
-                                   queue=settings.events_queue, actor=settings.events_actor)
+    # Break the relay: the events queue's message hash is taken by a value of the wrong type, so every
+    # publish fails (WRONGTYPE) while commands keep finishing.
+    queue_messages = f"{settings.dramatiq_namespace}:{settings.events_queue}.msgs"
+    redis_client.set(queue_messages, "blocked")
     events = Events(redis_client)
     try:
         due = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=5)).isoformat()
@@ -87,6 +86,10 @@ def test_events_survive_a_broken_relay(sim: Simulator, redis_url: str, redis_cli
             assert outcome in ("succeeded", "rejected", "failed")
         pending, _ = runtime.relay.backlog()
         assert pending == 3
+        with pytest.raises(redis.ResponseError):  # the background relay cannot publish either, yet
+            runtime.relay.relay()
+        assert runtime.relay.backlog()[0] == 3
+        redis_client.delete(queue_messages)  # the relay is mended
         assert events.all() == []
 
         # The background relay (every worker process runs one) publishes everything, even several at once.
