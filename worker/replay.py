@@ -19,11 +19,14 @@ from pydantic import ValidationError
 
 from schemas import CommandAdapter
 from worker.deadletters import DeadLetter
+from worker.idempotency import idempotency_key
 from worker.operations import Operations
 from worker.vipps import VippsClient, errors
 
 NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}
 READS = {"agreement.fetch", "agreement.list_charges", "charge.fetch"}
+OPERATIONS = {"charge.cancel": "CancelChargeV3", "charge.capture": "CaptureChargeV3",
+              "charge.refund": "RefundChargeV3"}
 OPEN_CHARGE = {"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED", "PROCESSING"}
 
 
@@ -102,6 +105,11 @@ def _still_needed(command: dict[str, Any], ops: Operations, client: VippsClient)
         return True, "no such charge on the agreement"
     charge = client.fetch_charge(command["agreement_id"], command["charge_id"])
     status, summary = str(charge.status), charge.summary
+    # Vipps writes the merchant's Idempotency-Key into the charge history: if the first attempt took
+    # effect (a timeout after Vipps had acted), a second capture or refund would move money twice.
+    original = idempotency_key(command.get("msn") or client.settings.msn or "", command["command_id"], OPERATIONS[kind])
+    if any(event.idempotencyKey == original and event.success is not False for event in charge.history or []):
+        return False, f"the first attempt took effect at Vipps (charge is {status})"
     if kind == "charge.cancel":
         return (status in OPEN_CHARGE), f"charge is {status}"
     if kind == "charge.capture":

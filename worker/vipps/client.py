@@ -114,6 +114,10 @@ class VippsClient:
 
     # --- lifecycle ----------------------------------------------------------------------------
 
+    @property
+    def settings(self) -> VippsSettings:
+        return self._settings
+
     def close(self) -> None:
         self._http.close()
 
