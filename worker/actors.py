@@ -7,11 +7,15 @@ higher priority, so a stop never waits behind a month's charge run.
 
 from __future__ import annotations
 
+import itertools
+import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
 import dramatiq
+import redis
 from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.prometheus import Prometheus
 
@@ -41,6 +45,27 @@ dramatiq.set_broker(broker)
 # Lower runs first: agreement operations before queued charges.
 PRIORITY = {"agreement": 0, "charge": 10}
 
+# While Redis is unreachable nothing can be recorded, and a failed message's retry could not be enqueued
+# either (dramatiq would log that, then ack the message: lost). So the message is held, unacked, and
+# carried out again from the start once Redis answers; every step is idempotent.
+REDIS_OUTAGE_LIMIT_SECONDS = 25 * 60
+log = logging.getLogger("worker.actors")
+
+
+def handle_holding_through_redis_outages(delivery: Delivery) -> None:
+    started = time.monotonic()
+    for attempt in itertools.count():
+        try:
+            get_runtime().pipeline.handle(delivery)
+            return
+        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+            if time.monotonic() - started > REDIS_OUTAGE_LIMIT_SECONDS:
+                raise
+            if attempt == 0:
+                log.warning("Redis unavailable: holding the command until it answers",
+                            extra={"message_id": delivery.message_id})
+            time.sleep(min(5.0, 0.1 * 2 ** attempt))
+
 
 def _make_actor(command_type: str) -> dramatiq.Actor[Any, Any]:
     name = actor_name(command_type)
@@ -49,13 +74,13 @@ def _make_actor(command_type: str) -> dramatiq.Actor[Any, Any]:
     def run(*args: Any, **kwargs: Any) -> None:
         message = CurrentMessage.get_current_message()
         assert message is not None
-        get_runtime().pipeline.handle(Delivery(args=args, kwargs=kwargs, actor=name, queue=queue,
-                                               message_id=message.message_id,
-                                               enqueued_ms=message.message_timestamp or None))
+        delivery = Delivery(args=args, kwargs=kwargs, actor=name, queue=queue, message_id=message.message_id,
+                            enqueued_ms=message.message_timestamp or None)
+        handle_holding_through_redis_outages(delivery)
 
     run.__name__ = name
     decorate = dramatiq.actor(actor_name=name, queue_name=queue, priority=PRIORITY[command_type.split(".")[0]],
-                              time_limit=int(settings.lease_seconds * 4 * 1000))
+                              time_limit=int((REDIS_OUTAGE_LIMIT_SECONDS + settings.lease_seconds * 4) * 1000))
     return decorate(run)
 
 
