@@ -22,6 +22,9 @@ from worker.settings import WorkerSettings
 
 EVENTS_QUEUE = "vipps.events"
 
+# Worker logs and metrics files of a test session, removed when it ends.
+SCRATCH = tempfile.TemporaryDirectory(prefix="vipps-billing-tests-")
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -84,11 +87,12 @@ class Worker:
     def __init__(self, redis_url: str, simulator_url: str, *, threads: int = 4, processes: int = 1,
                  env: dict[str, str] | None = None) -> None:
         self.metrics_port = free_port()
-        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False,  # noqa: SIM115
+                                               dir=SCRATCH.name)
         self.env = dict(os.environ) | {
             "REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator_url,
             "METRICS_PORT": str(self.metrics_port), "METRICS_HOST": "127.0.0.1",
-            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="worker-prom-"),
+            "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="prom-", dir=SCRATCH.name),
             "HEARTBEAT_TIMEOUT_MS": "3000", "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "10",
             "AGREEMENT_POLL_START_SECONDS": "0.5", "AGREEMENT_POLL_SECONDS": "0.5",
         } | (env or {})

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import signal
@@ -64,11 +65,23 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: flo
     raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+@functools.cache
+def scratch() -> str:
+    """Logs and metrics files of every process the bench starts; removed when the bench exits."""
+    directory = tempfile.TemporaryDirectory(prefix="vipps-billing-bench-")
+    _scratch_dirs.append(directory)
+    return directory.name
+
+
+_scratch_dirs: list[tempfile.TemporaryDirectory[str]] = []
+
+
 class Group:
     """A process group (simulator or worker) whose CPU time and memory can be read from /proc."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False)  # noqa: SIM115
+        self.log = tempfile.NamedTemporaryFile(prefix="bench-", suffix=".log", delete=False,  # noqa: SIM115
+                                               dir=scratch())
         self.process = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
 
@@ -145,7 +158,7 @@ def start_worker(kind: str, redis_url: str, sim_url: str, processes: int, thread
                  env: dict[str, str] | None = None) -> Group:
     base = dict(os.environ) | {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": sim_url,
                                "METRICS_PORT": str(_free_port()), "METRICS_HOST": "127.0.0.1",
-                               "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="bench-prom-"),
+                               "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="prom-", dir=scratch()),
                                "LOG_LEVEL": "WARNING", "CHARGE_POLL_SECONDS": "3600",
                                "dramatiq_queue_prefetch": str(threads * 2), "dramatiq_worker_timeout": "200"}
     if kind == "naive":

@@ -60,6 +60,7 @@ def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str]
     from worker.settings import get_settings
 
     settings = get_settings()
+    own_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = Path(os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="vipps-billing-prom-"))
     if metrics_dir.exists():
         shutil.rmtree(metrics_dir)  # stale files from a previous run would add up
@@ -80,7 +81,11 @@ def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str]
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, forward)
-    return child.wait()
+    try:
+        return child.wait()
+    finally:
+        if own_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 @app.command()

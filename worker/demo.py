@@ -75,7 +75,8 @@ def demo(
             and not as_json:
         err_console.print("Vipps credentials are set, but the demo always runs against the simulator; "
                           "`vipps-billing checklist` uses them.")
-    state_file = Path(tempfile.mkdtemp(prefix="vipps-billing-demo-state-")) / "checklist.json"
+    state_dir = tempfile.TemporaryDirectory(prefix="vipps-billing-demo-state-")
+    state_file = Path(state_dir.name) / "checklist.json"
     report: Report | None = None
     extra: dict[str, object] = {}
     with guard(), _progress(as_json) as progress:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,6 +158,7 @@ def local_stack(*, force_embedded: bool = False, threads: int = 8,
     settings = WorkerSettings(dramatiq_namespace=f"vb-demo-{run_id}", key_prefix=f"vb-demo-{run_id}")
     workdir = Path(tempfile.mkdtemp(prefix="vipps-billing-demo-"))
     with sigterm_as_interrupt(), contextlib.ExitStack() as cleanup:
+        cleanup.callback(shutil.rmtree, workdir, True)  # registered first, so it runs last
         step("starting Redis")
         url, origin = cleanup.enter_context(choose_redis(force_embedded))
         if origin != "embedded":
