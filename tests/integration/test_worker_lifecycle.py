@@ -111,3 +111,28 @@ def test_go_live_checklist_states_through_the_queues(stack: tuple[Simulator, Wor
 
     assert len(simulator.effects()) >= 10
     assert simulator.effects(duplicates="true") == []
+
+
+def test_failed_charge_and_initial_charge(stack: tuple[Simulator, Worker, Events], redis_url: str) -> None:
+    """Insufficient funds until retryDays run out: FAILED. An initial charge: processed at acceptance."""
+    simulator, _, events = stack
+    simulator.scripts(charge_amount_fails={"amount": 15100, "reason": "user_action_required"})
+    with_initial = {**AGREEMENT, "initial_charge": {"amount": 4900, "description": "Welcome box",
+                                                    "transaction_type": "RESERVE_CAPTURE"}}
+    send(redis_url, "init-create", **with_initial)
+    created = events.wait(command_id="init-create", type="agreement.created")
+    agreement_id, initial_id = created["agreement_id"], created["charge_id"]
+    assert initial_id
+    send(redis_url, "init-accept", type="agreement.force_accept", agreement_id=agreement_id,
+         phone_number="4791234567")
+    events.wait(type="agreement.activated", agreement_id=agreement_id)
+    reserved = wait_for(lambda: [e for e in events.of(type="charge.status_changed", charge_id=initial_id)
+                                 if e["transition"]["to"] == "RESERVED"], what="initial charge RESERVED")[0]
+    assert reserved["charge"]["type"] == "INITIAL"
+
+    failing = charge(redis_url, events, agreement_id, "c-no-funds", amount=15100, retry_days=1)
+    simulator.advance(3 * 86_400)  # the due date and every retry day pass
+    failed = wait_for(lambda: [e for e in events.of(type="charge.status_changed", charge_id=failing)
+                               if e["transition"]["to"] == "FAILED"], what="charge FAILED")[0]
+    assert failed["charge"]["failureReason"] == "user_action_required"
+    assert simulator.effects(duplicates="true") == []
