@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from typing import Any
 import httpx
 import redis
 
+from worker.embedded_redis import free_port
 from worker.producer import Producer
 from worker.settings import WorkerSettings
 
@@ -24,13 +24,6 @@ EVENTS_QUEUE = "vipps.events"
 
 # Worker logs and metrics files of a test session, removed when it ends.
 SCRATCH = tempfile.TemporaryDirectory(prefix="vipps-billing-tests-")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:

@@ -23,7 +23,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,8 @@ import httpx
 import redis
 import typer
 
+from worker.embedded_redis import free_port
+
 app = typer.Typer(add_completion=False, help="Benchmarks of the worker against the simulator.")
 
 SCENARIOS = ("simulator", "throughput", "latency", "timeliness", "recovery")
@@ -48,11 +49,6 @@ AGREEMENT = {"type": "agreement.create", "product_name": "Bench", "pricing": {"a
              "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
              "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
@@ -140,7 +136,7 @@ class Sampler:
 
 
 def start_simulator(*args: str) -> tuple[Group, str]:
-    port = _free_port()
+    port = free_port()
     group = Group([sys.executable, "-m", "worker.cli", "simulator", "--host", "127.0.0.1", "--port", str(port),
                    *args], dict(os.environ))
     url = f"http://127.0.0.1:{port}"
@@ -157,7 +153,7 @@ def start_simulator(*args: str) -> tuple[Group, str]:
 def start_worker(kind: str, redis_url: str, sim_url: str, processes: int, threads: int,
                  env: dict[str, str] | None = None) -> Group:
     base = dict(os.environ) | {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": sim_url,
-                               "METRICS_PORT": str(_free_port()), "METRICS_HOST": "127.0.0.1",
+                               "METRICS_PORT": str(free_port()), "METRICS_HOST": "127.0.0.1",
                                "PROMETHEUS_MULTIPROC_DIR": tempfile.mkdtemp(prefix="prom-", dir=scratch()),
                                "LOG_LEVEL": "WARNING", "CHARGE_POLL_SECONDS": "3600",
                                "dramatiq_queue_prefetch": str(threads * 2), "dramatiq_worker_timeout": "200"}

@@ -38,7 +38,8 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
@@ -61,7 +62,7 @@ class EmbeddedRedis:
     """A redis-server child process on a free loopback port."""
 
     def __init__(self, appendonly: bool = False, port: int | None = None, data_dir: str | None = None):
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.appendonly = appendonly
         self._own_dir = data_dir is None
         self.data_dir = data_dir or tempfile.mkdtemp(prefix="vipps-billing-redis-")

@@ -7,7 +7,6 @@ from Redis at scrape time.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterator
@@ -20,79 +19,47 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from worker.keys import Keys
+from worker.redis_state import read_state
 from worker.settings import WorkerSettings, get_settings
 
 HEALTH_STALE_SECONDS = 15.0
 
 
 class RedisStateCollector(Collector):
-    """Queue depths, outbox backlog, watchlist, dead letters and workers, read from Redis."""
+    """Queue depths, outbox backlog, watchlist, dead letters and workers, read from Redis at scrape time."""
 
     def __init__(self, client: redis.Redis, settings: WorkerSettings) -> None:
         self.redis = client
         self.settings = settings
-        self.keys = Keys(settings.key_prefix)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        ns = self.settings.dramatiq_namespace
-        queues = (self.settings.agreements_queue, self.settings.charges_queue, self.settings.events_queue)
-        now_ms = time.time() * 1000
-        pipe = self.redis.pipeline(transaction=False)
-        for q in queues:
-            pipe.llen(f"{ns}:{q}")
-            pipe.hlen(f"{ns}:{q}.DQ.msgs")
-            pipe.zcard(f"{ns}:{q}.XQ")
-            pipe.lindex(f"{ns}:{q}", 0)
-        pipe.zcard(self.keys.outbox_born)
-        pipe.zrange(self.keys.outbox_born, 0, 0, withscores=True)
-        pipe.zcard(self.keys.watch)
-        pipe.zcard(self.keys.watch_charges)
-        pipe.zcard(self.keys.dead_letter_index)
-        pipe.zcount(f"{ns}:__heartbeats__", now_ms - self.settings.heartbeat_timeout_ms, "+inf")
-        pipe.zcount(f"{ns}:__heartbeats__", "-inf", f"({now_ms - self.settings.heartbeat_timeout_ms}")
-        values = pipe.execute()
-
+        state = read_state(self.redis, self.settings)
         depth = GaugeMetricFamily("vipps_billing_queue_depth", "Messages in a queue by state.",
                                   labels=["queue", "state"])
         oldest = GaugeMetricFamily("vipps_billing_queue_oldest_age_seconds",
                                    "Age of the oldest ready message in a queue.", labels=["queue"])
-        for i, q in enumerate(queues):
-            ready, delayed, dead, head = values[i * 4:i * 4 + 4]
-            depth.add_metric([q, "ready"], ready)
-            depth.add_metric([q, "delayed"], delayed)
-            depth.add_metric([q, "dead"], dead)
-            oldest.add_metric([q], self._age(f"{ns}:{q}.msgs", head, now_ms))
+        for name, q in state.queues.items():
+            depth.add_metric([name, "ready"], q.ready)
+            depth.add_metric([name, "delayed"], q.delayed)
+            depth.add_metric([name, "dead"], q.dead)
+            oldest.add_metric([name], q.oldest_age_seconds)
         yield depth
         yield oldest
-        outbox_count, outbox_oldest, agreements, charges, dead_letters, live, stale = values[len(queues) * 4:]
         yield GaugeMetricFamily("vipps_billing_outbox_pending", "Events written but not yet published.",
-                                value=outbox_count)
-        age = (now_ms - outbox_oldest[0][1]) / 1000 if outbox_oldest else 0.0
+                                value=state.outbox_pending)
         yield GaugeMetricFamily("vipps_billing_outbox_oldest_age_seconds", "Age of the oldest unpublished event.",
-                                value=max(0.0, age))
+                                value=state.outbox_oldest_age_seconds)
         watch = GaugeMetricFamily("vipps_billing_watchlist_size", "Resources being polled until final.",
                                   labels=["kind"])
-        watch.add_metric(["agreement"], agreements)
-        watch.add_metric(["charge"], charges)
+        watch.add_metric(["agreement"], state.watch_agreements)
+        watch.add_metric(["charge"], state.watch_charges)
         yield watch
-        yield GaugeMetricFamily("vipps_billing_dead_letters", "Records in the dead-letter store.", value=dead_letters)
+        yield GaugeMetricFamily("vipps_billing_dead_letters", "Records in the dead-letter store.",
+                                value=state.dead_letters)
         workers = GaugeMetricFamily("vipps_billing_workers", "Worker processes by heartbeat.", labels=["state"])
-        workers.add_metric(["live"], live)
-        workers.add_metric(["stale"], stale)
+        workers.add_metric(["live"], state.workers_live)
+        workers.add_metric(["stale"], state.workers_stale)
         yield workers
-
-    def _age(self, hash_key: str, head: bytes | None, now_ms: float) -> float:
-        if head is None:
-            return 0.0
-        raw = self.redis.hget(hash_key, head)
-        if not isinstance(raw, bytes):
-            return 0.0
-        try:
-            stamp = float(json.loads(raw).get("message_timestamp") or now_ms)
-        except (ValueError, AttributeError):
-            return 0.0
-        return max(0.0, (now_ms - stamp) / 1000)
 
 
 def healthy(directory: Path | None) -> bool:

@@ -22,6 +22,7 @@ from worker.keys import Keys
 from worker.ledger import TERMINAL, Ledger
 from worker.outbox import encoder
 from worker.producer import Producer, prepare
+from worker.redis_state import read_state
 from worker.settings import WorkerSettings
 from worker.vipps import VippsClient, VippsSettings, load_settings
 
@@ -157,33 +158,15 @@ class Operations:
 
     def status(self) -> dict[str, Any]:
         """Queue depths, in flight, retries, watchlist, dead letters, outbox and workers, from Redis."""
-        ns, s, k = self.settings.dramatiq_namespace, self.settings, self.keys
-        queues = (s.agreements_queue, s.charges_queue, s.events_queue)
-        now_ms = time.time() * 1000
-        pipe = self.redis.pipeline(transaction=False)
-        for q in queues:
-            pipe.llen(f"{ns}:{q}")
-            pipe.hlen(f"{ns}:{q}.DQ.msgs")
-            pipe.zcard(f"{ns}:{q}.XQ")
-        pipe.zcard(k.inflight)
-        pipe.zcard(k.retry)
-        pipe.zcard(k.watch)
-        pipe.zcard(k.watch_charges)
-        pipe.zcard(k.dead_letter_index)
-        pipe.zcard(k.outbox_born)
-        pipe.zrange(k.outbox_born, 0, 0, withscores=True)
-        pipe.zcount(self.heartbeats_key, now_ms - s.heartbeat_timeout_ms, "+inf")
-        values = pipe.execute()
-        depth = {q: {"ready": int(values[i * 3]), "delayed": int(values[i * 3 + 1]), "dead": int(values[i * 3 + 2])}
-                 for i, q in enumerate(queues)}
-        inflight, retry, watch_a, watch_c, dead, outbox, oldest, workers = values[len(queues) * 3:]
+        state = read_state(self.redis, self.settings)
         return {
-            "queues": depth,
-            "in_flight": int(inflight),
-            "retry_scheduled": int(retry),
-            "watchlist": {"agreements": int(watch_a), "charges": int(watch_c)},
-            "dead_letters": int(dead),
-            "outbox": {"pending": int(outbox),
-                       "oldest_age_seconds": round(max(0.0, (now_ms - oldest[0][1]) / 1000), 1) if oldest else 0.0},
-            "workers_alive": int(workers),
+            "queues": {name: {"ready": q.ready, "delayed": q.delayed, "dead": q.dead}
+                       for name, q in state.queues.items()},
+            "in_flight": state.in_flight,
+            "retry_scheduled": state.retry_scheduled,
+            "watchlist": {"agreements": state.watch_agreements, "charges": state.watch_charges},
+            "dead_letters": state.dead_letters,
+            "outbox": {"pending": state.outbox_pending,
+                       "oldest_age_seconds": round(state.outbox_oldest_age_seconds, 1)},
+            "workers_alive": state.workers_live,
         }

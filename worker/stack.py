@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import redis
 
-from worker.embedded_redis import DEFAULT_URL, EmbeddedRedis, RedisUnavailable, _answers, _free_port, _redact
+from worker.embedded_redis import DEFAULT_URL, EmbeddedRedis, RedisUnavailable, _answers, _redact, free_port
 from worker.settings import WorkerSettings
 
 
@@ -165,7 +165,7 @@ def local_stack(*, force_embedded: bool = False, threads: int = 8,
             cleanup.callback(_forget_keys, url, [settings.dramatiq_namespace, settings.key_prefix])
 
         step("starting the Vipps simulator")
-        sim_port = _free_port()
+        sim_port = free_port()
         simulator_url = f"http://127.0.0.1:{sim_port}"
         sim_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIPPS_", "SIMULATOR_"))}
         with open(workdir / "simulator.log", "wb") as sim_log:
@@ -178,7 +178,7 @@ def local_stack(*, force_embedded: bool = False, threads: int = 8,
               lambda: simulator.poll() is None)
 
         step("starting the worker")
-        metrics_port = _free_port()
+        metrics_port = free_port()
         env = worker_env(dict(os.environ), redis_url=url, simulator_url=simulator_url, settings=settings,
                          metrics_port=metrics_port, metrics_dir=str(workdir / "metrics"))
         worker_log = workdir / "worker.log"
