@@ -39,8 +39,7 @@ class PoisonTolerantEncoder(JSONEncoder):
     def decode(self, data: bytes) -> Any:
         try:
             fields = super().decode(data)
-            if isinstance(fields, dict) and {"queue_name", "actor_name", "args", "kwargs", "options",
-                                             "message_id", "message_timestamp"} <= fields.keys():
+            if _well_formed(fields):
                 return fields
         except Exception:  # anything undecodable is handled below
             pass
@@ -63,7 +62,15 @@ def is_decodable(data: bytes) -> bool:
         fields = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return False
-    return isinstance(fields, dict) and "actor_name" in fields and "args" in fields
+    return _well_formed(fields)
+
+
+def _well_formed(fields: Any) -> bool:
+    """A dramatiq Redis message: every field, and the id it is stored and acknowledged under."""
+    return (isinstance(fields, dict)
+            and {"queue_name", "actor_name", "args", "kwargs", "options", "message_id",
+                 "message_timestamp"} <= fields.keys()
+            and isinstance(fields["options"], dict) and isinstance(fields["options"].get("redis_message_id"), str))
 
 
 dramatiq.set_encoder(PoisonTolerantEncoder())

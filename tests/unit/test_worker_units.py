@@ -53,9 +53,12 @@ def test_fingerprint_ignores_only_issued_at() -> None:
 
 def test_undecodable_bytes_become_a_dead_letter_message() -> None:
     encoder = PoisonTolerantEncoder()
-    good = {"queue_name": "q", "actor_name": "a", "args": [], "kwargs": {}, "options": {}, "message_id": "m",
-            "message_timestamp": 1}
+    good = {"queue_name": "q", "actor_name": "a", "args": [], "kwargs": {}, "options": {"redis_message_id": "r"},
+            "message_id": "m", "message_timestamp": 1}
     assert encoder.decode(json.dumps(good).encode()) == good
+    # Without the id it is stored under, dramatiq could never acknowledge it: a dead letter, not a stuck message.
+    unackable = {**good, "options": {}}
+    assert encoder.decode(json.dumps(unackable).encode())["actor_name"] == UNDECODABLE_ACTOR
     broken = b'{"options": {"redis_message_id": "0b5e6c0e-9c7f-4b43-8d3e-2f1a3c4d5e6f"}, \xff\xfe'
     message = encoder.decode(broken)
     assert message["actor_name"] == UNDECODABLE_ACTOR
