@@ -161,8 +161,8 @@ class Pipeline:
         ctype = raw.get("type") if isinstance(raw, dict) else None
         ctype = ctype if ctype in COMMAND_TYPES else None
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
-        problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command", "detail": detail,
-                   "errors": problems or []}
+        problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command",
+                                   "detail": detail, "errors": problems or []}
         event = {
             "event_id": event_id(cid or "", "command.rejected", digest),
             "type": EventType.COMMAND_REJECTED.value, "command_id": cid, "command_type": ctype,
@@ -170,12 +170,12 @@ class Pipeline:
             "occurred_at": self.ctx.now().isoformat(), "problem": problem,
         }
         self.ledger.observe([event], [])
+        self._relay([event])  # before the dead letter: whoever sees the letter can see the event
         self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
                                          detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
                                          problem=problem, payload=_bounded(raw)))
         metrics.commands.labels(ctype or "invalid", "rejected").inc()
         log.warning("command rejected", extra={"command_id": cid, "detail": detail})
-        self._relay([event])
         return "rejected"
 
     def _dead_letter(self, cmd: Any, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],

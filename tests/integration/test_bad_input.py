@@ -25,7 +25,7 @@ import redis
 from hypothesis import HealthCheck, assume, given, settings
 from pydantic import ValidationError
 
-from schemas import CommandAdapter
+from schemas import COMMAND_TYPES, CommandAdapter, actor_name
 from tests.stack import Events, Simulator, Worker, producer, wait_for
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.keys import Keys
@@ -179,13 +179,20 @@ def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator
     hand = hand_written()
     generated = [(f"hypothesis {i}", {"command_id": f"hyp-{i}"} | c) for i, c in enumerate(hypothesis_commands(
         EXAMPLES))]
-    bad = hand + generated
+    # A generated "type" that names no actor goes to an actor that does not exist: dramatiq dead-letters the
+    # message (reason unknown_actor) before any command validation; that is checked separately below.
+    actors = {actor_name(t) for t in COMMAND_TYPES}
+    unknown_actor = [(label, c) for label, c in generated
+                     if isinstance(c.get("type"), str) and actor_name(c["type"]) not in actors]
+    bad = hand + [(label, c) for label, c in generated if (label, c) not in unknown_actor]
     for label, command in bad:
         assert not is_valid(command), f"test case is valid: {label}"
 
     p = producer(redis_url)
     valid_ids: list[str] = []
     try:
+        for _, command in unknown_actor:
+            p.send_raw(command)
         for i, (_, command) in enumerate(bad):
             p.send_raw(command)
             if i % 10 == 0:  # valid work interleaved with the bad
@@ -224,7 +231,7 @@ def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator
         p.close()
         valid_ids.append(cid)
 
-    tried = len(bad) + len(odd) + len(broker_messages) + len(undecodable)
+    tried = len(bad) + len(unknown_actor) + len(odd) + len(broker_messages) + len(undecodable)
 
     # Every valid command succeeds.
     wait_for(lambda: all(events.of(command_id=c, type="agreement.created") for c in valid_ids), 120,
@@ -245,6 +252,19 @@ def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator
         return True
 
     wait_for(all_rejected, 120, what="every bad command rejected")
+
+    def unknown_actor_letters() -> dict[str, DeadLetter]:
+        return {d.command_id: d for d in dlq.find(limit=100_000, reason="unknown_actor") if d.command_id}
+
+    by_id = wait_for(lambda: (found := unknown_actor_letters()) and all(c["command_id"] in found
+                                                                       for _, c in unknown_actor) and found,
+                     60, what="a dead letter for every command sent to no actor") if unknown_actor else {}
+    for label, command in unknown_actor:
+        assert "ActorNotFound" in by_id[command["command_id"]].detail, label
+    own_ids = {c["command_id"] for _, c in bad if isinstance(c.get("command_id"), str)
+               and c["command_id"].startswith(("bad-", "hyp-")) and len(c["command_id"]) <= 64}
+    wait_for(lambda: own_ids <= {e["command_id"] for e in events.of(type="command.rejected")}, 30,
+             what="a command.rejected event for every bad command with an id")
     rejected = events.of(type="command.rejected")
     by_cid: dict[str, list[dict[str, Any]]] = {}
     for e in rejected:
