@@ -79,11 +79,7 @@ redis.call('HDEL', cmd, 'lease_until', 'next_attempt_ms')
 redis.call('EXPIRE', cmd, spec.retention)
 redis.call('ZREM', inflight, spec.command_id)
 redis.call('ZREM', retry, spec.command_id)
-for _, ev in ipairs(spec.events) do
-  redis.call('HSET', outbox, ev[1], ev[2])
-  redis.call('ZADD', pending, spec.now, ev[1])
-  redis.call('ZADD', born, 'NX', spec.now, ev[1])
-end
+__OUTBOX__
 __WATCH__
 return 1
 """
@@ -102,19 +98,22 @@ for _, w in ipairs(spec.watch) do
   end
 end
 """
-_FINISH = _FINISH.replace("__WATCH__", _WATCH_CHANGES)
+# Events into the outbox, each pending from now (spec.events = [[event_id, message], ...]).
+_OUTBOX_WRITES = """
+for _, ev in ipairs(spec.events) do
+  redis.call('HSET', outbox, ev[1], ev[2])
+  redis.call('ZADD', pending, spec.now, ev[1])
+  redis.call('ZADD', born, 'NX', spec.now, ev[1])
+end
+"""
+_FINISH = _FINISH.replace("__OUTBOX__", _OUTBOX_WRITES).replace("__WATCH__", _WATCH_CHANGES)
 
 # Events and watch changes of an observation (a poll, or a rejected delivery), all or nothing.
 _OBSERVE = """
 local outbox, pending, born, watch_agreements, watch_charges, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
 local spec = cjson.decode(ARGV[1])
-for _, ev in ipairs(spec.events) do
-  redis.call('HSET', outbox, ev[1], ev[2])
-  redis.call('ZADD', pending, spec.now, ev[1])
-  redis.call('ZADD', born, 'NX', spec.now, ev[1])
-end
-""" + _WATCH_CHANGES + "return 1"
+""" + _OUTBOX_WRITES + _WATCH_CHANGES + "return 1"
 
 _RETRY_LATER = """
 local cmd, inflight, retry = KEYS[1], KEYS[2], KEYS[3]
@@ -127,17 +126,6 @@ redis.call('HDEL', cmd, 'lease_until')
 redis.call('ZREM', inflight, cid)
 redis.call('ZADD', retry, next_ms, cid)
 return 1
-"""
-
-_REPLAY = """
-local outbox, pending, born, now = KEYS[1], KEYS[2], KEYS[3], tonumber(ARGV[1])
-local events = cjson.decode(ARGV[2])
-for _, ev in ipairs(events) do
-  redis.call('HSET', outbox, ev[1], ev[2])
-  redis.call('ZADD', pending, now, ev[1])
-  redis.call('ZADD', born, 'NX', now, ev[1])
-end
-return #events
 """
 
 
@@ -204,7 +192,6 @@ class Ledger:
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._retry_later = client.register_script(_RETRY_LATER)
-        self._replay = client.register_script(_REPLAY)
         self._observe = client.register_script(_OBSERVE)
 
     def claim(self, command: dict[str, Any], *, owner: str, broker_id: str, lease_ms: int) -> Claim:
@@ -295,13 +282,9 @@ class Ledger:
                 self.keys.watch_charges, self.keys.watch_state]
         self._observe(keys=keys, args=[_compact(spec)])
 
-    def replay_events(self, events: list[dict[str, Any]]) -> int:
+    def replay_events(self, events: list[dict[str, Any]]) -> None:
         """Put recorded events back into the outbox (a redelivered, finished command)."""
-        if not events:
-            return 0
-        packed = json.dumps([[e["event_id"], self.encode(e)] for e in events])
-        return int(self._replay(keys=[self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born],
-                                args=[now_ms(), packed]))
+        self.observe(events, [])
 
     def get(self, command_id: str) -> dict[str, Any] | None:
         raw = self.redis.hgetall(self.keys.command(command_id))
