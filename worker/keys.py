@@ -62,6 +62,3 @@ class Keys:
     @property
     def dead_letter_index(self) -> str:
         return f"{self.prefix}:dlq:index"
-
-    def lock(self, name: str) -> str:
-        return f"{self.prefix}:lock:{name}"

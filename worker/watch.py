@@ -25,7 +25,7 @@ import redis
 from schemas import EventType, event_id
 from schemas import commands as c
 from worker.keys import Keys
-from worker.ledger import Ledger, Schedules, WatchChange, now_ms
+from worker.ledger import Ledger, Schedules, WatchChange
 from worker.vipps import VippsClient, errors
 
 log = logging.getLogger("worker.watch")
@@ -260,5 +260,3 @@ class Watcher:
     def _ms(self) -> int:
         return int(self.clock() * 1000)
 
-
-__all__ = ["PollPolicy", "Watcher", "agreement_member", "charge_member", "next_charge_check", "now_ms"]
