@@ -1,8 +1,11 @@
 """The command ledger: who holds a command, what became of it, and its events.
 
 One Redis hash per command. Claiming, finishing and scheduling a retry are each a
-single Lua script, so a command's outcome and its outbox entries are written in
-one atomic step and a finished command is never carried out again.
+single Lua script, so a command's outcome and its events are written in one atomic
+step and a finished command is never carried out again. The events queue lives in
+the same Redis, so that step puts the events straight onto it; an event that cannot
+go there (a foreign value under the queue's key, say) is written to the outbox
+instead, in the same step, and the relay publishes it later.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 
 import redis
 
+from worker.eventqueue import EventQueue
 from worker.keys import Keys
 
 TERMINAL = ("succeeded", "failed", "rejected", "dead_lettered")
@@ -60,60 +64,81 @@ redis.call('ZREM', retry, cid)
 return {'claimed', attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms'))}
 """
 
-# Outcome, events into the outbox and watchlist changes: all or nothing.
+# Outcome, its events and watchlist changes: all or nothing. Values come as plain ARGV (no JSON to decode):
+# command_id, status, now, retention, events_json, error, type, create, fingerprint, payload, then the watch
+# changes and the events (see _WATCH_CHANGES and _PUBLISH).
 _FINISH = """
 local cmd, inflight, retry, outbox, pending, born = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-local watch_agreements, watch_charges, wstate = KEYS[7], KEYS[8], KEYS[9]
-local spec = cjson.decode(ARGV[1])
+local watch_agreements, watch_charges, wstate, queue, messages = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local cid, now = ARGV[1], ARGV[3]
 local status = redis.call('HGET', cmd, 'status')
 if status == 'succeeded' or status == 'failed' or status == 'rejected' or status == 'dead_lettered' then
-  return 0
+  return {0}
 end
-if spec.create and not status then
-  redis.call('HSET', cmd, 'fingerprint', spec.fingerprint, 'payload', spec.payload, 'type', spec.type,
-             'attempts', 0, 'first_attempt_ms', spec.now)
+if ARGV[8] == '1' and not status then
+  redis.call('HSET', cmd, 'fingerprint', ARGV[9], 'payload', ARGV[10], 'type', ARGV[7], 'attempts', 0,
+             'first_attempt_ms', now)
 end
-redis.call('HSET', cmd, 'status', spec.status, 'events', spec.events_json, 'finished_ms', spec.now,
-           'error', spec.error or '')
+redis.call('HSET', cmd, 'status', ARGV[2], 'events', ARGV[5], 'finished_ms', now, 'error', ARGV[6])
 redis.call('HDEL', cmd, 'lease_until', 'next_attempt_ms')
-redis.call('EXPIRE', cmd, spec.retention)
-redis.call('ZREM', inflight, spec.command_id)
-redis.call('ZREM', retry, spec.command_id)
-__OUTBOX__
+redis.call('EXPIRE', cmd, ARGV[4])
+redis.call('ZREM', inflight, cid)
+redis.call('ZREM', retry, cid)
+local at = 11
 __WATCH__
-return 1
+local published = {1}
+__PUBLISH__
+return published
 """
 
-# Watch changes: score >= 0 schedules a check; -1 forgets the resource; -2 stops polling but keeps what was seen.
+# Watch changes from ARGV[at]: their count, then (member, next check ms, state JSON) each. A next check >= 0
+# schedules a check; -1 forgets the resource; -2 stops polling but keeps what was seen.
 _WATCH_CHANGES = """
-for _, w in ipairs(spec.watch) do
+local changes = tonumber(ARGV[at])
+for i = at + 1, at + 3 * changes, 3 do
+  local member, score = ARGV[i], tonumber(ARGV[i + 1])
   local watch = watch_agreements
-  if string.sub(w[1], 1, 7) == 'charge:' then watch = watch_charges end
-  if w[2] < 0 then
-    redis.call('ZREM', watch, w[1])
-    if w[2] == -1 then redis.call('HDEL', wstate, w[1]) else redis.call('HSET', wstate, w[1], w[3]) end
+  if string.sub(member, 1, 7) == 'charge:' then watch = watch_charges end
+  if score < 0 then
+    redis.call('ZREM', watch, member)
+    if score == -1 then redis.call('HDEL', wstate, member) else redis.call('HSET', wstate, member, ARGV[i + 2]) end
   else
-    redis.call('ZADD', watch, w[2], w[1])
-    redis.call('HSET', wstate, w[1], w[3])
+    redis.call('ZADD', watch, score, member)
+    redis.call('HSET', wstate, member, ARGV[i + 2])
+  end
+end
+at = at + 1 + 3 * changes
+"""
+# Events from ARGV[at] to the end, (event_id, redis_message_id, message, type) each: onto the events queue as
+# dramatiq's enqueue puts them (HSET message, RPUSH id); one whose publish fails goes into the outbox, pending
+# from now. Last in its script, so a failure before it publishes nothing. Appends the published types.
+_PUBLISH = """
+for i = at, #ARGV, 4 do
+  local ok = redis.pcall('HSET', messages, ARGV[i + 1], ARGV[i + 2])
+  if type(ok) == 'number' then
+    ok = redis.pcall('RPUSH', queue, ARGV[i + 1])
+    if type(ok) ~= 'number' then redis.pcall('HDEL', messages, ARGV[i + 1]) end
+  end
+  if type(ok) == 'number' then
+    published[#published + 1] = ARGV[i + 3]
+  else
+    redis.call('HSET', outbox, ARGV[i], ARGV[i + 2])
+    redis.call('ZADD', pending, now, ARGV[i])
+    redis.call('ZADD', born, 'NX', now, ARGV[i])
   end
 end
 """
-# Events into the outbox, each pending from now (spec.events = [[event_id, message], ...]).
-_OUTBOX_WRITES = """
-for _, ev in ipairs(spec.events) do
-  redis.call('HSET', outbox, ev[1], ev[2])
-  redis.call('ZADD', pending, spec.now, ev[1])
-  redis.call('ZADD', born, 'NX', spec.now, ev[1])
-end
-"""
-_FINISH = _FINISH.replace("__OUTBOX__", _OUTBOX_WRITES).replace("__WATCH__", _WATCH_CHANGES)
+_FINISH = _FINISH.replace("__WATCH__", _WATCH_CHANGES).replace("__PUBLISH__", _PUBLISH)
 
 # Events and watch changes of an observation (a poll, or a rejected delivery), all or nothing.
+# ARGV: now, then the watch changes and the events.
 _OBSERVE = """
 local outbox, pending, born, watch_agreements, watch_charges, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
-local spec = cjson.decode(ARGV[1])
-""" + _OUTBOX_WRITES + _WATCH_CHANGES + "return 1"
+local queue, messages = KEYS[7], KEYS[8]
+local now, at = ARGV[1], 2
+local published = {}
+""" + _WATCH_CHANGES + _PUBLISH + "return published"
 
 _RETRY_LATER = """
 local cmd, inflight, retry = KEYS[1], KEYS[2], KEYS[3]
@@ -127,17 +152,6 @@ redis.call('ZREM', inflight, cid)
 redis.call('ZADD', retry, next_ms, cid)
 return 1
 """
-
-
-@dataclass(frozen=True)
-class FollowUp:
-    """A script to run right after another in the same round trip (see ``Ledger.finish``)."""
-
-    sha: str
-    keys: list[str]
-    args: list[str | int]
-    run: Callable[[], Any]            # the same, on its own (used when Redis had lost the script)
-    done: Callable[[Any], None]       # receives the result, or the exception it raised
 
 
 class ClaimStatus(StrEnum):
@@ -181,10 +195,11 @@ def now_ms() -> int:
 
 class Ledger:
     def __init__(self, client: redis.Redis, keys: Keys, *, heartbeats_key: str, heartbeat_timeout_ms: int,
-                 retention_seconds: int, encode: Callable[[dict[str, Any]], str]) -> None:
+                 retention_seconds: int, events: EventQueue,
+                 on_published: Callable[[list[str]], None] | None = None) -> None:
         self.redis = client
-        # How an event is stored in the outbox: as the message the relay will put on the events queue.
-        self.encode = encode
+        self.events = events
+        self.on_published = on_published  # receives the types of the events published
         self.keys = keys
         self.heartbeats_key = heartbeats_key
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
@@ -213,52 +228,23 @@ class Ledger:
 
     def finish(self, command: dict[str, Any], *, status: str, events: list[dict[str, Any]],
                watch: list[WatchChange] | None = None, error: dict[str, Any] | None = None,
-               create: bool = False, then: FollowUp | None = None) -> bool:
-        """Record a terminal outcome with its events (outbox) and watch changes atomically.
+               create: bool = False) -> bool:
+        """Record a terminal outcome, publish its events and apply its watch changes, atomically.
 
-        ``then`` (the relay of these events) is sent in the same round trip as a separate script: it
-        runs after the outcome is recorded and, if it fails, leaves the events in the outbox.
         Returns False when the command had already finished (the first outcome stands).
         """
         assert status in TERMINAL
         cid = command["command_id"]
-        spec = {
-            "command_id": cid,
-            "status": status,
-            "now": now_ms(),
-            "retention": self.retention_seconds,
-            "events": [[e["event_id"], self.encode(e)] for e in events],
-            "events_json": _compact(events),
-            "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch or []],
-            "error": json.dumps(error) if error else "",
-            "create": create,
-            "type": str(command.get("type", "")),
-        }
-        if create:  # only a command that was never claimed needs its record made here
-            spec |= {"fingerprint": fingerprint(command), "payload": _compact(command)}
+        create_args = [fingerprint(command), _compact(command)] if create else ["", ""]
+        args = [cid, status, now_ms(), self.retention_seconds, _compact(events), json.dumps(error) if error else "",
+                str(command.get("type", "")), "1" if create else "", *create_args,
+                *self._changes(watch or []), *self._messages(events)]
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.keys.outbox,
                 self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_charges,
-                self.keys.watch_state]
-        args = [_compact(spec)]
-        if then is None:
-            return bool(self._finish(keys=keys, args=args))
-        return self._finish_then(keys, args, then)
-
-    def _finish_then(self, keys: list[str], args: list[str], then: FollowUp) -> bool:
-        # EVALSHA directly: a pipeline of Script objects would ask SCRIPT EXISTS on every call.
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.evalsha(self._finish.sha, len(keys), *keys, *args)
-        pipe.evalsha(then.sha, len(then.keys), *then.keys, *then.args)
-        finished, followed = pipe.execute(raise_on_error=False)
-        if isinstance(finished, redis.exceptions.NoScriptError):  # Redis lost its script cache: nothing ran
-            finished = self._finish(keys=keys, args=args)
-            followed = then.run()
-        elif isinstance(followed, redis.exceptions.NoScriptError):
-            followed = then.run()
-        if isinstance(finished, Exception):
-            raise finished
-        then.done(followed)
-        return bool(finished)
+                self.keys.watch_state, *self.events.keys]
+        result = self._finish(keys=keys, args=args)
+        self._published(result[1:])
+        return bool(result[0])
 
     def retry_later(self, command_id: str, *, at_ms: int, error: dict[str, Any], not_sent: bool = False) -> bool:
         keys = [self.keys.command(command_id), self.keys.inflight, self.keys.retry]
@@ -273,17 +259,29 @@ class Ledger:
         pipe.execute()
 
     def observe(self, events: list[dict[str, Any]], watch: list[WatchChange]) -> None:
-        """Write events to the outbox and apply watch changes atomically."""
+        """Publish events and apply watch changes atomically."""
         if not events and not watch:
             return
-        spec = {"now": now_ms(), "events": [[e["event_id"], self.encode(e)] for e in events],
-                "watch": [[w.member, w.next_check_ms, _compact(w.state or {})] for w in watch]}
         keys = [self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch,
-                self.keys.watch_charges, self.keys.watch_state]
-        self._observe(keys=keys, args=[_compact(spec)])
+                self.keys.watch_charges, self.keys.watch_state, *self.events.keys]
+        self._published(self._observe(keys=keys, args=[now_ms(), *self._changes(watch), *self._messages(events)]))
+
+    @staticmethod
+    def _changes(watch: list[WatchChange]) -> list[str | int]:
+        args: list[str | int] = [len(watch)]
+        for w in watch:
+            args += [w.member, w.next_check_ms, _compact(w.state or {})]
+        return args
+
+    def _messages(self, events: list[dict[str, Any]]) -> list[str]:
+        return [part for e in events for part in (e["event_id"], *self.events.message(e), str(e.get("type")))]
+
+    def _published(self, types: list[Any]) -> None:
+        if self.on_published and types:
+            self.on_published([_text(t) for t in types])
 
     def replay_events(self, events: list[dict[str, Any]]) -> None:
-        """Put recorded events back into the outbox (a redelivered, finished command)."""
+        """Publish recorded events again (a redelivered, finished command)."""
         self.observe(events, [])
 
     def get(self, command_id: str) -> dict[str, Any] | None:

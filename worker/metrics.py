@@ -36,6 +36,15 @@ queue_wait = Histogram("vipps_billing_queue_wait_seconds", "From enqueue to the 
 events_published = Counter("vipps_billing_events_published", "Events put on the events queue.", ["type"])
 
 
+def event_published(kind: str) -> None:
+    events_published.labels(kind).inc()
+
+
+def events_published_all(kinds: list[str]) -> None:
+    for kind in kinds:
+        events_published.labels(kind).inc()
+
+
 def status_class(status: int | None) -> str:
     if status is None:
         return "network"

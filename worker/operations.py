@@ -18,9 +18,9 @@ import redis
 
 from worker.broker import redis_client
 from worker.deadletters import DeadLetterStore
+from worker.eventqueue import EventQueue
 from worker.keys import Keys
 from worker.ledger import TERMINAL, Ledger
-from worker.outbox import encoder
 from worker.producer import Producer, prepare
 from worker.redis_state import read_state
 from worker.settings import WorkerSettings
@@ -75,7 +75,8 @@ class Operations:
         self.ledger = Ledger(self.redis, self.keys, heartbeats_key=self.heartbeats_key,
                              heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400,
-                             encode=encoder(settings.events_queue, settings.events_actor))
+                             events=EventQueue(settings.dramatiq_namespace, settings.events_queue,
+                                               settings.events_actor))
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         self._producer: Producer | None = None
         self._redis_url = redis_url

@@ -7,8 +7,8 @@
 4. classify: success, permanent (``command.failed`` + dead letter) or transient
    (retry later with backoff, never sooner than Vipps or our budget allows,
    bounded in attempts and time; then ``command.dead_lettered``);
-5. record the outcome and its events (outbox) and watch changes atomically;
-6. relay the events.
+5. record the outcome, publish its events (or keep them in the outbox) and apply
+   watch changes, atomically.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.handlers import HANDLERS, Context
 from worker.ledger import ClaimStatus, Ledger, now_ms
 from worker.logs import command_context
-from worker.outbox import Relay
 from worker.settings import WorkerSettings
 from worker.vipps import errors
 
@@ -51,12 +50,11 @@ class Delivery:
 
 
 class Pipeline:
-    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, relay: Relay,
-                 settings: WorkerSettings, *, broker_id: str) -> None:
+    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, settings: WorkerSettings, *,
+                 broker_id: str) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.dead_letters = dead_letters
-        self.relay = relay
         self.settings = settings
         self.broker_id = broker_id
 
@@ -92,7 +90,6 @@ class Pipeline:
             self.ledger.replay_events(claim.events)
             metrics.replays.labels(cmd.type).inc()
             metrics.commands.labels(cmd.type, "duplicate").inc()
-            self._relay(claim.events)
             return "duplicate"
         if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
             # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
@@ -108,8 +105,7 @@ class Pipeline:
         except Exception:
             self.ledger.release(cmd.command_id)
             raise
-        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch,
-                           then=self.relay.follow_up([e["event_id"] for e in outcome.events]))
+        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
         self._done(cmd, "succeeded")
         return "succeeded"
 
@@ -118,8 +114,7 @@ class Pipeline:
     def _failed(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = self.ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
-        if self.ledger.finish(command, status="failed", events=[event], error=problem,
-                              then=self.relay.follow_up([event["event_id"]])):
+        if self.ledger.finish(command, status="failed", events=[event], error=problem):
             self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
@@ -141,8 +136,7 @@ class Pipeline:
             problem["reason"] = "retries_exhausted"
             event = self.ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
-            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem,
-                                  then=self.relay.follow_up([event["event_id"]])):
+            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
                 self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
             self._done(cmd, "dead_lettered")
             return "dead_lettered"
@@ -169,8 +163,7 @@ class Pipeline:
             "correlation_id": _str_or_none(raw, "correlation_id"), "msn": self.ctx.msn,
             "occurred_at": self.ctx.now().isoformat(), "problem": problem,
         }
-        self.ledger.observe([event], [])
-        self._relay([event])  # before the dead letter: whoever sees the letter can see the event
+        self.ledger.observe([event], [])  # before the dead letter: whoever sees the letter can see the event
         self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
                                          detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
                                          problem=problem, payload=_bounded(raw)))
@@ -189,13 +182,6 @@ class Pipeline:
         metrics.commands.labels(cmd.type, outcome).inc()
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
         metrics.end_to_end.labels(cmd.type).observe(max(0.0, time.time() - issued.timestamp()))
-
-    def _relay(self, events: list[dict[str, Any]]) -> None:
-        """Publish a command's events at once; if that fails they wait in the outbox for the background relay."""
-        try:
-            self.relay.relay_events([e["event_id"] for e in events])
-        except Exception:  # the outcome and its events are already safe in Redis
-            log.exception("inline relay failed")
 
 
 def backoff(attempt: int, low: float, high: float) -> float:

@@ -20,6 +20,7 @@ from dramatiq import Broker, Middleware
 from schemas import EventType, event_id
 from worker import metrics
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.eventqueue import EventQueue
 from worker.handlers import Context
 from worker.keys import Keys
 from worker.ledger import Ledger, now_ms
@@ -51,12 +52,12 @@ class Runtime:
         self.keys = Keys(settings.key_prefix)
         self.client = VippsClient(self.vipps_settings, redis=self.redis, observer=metrics.MetricsObserver(),
                                   key_prefix=settings.key_prefix)
-        self.relay = Relay(self.redis, self.keys, namespace=settings.dramatiq_namespace, queue=settings.events_queue,
-                           actor=settings.events_actor,
-                           on_published=lambda kind: metrics.events_published.labels(kind).inc())
+        events = EventQueue(settings.dramatiq_namespace, settings.events_queue, settings.events_actor)
+        self.relay = Relay(self.redis, self.keys, events, on_published=metrics.event_published)
         self.ledger = Ledger(self.redis, self.keys, heartbeats_key=f"{settings.dramatiq_namespace}:__heartbeats__",
                              heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
-                             retention_seconds=settings.ledger_retention_days * 86_400, encode=self.relay.encode)
+                             retention_seconds=settings.ledger_retention_days * 86_400, events=events,
+                             on_published=metrics.events_published_all)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         charge_every = settings.charge_poll_seconds
         if charge_every is None and self.vipps_settings.env is VippsEnvironment.SIMULATOR:
@@ -70,7 +71,7 @@ class Runtime:
         self.watcher = Watcher(self.client, self.redis, self.keys, self.ledger, msn=msn, policy=policy)
         self.context = Context(client=self.client, msn=msn, watcher=self.watcher,
                                now=lambda: dt.datetime.now(dt.UTC))
-        self.pipeline = Pipeline(self.context, self.ledger, self.dead_letters, self.relay, settings,
+        self.pipeline = Pipeline(self.context, self.ledger, self.dead_letters, settings,
                                  broker_id=getattr(broker, "broker_id", "local"))
         self.sweeper = Sweeper(self.redis, self.keys, self.ledger, self.dead_letters, broker, settings)
         self._stop = threading.Event()
@@ -135,7 +136,6 @@ class Runtime:
                      else None, "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "problem": problem,
                      "msn": self.context.msn, "correlation_id": command.get("correlation_id") if command else None}
             self.ledger.observe([event], [])
-            self.relay.relay_events([event["event_id"]])
             metrics.commands.labels(str(command.get("type")) if command else "invalid", "dead_lettered").inc()
 
 

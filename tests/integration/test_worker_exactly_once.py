@@ -72,6 +72,7 @@ def test_kill_between_call_and_ack_and_duplicate_deliveries(sim: Simulator, redi
 
 def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: redis.Redis) -> None:
     from worker.deadletters import DeadLetterStore
+    from worker.eventqueue import EventQueue
     from worker.keys import Keys
     from worker.ledger import Ledger
 
@@ -100,8 +101,9 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         # Transient, once: 429 with Retry-After, then it goes through.
         sim.faults(error_429_rate=1.0, retry_after_seconds=2, operations=["ListChargesV3"])
         send(redis_url, "rate-limited", type="agreement.list_charges", agreement_id=agreement_id)
-        wait_for(lambda: Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0,
-                                retention_seconds=1, encode=str).get("rate-limited") is not None, what="first attempt")
+        ledger = Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0, retention_seconds=1,
+                        events=EventQueue())
+        wait_for(lambda: ledger.get("rate-limited") is not None, what="first attempt")
         sim.faults()
         events.wait(command_id="rate-limited", type="agreement.charges", timeout=30)
 
@@ -119,8 +121,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         assert reasons["too-soon"] in ("vipps_problem", "command_id_reused")
         assert reasons["always-503"] == "retries_exhausted"
         assert "rate-limited" not in reasons
-        assert Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0,
-                      retention_seconds=1, encode=str).get("too-soon")["status"] == "failed"  # type: ignore[index]
+        assert ledger.get("too-soon")["status"] == "failed"  # type: ignore[index]
     finally:
         worker.stop()
         print(worker.output()[-15000:])

@@ -9,10 +9,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder
+from worker.eventqueue import EventQueue
 from worker.idempotency import idempotency_key
 from worker.keys import Keys
 from worker.ledger import ClaimStatus, Ledger, fingerprint
-from worker.outbox import encoder
 from worker.pipeline import backoff
 from worker.watch import next_charge_check
 
@@ -67,8 +67,9 @@ def test_undecodable_bytes_become_a_dead_letter_message() -> None:
 
 
 def test_ledger_claims(redis_client: redis.Redis) -> None:
+    queue = EventQueue(namespace="t")
     ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60,
-                    encode=encoder("vipps.events", "vipps_event"))
+                    events=queue)
     cmd = {"command_id": "c1", "type": "charge.fetch", "agreement_id": "a", "charge_id": "x", "issued_at": "now"}
     first = ledger.claim(cmd, owner="m1", broker_id="b1", lease_ms=10_000)
     assert first.status is ClaimStatus.CLAIMED and first.attempts == 1
@@ -84,5 +85,10 @@ def test_ledger_claims(redis_client: redis.Redis) -> None:
     assert not ledger.finish(cmd, status="failed", events=[])  # the first outcome stands
     done = ledger.claim(cmd, owner="m3", broker_id="b2", lease_ms=10_000)
     assert done.status is ClaimStatus.DONE and done.events == [event]
-    assert redis_client.zscore("t:outbox:pending", "e1") is not None
+    # Published in the same step, as dramatiq's enqueue would (message under its redis id, id on the list).
+    [redis_id] = redis_client.lrange(queue.keys[0], 0, -1)
+    message = json.loads(redis_client.hget(queue.keys[1], redis_id) or b"{}")
+    assert message["message_id"] == "e1" and message["args"] == [event]
+    assert message["options"]["redis_message_id"] == redis_id.decode()
+    assert redis_client.zcard("t:outbox:pending") == 0
     assert redis_client.zcard("t:inflight") == 0
