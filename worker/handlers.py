@@ -17,6 +17,7 @@ from worker import watch
 from worker.idempotency import idempotency_key
 from worker.ledger import WatchChange
 from worker.vipps import Completion, VippsClient, models
+from worker.vipps.budgets import BudgetSlot
 
 
 @dataclass
@@ -184,6 +185,29 @@ def _modified(ctx: Context, cmd: c.ChargeCancel | c.ChargeCapture | c.ChargeRefu
                                      completion=done.value, charge=charge)],
                    watch=[ctx.watcher.recheck_charge(cmd.agreement_id, cmd.charge_id, cmd,
                                                      await_change=done is Completion.ACCEPTED)])
+
+
+# The Vipps operation each command type calls first, and whether that call carries an Idempotency-Key.
+FIRST_CALL: dict[str, tuple[str, bool]] = {
+    "agreement.create": ("DraftAgreementV3", True),
+    "agreement.fetch": ("FetchAgreementV3", False),
+    "agreement.update": ("UpdateAgreementPatchV3", True),
+    "agreement.force_accept": ("acceptUsingPATCHV3", True),
+    "agreement.list_charges": ("ListChargesV3", False),
+    "charge.create": ("CreateChargeV3", True),
+    "charge.fetch": ("FetchChargeV3", False),
+    "charge.cancel": ("CancelChargeV3", True),
+    "charge.capture": ("CaptureChargeV3", True),
+    "charge.refund": ("RefundChargeV3", True),
+}
+
+
+def budget_slot(ctx: Context, cmd: Any) -> BudgetSlot | None:
+    """The rate budget slot the command's first Vipps call takes, so the ledger claim can take it at once."""
+    operation, keyed = FIRST_CALL[cmd.type]
+    return ctx.client.budget_slot(operation, agreement_id=getattr(cmd, "agreement_id", None),
+                                  charge_id=getattr(cmd, "charge_id", None),
+                                  idempotency_key=ctx.key(cmd, operation) if keyed else None)
 
 
 HANDLERS: dict[str, Callable[[Context, Any], Outcome]] = {

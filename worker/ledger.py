@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -22,19 +23,27 @@ import redis
 
 from worker.eventqueue import EventQueue
 from worker.keys import Keys
+from worker.vipps.budgets import TAKE_SLOT, BudgetSlot
 
 TERMINAL = ("succeeded", "failed", "rejected", "dead_lettered")
 
-_CLAIM = """
+# A claim may also take the rate budget slot of the call it is about to make (KEYS[5], ARGV[10..12]):
+# one round trip for both. The slot is taken only when the claim succeeds.
+_CLAIM = TAKE_SLOT + """
 local cmd, inflight, retry, heartbeats = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local fp, payload, now, lease = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local owner, broker, hb_timeout, cid, ctype = ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8], ARGV[9]
+local function claimed(attempts, first)
+  local wait = 0
+  if KEYS[5] then wait = take_slot(KEYS[5], tonumber(ARGV[10]), tonumber(ARGV[11]), ARGV[12]) end
+  return {'claimed', attempts, first, wait}
+end
 local status = redis.call('HGET', cmd, 'status')
 if not status then
   redis.call('HSET', cmd, 'fingerprint', fp, 'payload', payload, 'type', ctype, 'status', 'in_progress',
              'owner', owner, 'broker', broker, 'lease_until', now + lease, 'attempts', 1, 'first_attempt_ms', now)
   redis.call('ZADD', inflight, now + lease, cid)
-  return {'claimed', 1, now}
+  return claimed(1, now)
 end
 if redis.call('HGET', cmd, 'fingerprint') ~= fp then
   return {'mismatch', 0, 0}
@@ -61,7 +70,7 @@ local attempts = redis.call('HINCRBY', cmd, 'attempts', 1)
 redis.call('HSET', cmd, 'status', 'in_progress', 'owner', owner, 'broker', broker, 'lease_until', now + lease)
 redis.call('ZADD', inflight, now + lease, cid)
 redis.call('ZREM', retry, cid)
-return {'claimed', attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms'))}
+return claimed(attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms')))
 """
 
 # Outcome, its events and watchlist changes: all or nothing. Values come as plain ARGV (no JSON to decode):
@@ -168,6 +177,7 @@ class Claim:
     attempts: int = 0
     first_attempt_ms: int = 0
     wait_ms: int = 0
+    budget_wait_ms: int = 0  # > 0: claimed, but the call's rate budget slot frees only in this many ms
     final_status: str | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
 
@@ -209,17 +219,23 @@ class Ledger:
         self._retry_later = client.register_script(_RETRY_LATER)
         self._observe = client.register_script(_OBSERVE)
 
-    def claim(self, command: dict[str, Any], *, owner: str, broker_id: str, lease_ms: int) -> Claim:
+    def claim(self, command: dict[str, Any], *, owner: str, broker_id: str, lease_ms: int,
+              budget: BudgetSlot | None = None) -> Claim:
+        """Claim a command; with ``budget``, also take that rate budget slot if the claim succeeds."""
         cid = command["command_id"]
         payload = _compact(command)
         now = now_ms()
-        result = self._claim(
-            keys=[self.keys.command(cid), self.keys.inflight, self.keys.retry, self.heartbeats_key],
-            args=[fingerprint(command), payload, now, lease_ms, owner, broker_id, self.heartbeat_timeout_ms,
-                  cid, command["type"]])
+        keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.heartbeats_key]
+        args: list[str | int] = [fingerprint(command), payload, now, lease_ms, owner, broker_id,
+                                 self.heartbeat_timeout_ms, cid, command["type"]]
+        if budget is not None:
+            keys.append(budget.key)
+            args += [budget.limit, budget.window_ms, uuid.uuid4().hex]
+        result = self._claim(keys=keys, args=args)
         status = ClaimStatus(_text(result[0]))
         if status is ClaimStatus.CLAIMED:
-            return Claim(status, attempts=int(result[1]), first_attempt_ms=int(result[2]))
+            return Claim(status, attempts=int(result[1]), first_attempt_ms=int(result[2]),
+                         budget_wait_ms=int(result[3]))
         if status is ClaimStatus.DONE:
             return Claim(status, final_status=_text(result[1]), events=json.loads(_text(result[2])))
         if status in (ClaimStatus.BUSY, ClaimStatus.WAIT):

@@ -28,7 +28,7 @@ from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_
 from schemas.commands import MAX_COMMAND_BYTES
 from worker import metrics
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.handlers import HANDLERS, Context
+from worker.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
 from worker.ledger import ClaimStatus, Ledger, now_ms
 from worker.logs import command_context
 from worker.settings import WorkerSettings
@@ -83,7 +83,9 @@ class Pipeline:
 
     def _run(self, cmd: Any, command: dict[str, Any], delivery: Delivery) -> str:
         lease_ms = int(self.settings.lease_seconds * 1000)
-        claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id, lease_ms=lease_ms)
+        slot = budget_slot(self.ctx, cmd)
+        claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id, lease_ms=lease_ms,
+                                  budget=slot)
         if claim.status is ClaimStatus.MISMATCH:
             return self.reject(command, "command_id was used before for a different command", reused=True)
         if claim.status is ClaimStatus.DONE:
@@ -97,7 +99,10 @@ class Pipeline:
             metrics.commands.labels(cmd.type, "duplicate").inc()
             return "duplicate"
         try:
-            outcome = HANDLERS[cmd.type](self.ctx, cmd)
+            if claim.budget_wait_ms:
+                raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000)
+            with self.ctx.client.prepaid(slot):
+                outcome = HANDLERS[cmd.type](self.ctx, cmd)
         except errors.PermanentError as exc:
             return self._failed(cmd, command, exc, claim.attempts)
         except (errors.TransientError, errors.AuthError) as exc:
@@ -108,6 +113,12 @@ class Pipeline:
         self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
         self._done(cmd, "succeeded")
         return "succeeded"
+
+    def _budget_exhausted(self, cmd: Any, wait: float) -> errors.BudgetExhaustedError:
+        operation = FIRST_CALL[cmd.type][0]
+        metrics.budget_waits.labels(operation).inc()
+        return errors.BudgetExhaustedError(f"{operation}: rate budget exhausted, not sent; retry in {wait:.3f}s",
+                                           operation=operation, retry_after=wait)
 
     # -- outcomes --------------------------------------------------------------------------------
 

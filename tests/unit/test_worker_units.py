@@ -14,6 +14,7 @@ from worker.idempotency import idempotency_key
 from worker.keys import Keys
 from worker.ledger import ClaimStatus, Ledger, fingerprint
 from worker.pipeline import backoff
+from worker.vipps.budgets import BudgetSlot
 from worker.watch import next_charge_check
 
 VIPPS_KEY = re.compile(r"^[^#?/\\]{1,40}$")
@@ -92,3 +93,18 @@ def test_ledger_claims(redis_client: redis.Redis) -> None:
     assert message["options"]["redis_message_id"] == redis_id.decode()
     assert redis_client.zcard("t:outbox:pending") == 0
     assert redis_client.zcard("t:inflight") == 0
+
+
+def test_a_claim_takes_the_calls_budget_slot_only_when_it_claims(redis_client: redis.Redis) -> None:
+    ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60,
+                    events=EventQueue(namespace="t"))
+    slot = BudgetSlot("t:budget:k", limit=2, window_ms=60_000)
+    one = {"command_id": "b1", "type": "charge.create", "issued_at": "now"}
+    two = {"command_id": "b2", "type": "charge.create", "issued_at": "now"}
+    assert ledger.claim(one, owner="m1", broker_id="b", lease_ms=10_000, budget=slot).budget_wait_ms == 0
+    assert ledger.claim(one, owner="m2", broker_id="b", lease_ms=10_000, budget=slot).status is ClaimStatus.BUSY
+    assert redis_client.zcard(slot.key) == 1  # the busy claim took no slot
+    assert ledger.claim(two, owner="m3", broker_id="b", lease_ms=10_000, budget=slot).budget_wait_ms == 0
+    full = ledger.claim({**two, "command_id": "b3"}, owner="m4", broker_id="b", lease_ms=10_000, budget=slot)
+    assert full.status is ClaimStatus.CLAIMED and 59_000 < full.budget_wait_ms <= 60_000
+    assert redis_client.zcard(slot.key) == 2

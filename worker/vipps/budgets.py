@@ -3,6 +3,10 @@
 A sliding-window log per key (a sorted set of send times, trimmed and counted in one
 Lua script, so every pod sees the same count): a call that would exceed its budget is
 not sent, and the caller learns how long until a slot frees.
+
+A caller that already makes a Redis round trip before the call (the worker's ledger
+claim) can take the slot in that same script (``TAKE_SLOT``, ``Budgets.slot``) and
+tell the client so (``Budgets.prepaid``): the first send then takes no slot of its own.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -42,21 +48,33 @@ DEFAULT_RULES: Mapping[str, BudgetRule] = {
     # acceptUsingPATCHV3 (force accept, test only): no published limit.
 }
 
-_TAKE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local window = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now, now .. '-' .. ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], window)
-  return 0
+@dataclass(frozen=True)
+class BudgetSlot:
+    """One send's worth of a budget: where it is kept and its rule."""
+
+    key: str
+    limit: int
+    window_ms: int
+
+
+# take_slot(key, limit, window_ms, unique) -> 0 if taken, else ms until one frees (nothing taken).
+TAKE_SLOT = """
+local function take_slot(key, limit, window, unique)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  if redis.call('ZCARD', key) < limit then
+    redis.call('ZADD', key, now, now .. '-' .. unique)
+    redis.call('PEXPIRE', key, window)
+    return 0
+  end
+  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  local wait = tonumber(oldest[2]) + window - now
+  if wait < 1 then wait = 1 end
+  return wait
 end
-local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-local wait = tonumber(oldest[2]) + window - now
-if wait < 1 then wait = 1 end
-return wait
 """
+_TAKE = TAKE_SLOT + "return take_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])\n"
 
 
 class BudgetBackend(Protocol):
@@ -96,6 +114,7 @@ class Budgets:
         self._backend = backend
         self._prefix = prefix
         self._rules = dict(rules)
+        self._prepaid: ContextVar[str | None] = ContextVar(f"prepaid-{id(self)}", default=None)
 
     def rule(self, operation: str) -> BudgetRule | None:
         return self._rules.get(operation)
@@ -106,10 +125,29 @@ class Budgets:
             return None
         return ":".join([self._prefix, "vipps", "budget", operation, *(values[name] for name in rule.scope)])
 
+    def slot(self, operation: str, values: Mapping[str, str]) -> BudgetSlot | None:
+        rule = self._rules.get(operation)
+        key = self.key(operation, values)
+        if rule is None or key is None:
+            return None
+        return BudgetSlot(key, rule.limit, int(rule.window * 1000))
+
+    @contextmanager
+    def prepaid(self, slot: BudgetSlot | None) -> Iterator[None]:
+        """Within this block (this thread), the first take of ``slot`` is already paid for."""
+        token = self._prepaid.set(slot.key if slot else None)
+        try:
+            yield
+        finally:
+            self._prepaid.reset(token)
+
     def take(self, operation: str, values: Mapping[str, str]) -> float:
         """0 when the call may go out; otherwise seconds to wait (and nothing is consumed)."""
         rule = self._rules.get(operation)
         key = self.key(operation, values)
         if rule is None or key is None:
+            return 0.0
+        if key == self._prepaid.get():
+            self._prepaid.set(None)
             return 0.0
         return self._backend.take(key, rule.limit, rule.window)

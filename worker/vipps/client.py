@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -28,6 +28,7 @@ from worker.vipps.budgets import (
     BudgetBackend,
     BudgetRule,
     Budgets,
+    BudgetSlot,
     MemoryBudgetBackend,
     RedisBudgetBackend,
 )
@@ -258,6 +259,28 @@ class VippsClient:
             )
             return _completion(response)
 
+    # --- rate budgets -------------------------------------------------------------------------
+
+    def budget_slot(self, operation: str, *, agreement_id: str | None = None, charge_id: str | None = None,
+                    idempotency_key: str | None = None) -> BudgetSlot | None:
+        """The budget slot a call of ``operation`` with these values takes (None: no published limit)."""
+        return self._budgets.slot(operation, self._budget_values(agreement_id, charge_id, idempotency_key))
+
+    def prepaid(self, slot: BudgetSlot | None) -> AbstractContextManager[None]:
+        """Calls in this block whose budget slot is ``slot`` send once without taking it (taken already)."""
+        return self._budgets.prepaid(slot)
+
+    def _budget_values(self, agreement_id: str | None, charge_id: str | None,
+                       idempotency_key: str | None) -> dict[str, str]:
+        values = {"msn": self._msn}
+        if agreement_id is not None:
+            values["agreementId"] = agreement_id
+        if charge_id is not None:
+            values["chargeId"] = charge_id
+        if idempotency_key is not None:
+            values["idempotencyKey"] = idempotency_key
+        return values
+
     # --- the request loop ---------------------------------------------------------------------
 
     def _send(
@@ -272,18 +295,14 @@ class VippsClient:
         continuation: str | None = None,
     ) -> httpx.Response:
         path_values: dict[str, str] = {}
-        budget_values = {"msn": self._msn}
         if agreement_id is not None:
             path_values["agreementId"] = path_segment(agreement_id, "agreement_id", op.id)
-            budget_values["agreementId"] = agreement_id
         if charge_id is not None:
             path_values["chargeId"] = path_segment(charge_id, "charge_id", op.id)
-            budget_values["chargeId"] = charge_id
         headers = {**self._system_headers, "Content-Type": "application/json"}
         if op.idempotent:
-            key = check_idempotency_key(idempotency_key, op.id)
-            headers["Idempotency-Key"] = key
-            budget_values["idempotencyKey"] = key
+            headers["Idempotency-Key"] = check_idempotency_key(idempotency_key, op.id)
+        budget_values = self._budget_values(agreement_id, charge_id, idempotency_key if op.idempotent else None)
         if continuation is not None:
             headers["Continuation-Token"] = continuation
         path = op.path.format(**path_values)

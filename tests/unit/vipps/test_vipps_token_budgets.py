@@ -220,3 +220,19 @@ def test_budget_is_atomic_under_concurrency(backend: RedisBudgetBackend | Memory
 def test_operations_without_a_rule_are_unlimited(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
     budgets = Budgets(backend, "u", {})
     assert all(budgets.take("acceptUsingPATCHV3", {}) == 0.0 for _ in range(50))
+
+
+def test_a_prepaid_slot_covers_one_send_in_its_block_only(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
+    budgets = Budgets(backend, "p", {"CreateChargeV3": BudgetRule(2, ("idempotencyKey",))})
+    values = {"idempotencyKey": "k1"}
+    slot = budgets.slot("CreateChargeV3", values)
+    assert slot is not None and (slot.limit, slot.window_ms) == (2, 60_000)
+    assert budgets.slot("acceptUsingPATCHV3", {}) is None
+    with budgets.prepaid(slot):
+        assert budgets.take("CreateChargeV3", values) == 0.0  # paid for: nothing taken
+        assert budgets.take("CreateChargeV3", values) == 0.0  # a second send takes the first real slot
+        assert budgets.take("CreateChargeV3", {"idempotencyKey": "k2"}) == 0.0  # another key is not covered
+    assert budgets.take("CreateChargeV3", values) == 0.0
+    assert budgets.take("CreateChargeV3", values) > 0  # two real slots were taken for k1: the budget is full
+    with budgets.prepaid(slot), ThreadPoolExecutor(max_workers=1) as pool:  # the block covers only this thread
+        assert pool.submit(budgets.take, "CreateChargeV3", values).result() > 0

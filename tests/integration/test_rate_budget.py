@@ -1,0 +1,61 @@
+"""The shared rate budget, taken in the ledger claim: a full budget sends nothing and costs no attempt."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+
+import redis
+
+from schemas import CommandAdapter
+from tests.stack import Simulator
+from worker.broker import make_broker
+from worker.handlers import budget_slot
+from worker.pipeline import Delivery
+from worker.runtime import Runtime
+from worker.settings import WorkerSettings
+from worker.vipps import load_settings, models
+
+
+def test_a_full_budget_holds_the_command_back_and_the_claim_pays_for_the_send(
+        redis_url: str, redis_client: redis.Redis) -> None:
+    sim = Simulator()
+    settings = WorkerSettings()
+    broker = make_broker(settings, redis_url)
+    runtime = Runtime(settings, broker, redis_url, load_settings(base_url=sim.url))
+    try:
+        client = runtime.client
+        draft = client.draft_agreement(models.DraftAgreementV3(
+            pricing=models.PricingRequest(amount=10000), interval=models.TimePeriod(unit="MONTH", count=1),
+            merchantAgreementUrl="https://example.com/a", merchantRedirectUrl="https://example.com/r",
+            productName="Plan"), idempotency_key="budget-draft")
+        client.force_accept_agreement(draft.agreementId, "4791234567", idempotency_key="budget-accept")
+        command = {"command_id": "budget-1", "type": "charge.create", "agreement_id": draft.agreementId,
+                   "amount": 4900, "description": "Month", "retry_days": 0, "transaction_type": "DIRECT_CAPTURE",
+                   "due": (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat(),
+                   "issued_at": dt.datetime.now(dt.UTC).isoformat()}
+        slot = budget_slot(runtime.context, CommandAdapter.validate_python(command))
+        assert slot is not None and slot.limit == 2
+
+        # Two sends with this key went out in the last minute (another pod, say): the budget is full.
+        now = int(time.time() * 1000)
+        redis_client.zadd(slot.key, {f"{now}-a": now, f"{now}-b": now})
+        delivery = Delivery(args=(command,), kwargs={}, actor="charge_create", queue="vipps.charges",
+                            message_id="m-budget-1")
+        assert runtime.pipeline.handle(delivery) == "retry"
+        record = runtime.ledger.get("budget-1")
+        assert record is not None and record["status"] == "retry_wait"
+        assert record["attempts"] == "0"  # nothing was sent: not an attempt
+        assert int(record["next_attempt_ms"]) >= now + 59_000  # not before a slot frees
+        assert sim.effects(operation="charge.create") == []
+
+        # The slots free up and the retry is due: one send, whose slot the claim took.
+        redis_client.delete(slot.key)
+        redis_client.hset(runtime.keys.command("budget-1"), "next_attempt_ms", 0)
+        assert runtime.pipeline.handle(delivery) == "succeeded"
+        assert len(sim.effects(operation="charge.create")) == 1
+        assert redis_client.zcard(slot.key) == 1
+    finally:
+        runtime.stop()
+        broker.close()
+        sim.stop()
