@@ -74,8 +74,11 @@ def _make_actor(command_type: str) -> dramatiq.Actor[Any, Any]:
     def run(*args: Any, **kwargs: Any) -> None:
         message = CurrentMessage.get_current_message()
         assert message is not None
+        # The consumer that fetched it (this actor's queue) holds it under its redis id until it is acked.
+        ack = broker.delivery_ack(queue, message.options["redis_message_id"])
+        setattr(message, "ledger_ack", ack)  # noqa: B010 (the proxy the consumer acks; see LedgerAckingConsumer)
         delivery = Delivery(args=args, kwargs=kwargs, actor=name, queue=queue, message_id=message.message_id,
-                            enqueued_ms=message.message_timestamp or None)
+                            enqueued_ms=message.message_timestamp or None, ack=ack)
         handle_holding_through_redis_outages(delivery)
 
     run.__name__ = name

@@ -6,6 +6,8 @@
 - A message that cannot be decoded becomes an ``__undecodable__`` message instead
   of crashing the consumer thread, so it ends in the dead letters (see
   ``PoisonTolerantEncoder``).
+- A command's outcome and the ack of its delivery are one Lua step (``Ledger.finish``
+  with a ``DeliveryAck``); the consumer then skips dramatiq's own ack round trip.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 import dramatiq
 import redis
-from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import (
     AgeLimit,
@@ -29,6 +31,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from worker.ledger import DeliveryAck
 from worker.settings import WorkerSettings
 
 UNDECODABLE_ACTOR = "__undecodable__"
@@ -76,14 +79,37 @@ def _well_formed(fields: Any) -> bool:
 dramatiq.set_encoder(PoisonTolerantEncoder())
 
 
+class LedgerAckingConsumer(_RedisConsumer):
+    """dramatiq's Redis consumer, except that a delivery the ledger already acked is not acked again."""
+
+    def ack(self, message: Any) -> None:
+        ack = getattr(message, "ledger_ack", None)
+        if isinstance(ack, DeliveryAck) and ack.done:
+            self.queued_message_ids.discard(message.message_id)
+            return
+        super().ack(message)
+
+
+class BillingRedisBroker(RedisBroker):
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return LedgerAckingConsumer
+
+    def delivery_ack(self, queue_name: str, redis_message_id: str) -> DeliveryAck:
+        """Where this process's consumer of ``queue_name`` holds the message until it is acked (dispatch.lua)."""
+        return DeliveryAck(acks_key=f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}",
+                           messages_key=f"{self.namespace}:{queue_name}.msgs", redis_message_id=redis_message_id)
+
+
 def redis_client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
 
 
-def make_broker(settings: WorkerSettings, url: str, *, extra_middleware: list[Any] | None = None) -> RedisBroker:
+def make_broker(settings: WorkerSettings, url: str, *,
+                extra_middleware: list[Any] | None = None) -> BillingRedisBroker:
     middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
                   Retries(max_retries=3, min_backoff=1000, max_backoff=30_000), CurrentMessage()]
-    broker = RedisBroker(client=redis_client(url), namespace=settings.dramatiq_namespace,
+    broker = BillingRedisBroker(client=redis_client(url), namespace=settings.dramatiq_namespace,
                          heartbeat_timeout=settings.heartbeat_timeout_ms,
                          maintenance_chance=settings.maintenance_chance,
                          dead_message_ttl=settings.dead_letter_retention_days * 86_400_000,

@@ -74,14 +74,20 @@ return claimed(attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms')))
 """
 
 # Outcome, its events and watchlist changes: all or nothing. Values come as plain ARGV (no JSON to decode):
-# command_id, status, now, retention, events_json, error, type, create, fingerprint, payload, then the watch
-# changes and the events (see _WATCH_CHANGES and _PUBLISH).
+# command_id, status, now, retention, events_json, error, type, create, fingerprint, payload, the delivery's
+# redis message id (or ''), then the watch changes and the events (see _WATCH_CHANGES and _PUBLISH).
+# With KEYS[12..13] (the delivery's dramatiq acks set and message hash) the delivery is acked as dramatiq's
+# own ack does it, once the outcome is recorded: no window in which one is done without the other.
 _FINISH = """
 local cmd, inflight, retry, outbox, pending, born = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local watch_agreements, watch_charges, wstate, queue, messages = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local cid, now = ARGV[1], ARGV[3]
+local function ack()
+  if KEYS[13] and redis.pcall('SREM', KEYS[12], ARGV[11]) == 1 then redis.pcall('HDEL', KEYS[13], ARGV[11]) end
+end
 local status = redis.call('HGET', cmd, 'status')
 if status == 'succeeded' or status == 'failed' or status == 'rejected' or status == 'dead_lettered' then
+  ack()
   return {0}
 end
 if ARGV[8] == '1' and not status then
@@ -93,10 +99,11 @@ redis.call('HDEL', cmd, 'lease_until', 'next_attempt_ms')
 redis.call('EXPIRE', cmd, ARGV[4])
 redis.call('ZREM', inflight, cid)
 redis.call('ZREM', retry, cid)
-local at = 11
+local at = 12
 __WATCH__
 local published = {1}
 __PUBLISH__
+ack()
 return published
 """
 
@@ -182,6 +189,16 @@ class Claim:
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass
+class DeliveryAck:
+    """Where dramatiq keeps a fetched message until it is acked, so ``finish`` can ack it with the outcome."""
+
+    acks_key: str
+    messages_key: str
+    redis_message_id: str
+    done: bool = False  # set once finish has acked it: dramatiq's own ack is then skipped
+
+
 @dataclass(frozen=True)
 class WatchChange:
     member: str
@@ -244,21 +261,26 @@ class Ledger:
 
     def finish(self, command: dict[str, Any], *, status: str, events: list[dict[str, Any]],
                watch: list[WatchChange] | None = None, error: dict[str, Any] | None = None,
-               create: bool = False) -> bool:
+               create: bool = False, ack: DeliveryAck | None = None) -> bool:
         """Record a terminal outcome, publish its events and apply its watch changes, atomically.
 
-        Returns False when the command had already finished (the first outcome stands).
+        With ``ack``, the delivery is acked in the same step. Returns False when the command had already
+        finished (the first outcome stands).
         """
         assert status in TERMINAL
         cid = command["command_id"]
         create_args = [fingerprint(command), _compact(command)] if create else ["", ""]
         args = [cid, status, now_ms(), self.retention_seconds, _compact(events), json.dumps(error) if error else "",
                 str(command.get("type", "")), "1" if create else "", *create_args,
-                *self._changes(watch or []), *self._messages(events)]
+                ack.redis_message_id if ack else "", *self._changes(watch or []), *self._messages(events)]
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.keys.outbox,
                 self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_charges,
                 self.keys.watch_state, *self.events.keys]
+        if ack:
+            keys += [ack.acks_key, ack.messages_key]
         result = self._finish(keys=keys, args=args)
+        if ack:
+            ack.done = True
         self._published(result[1:])
         return bool(result[0])
 

@@ -29,7 +29,7 @@ from schemas.commands import MAX_COMMAND_BYTES
 from worker import metrics
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
-from worker.ledger import ClaimStatus, Ledger, now_ms
+from worker.ledger import ClaimStatus, DeliveryAck, Ledger, now_ms
 from worker.logs import command_context
 from worker.settings import WorkerSettings
 from worker.vipps import errors
@@ -47,6 +47,7 @@ class Delivery:
     queue: str
     message_id: str
     enqueued_ms: int | None = None
+    ack: DeliveryAck | None = None  # given: the outcome acks the delivery in the same step
 
 
 class Pipeline:
@@ -110,7 +111,7 @@ class Pipeline:
         except Exception:
             self.ledger.release(cmd.command_id)
             raise
-        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch)
+        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=delivery.ack)
         self._done(cmd, "succeeded")
         return "succeeded"
 

@@ -7,6 +7,7 @@ relay, sweeper, watch poller, health beat) stop with the worker.
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import logging
 import os
 import threading
@@ -194,6 +195,10 @@ class RuntimeMiddleware(Middleware):
             return all(t.is_alive() for t in threads)
 
         runtime.start_loops(alive)
+        # Everything built so far (modules, schemas, clients) lives as long as the process: keep it out of
+        # the collector's full passes, which otherwise rescan it while commands run.
+        if os.environ.get("VBW_EXP") != "nofreeze":
+            gc.freeze()
 
     def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         stop_runtime()

@@ -4,16 +4,18 @@ import datetime as dt
 import json
 import re
 
+import dramatiq
 import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder
+from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder, make_broker
 from worker.eventqueue import EventQueue
 from worker.idempotency import idempotency_key
 from worker.keys import Keys
 from worker.ledger import ClaimStatus, Ledger, fingerprint
 from worker.pipeline import backoff
+from worker.settings import WorkerSettings
 from worker.vipps.budgets import BudgetSlot
 from worker.watch import next_charge_check
 
@@ -108,3 +110,37 @@ def test_a_claim_takes_the_calls_budget_slot_only_when_it_claims(redis_client: r
     full = ledger.claim({**two, "command_id": "b3"}, owner="m4", broker_id="b", lease_ms=10_000, budget=slot)
     assert full.status is ClaimStatus.CLAIMED and 59_000 < full.budget_wait_ms <= 60_000
     assert redis_client.zcard(slot.key) == 2
+
+
+def test_the_outcome_acks_the_delivery_and_the_consumer_skips_its_own_ack(redis_client: redis.Redis,
+                                                                          redis_url: str) -> None:
+    broker = make_broker(WorkerSettings(dramatiq_namespace="t-ack"), redis_url)
+    try:
+        message = dramatiq.Message(queue_name="q", actor_name="a", args=({"x": 1},), kwargs={}, options={})
+        broker.declare_queue("q")
+        broker.enqueue(message)
+        consumer = broker.consume("q", prefetch=1, timeout=100)
+        delivered = next(item for item in iter(consumer) if item is not None)
+        ack = broker.delivery_ack("q", delivered.options["redis_message_id"])
+        assert redis_client.sismember(ack.acks_key, ack.redis_message_id)  # held until acked
+        assert redis_client.hexists(ack.messages_key, ack.redis_message_id)
+
+        ledger = Ledger(redis_client, Keys("t"), heartbeats_key="t:hb", heartbeat_timeout_ms=1000,
+                        retention_seconds=60, events=EventQueue(namespace="t"))
+        command = {"command_id": "acked", "type": "charge.fetch", "issued_at": "now"}
+        ledger.claim(command, owner="m1", broker_id=broker.broker_id, lease_ms=10_000)
+        assert ledger.finish(command, status="succeeded", events=[], ack=ack)
+        assert ack.done
+        assert not redis_client.sismember(ack.acks_key, ack.redis_message_id)  # acked with the outcome
+        assert not redis_client.hexists(ack.messages_key, ack.redis_message_id)
+
+        def no_round_trip(*args: object) -> None:
+            raise AssertionError("dramatiq's ack ran although the ledger had acked")
+
+        broker.do_ack = no_round_trip  # type: ignore[attr-defined]
+        delivered.ledger_ack = ack
+        consumer.ack(delivered)
+        assert consumer.outstanding_message_count == 0
+        consumer.close()
+    finally:
+        broker.close()
