@@ -197,8 +197,7 @@ class RuntimeMiddleware(Middleware):
         runtime.start_loops(alive)
         # Everything built so far (modules, schemas, clients) lives as long as the process: keep it out of
         # the collector's full passes, which otherwise rescan it while commands run.
-        if os.environ.get("VBW_EXP") != "nofreeze":
-            gc.freeze()
+        gc.freeze()
 
     def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
         stop_runtime()
