@@ -290,33 +290,54 @@ def scenario_simulator(threads: int, requests: int) -> dict[str, Any]:
         sim.stop()
 
 
-def scenario_throughput(client: redis.Redis, redis_url: str, n: int, processes: int,
-                        threads: int) -> dict[str, Any]:
+def scenario_throughput(client: redis.Redis, redis_url: str, n: int, processes: int, threads: int,
+                        rounds: int) -> dict[str, Any]:
+    """Naive and full worker, ``rounds`` times each, alternating which goes first (a shared machine drifts)."""
     sim, url = start_simulator("--no-rate-limits")
     try:
         agreements = setup_agreements(client, redis_url, url, 20, "tp")
-        out: dict[str, Any] = {}
-        for kind in ("naive", "full"):
-            offset = int(client.hlen(EVENTS_MSGS))
-            client.delete("bench:naive:done")
-            commands = [charge_command(agreements[i % len(agreements)], i, f"{kind}") for i in range(n)]
-            if kind == "naive":
-                fast_enqueue(client, "bench.naive", "naive_charge_create", commands)
-                done = lambda: int(client.get("bench:naive:done") or 0)  # noqa: E731
-            else:
-                fast_enqueue(client, "vipps.charges", "charge_create", commands)
-                done = events_done(client, offset)
-            group = start_worker(kind, redis_url, url, processes, threads)
-            try:
-                out[kind] = measure(group, done, n, timeout=max(600, n / 10))
-            finally:
-                group.stop()
-        out["ratio"] = round(out["full"]["commands_per_s"] / out["naive"]["commands_per_s"], 3)
+        runs: dict[str, list[dict[str, float]]] = {"naive": [], "full": []}
+        for r in range(rounds):
+            for kind in ("naive", "full") if r % 2 == 0 else ("full", "naive"):
+                runs[kind].append(_throughput_run(client, redis_url, url, kind, agreements, n, processes, threads,
+                                                  prefix=f"{kind}{r}"))
+        out: dict[str, Any] = {kind: _median_run(results) for kind, results in runs.items()}
+        ratios = [f["commands_per_s"] / v["commands_per_s"] for f, v in zip(runs["full"], runs["naive"], strict=True)]
+        out["ratio"] = round(statistics.median(ratios), 3)
+        out["ratio_per_round"] = [round(x, 3) for x in ratios]
         out["duplicate_effects"] = len(httpx.get(f"{url}/_simulator/effects", params={"duplicates": "true"},
                                                  timeout=30).json())
         return out
     finally:
         sim.stop()
+
+
+def _throughput_run(client: redis.Redis, redis_url: str, sim_url: str, kind: str, agreements: list[str], n: int,
+                    processes: int, threads: int, prefix: str) -> dict[str, float]:
+    offset = int(client.hlen(EVENTS_MSGS))
+    client.delete("bench:naive:done")
+    commands = [charge_command(agreements[i % len(agreements)], i, prefix) for i in range(n)]
+    if kind == "naive":
+        fast_enqueue(client, "bench.naive", "naive_charge_create", commands)
+        done = lambda: int(client.get("bench:naive:done") or 0)  # noqa: E731
+    else:
+        fast_enqueue(client, "vipps.charges", "charge_create", commands)
+        done = events_done(client, offset)
+    group = start_worker(kind, redis_url, sim_url, processes, threads)
+    try:
+        return measure(group, done, n, timeout=max(600, n / 10))
+    finally:
+        group.stop()
+
+
+def _median_run(results: list[dict[str, float]]) -> dict[str, Any]:
+    """Median commands/s and CPU per command over the rounds; the highest peak RSS."""
+    return {"rounds": len(results),
+            "commands": results[0]["commands"],
+            "commands_per_s": round(statistics.median(r["commands_per_s"] for r in results), 1),
+            "cpu_s_per_command": round(statistics.median(r["cpu_s_per_command"] for r in results), 5),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+            "commands_per_s_per_round": [r["commands_per_s"] for r in results]}
 
 
 def scenario_latency(client: redis.Redis, redis_url: str, n: int, processes: int, threads: int) -> dict[str, Any]:
@@ -471,6 +492,7 @@ def bench(
     scenarios: Annotated[str, typer.Option(help=f"comma-separated, of {', '.join(SCENARIOS)}")] = ",".join(
         SCENARIOS),
     charges: Annotated[int, typer.Option(help="charge.create commands in the throughput scenario")] = 20_000,
+    rounds: Annotated[int, typer.Option(help="throughput rounds of each (naive, full); medians are reported")] = 3,
     backlog: Annotated[int, typer.Option(help="queued charges ahead of the stop (timeliness)")] = 100_000,
     latency_commands: Annotated[int, typer.Option(help="commands in the latency scenario")] = 2_000,
     recovery_commands: Annotated[int, typer.Option(help="commands in the recovery scenario")] = 1_000,
@@ -492,7 +514,7 @@ def bench(
         client = redis.Redis.from_url(url)
         runs: dict[str, Callable[[], dict[str, Any]]] = {
             "simulator": lambda: scenario_simulator(processes * threads, charges // 4),
-            "throughput": lambda: scenario_throughput(client, url, charges, processes, threads),
+            "throughput": lambda: scenario_throughput(client, url, charges, processes, threads, rounds),
             "latency": lambda: scenario_latency(client, url, latency_commands, processes, threads),
             "timeliness": lambda: scenario_timeliness(client, url, backlog, processes, threads),
             "recovery": lambda: scenario_recovery(client, url, recovery_commands, threads),

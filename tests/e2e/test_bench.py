@@ -1,0 +1,26 @@
+"""`vipps-billing bench` still runs as documented (a small size; the figures come from the full size)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import redis
+
+from tests.e2e.clirun import cli
+
+
+def test_bench_throughput_prints_a_table_and_writes_both_sides(redis_url: str, redis_client: redis.Redis,
+                                                               tmp_path: Path) -> None:
+    output = tmp_path / "bench.json"
+    result = cli("bench", "--scenarios", "throughput", "--charges", "300", "--rounds", "1", "--processes", "1",
+                 "--threads", "4", "--redis-url", redis_url, "--output", str(output), timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "full.commands_per_s" in result.stdout and "naive.commands_per_s" in result.stdout
+    figures = json.loads(output.read_text())["throughput"]
+    for kind in ("naive", "full"):
+        assert figures[kind]["commands_per_s"] > 0
+        assert figures[kind]["cpu_s_per_command"] > 0
+        assert figures[kind]["peak_rss_mb"] > 0
+    assert figures["ratio"] > 0 and len(figures["ratio_per_round"]) == 1
+    assert figures["duplicate_effects"] == 0
