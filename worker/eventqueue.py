@@ -8,11 +8,12 @@ client in another language) reads them.
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+
+from pydantic_core import to_json
 
 
 @dataclass(frozen=True)
@@ -26,11 +27,11 @@ class EventQueue:
         """The list of message ids, then the hash of messages."""
         return [f"{self.namespace}:{self.queue}", f"{self.namespace}:{self.queue}.msgs"]
 
-    def message(self, event: dict[str, Any]) -> tuple[str, str]:
-        """(redis_message_id, the message as dramatiq's JSONEncoder writes it); message_id is the event_id."""
+    def message(self, event: dict[str, Any]) -> tuple[str, bytes]:
+        """(redis_message_id, the message as JSON in UTF-8, as dramatiq decodes it); message_id is the event_id."""
         redis_id = str(uuid.uuid4())
-        return redis_id, json.dumps({
+        return redis_id, to_json({
             "queue_name": self.queue, "actor_name": self.actor, "args": [event], "kwargs": {},
             "options": {"redis_message_id": redis_id}, "message_id": event["event_id"],
             "message_timestamp": int(time.time() * 1000),
-        }, separators=(",", ":"))
+        })

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 import redis
+from pydantic_core import to_json
 
 from worker.eventqueue import EventQueue
 from worker.keys import Keys
@@ -212,8 +213,9 @@ def fingerprint(command: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
-def _compact(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+def _compact(value: Any) -> bytes:
+    """Compact JSON (UTF-8) of what the ledger stores; pydantic-core's encoder, several times faster than json's."""
+    return to_json(value)
 
 
 def now_ms() -> int:
@@ -243,11 +245,11 @@ class Ledger:
         payload = _compact(command)
         now = now_ms()
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.heartbeats_key]
-        args: list[str | int] = [fingerprint(command), payload, now, lease_ms, owner, broker_id,
+        args: list[str | bytes | int] = [fingerprint(command), payload, now, lease_ms, owner, broker_id,
                                  self.heartbeat_timeout_ms, cid, command["type"]]
         if budget is not None:
             keys.append(budget.key)
-            args += [budget.limit, budget.window_ms, uuid.uuid4().hex]
+            args += [budget.limit, budget.window_ms, os.urandom(8).hex()]
         result = self._claim(keys=keys, args=args)
         status = ClaimStatus(_text(result[0]))
         if status is ClaimStatus.CLAIMED:
@@ -305,13 +307,13 @@ class Ledger:
         self._published(self._observe(keys=keys, args=[now_ms(), *self._changes(watch), *self._messages(events)]))
 
     @staticmethod
-    def _changes(watch: list[WatchChange]) -> list[str | int]:
-        args: list[str | int] = [len(watch)]
+    def _changes(watch: list[WatchChange]) -> list[str | bytes | int]:
+        args: list[str | bytes | int] = [len(watch)]
         for w in watch:
             args += [w.member, w.next_check_ms, _compact(w.state or {})]
         return args
 
-    def _messages(self, events: list[dict[str, Any]]) -> list[str]:
+    def _messages(self, events: list[dict[str, Any]]) -> list[str | bytes]:
         return [part for e in events for part in (e["event_id"], *self.events.message(e), str(e.get("type")))]
 
     def _published(self, types: list[Any]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_id
 from schemas.commands import MAX_COMMAND_BYTES
@@ -68,7 +69,7 @@ class Pipeline:
             # Keep args and kwargs both: the dead letter must show what was actually sent.
             return self.reject(raw if raw is not None else {"args": list(delivery.args), "kwargs": delivery.kwargs},
                                "a command message carries exactly one JSON object as its only argument")
-        if len(json.dumps(raw, default=str)) > MAX_COMMAND_BYTES:
+        if len(to_json(raw, fallback=str)) > MAX_COMMAND_BYTES:
             return self.reject(raw, f"command larger than {MAX_COMMAND_BYTES} bytes")
         try:
             cmd = CommandAdapter.validate_python(raw)

@@ -9,7 +9,6 @@ other failure into one exception of `worker.vipps.errors`.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 import redis
 from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from worker.vipps import models
 from worker.vipps import operations as ops
@@ -308,7 +308,7 @@ class VippsClient:
         path = op.path.format(**path_values)
         content = None
         if body is not None:
-            content = json.dumps(body.to_wire(), separators=(",", ":")).encode()
+            content = to_json(body.to_wire())
 
         attempts = max(1, self._settings.max_attempts)
         attempt = 0
