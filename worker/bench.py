@@ -215,10 +215,17 @@ def setup_agreements(client: redis.Redis, redis_url: str, sim_url: str, count: i
         worker.stop()
 
 
-def measure(group: Group, done: Callable[[], int], total: int, timeout: float) -> dict[str, float]:
-    """From the first completion to the last: commands/s, CPU-seconds per command, peak RSS."""
+def redis_cpu(client: redis.Redis) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def measure(group: Group, done: Callable[[], int], total: int, timeout: float,
+            client: redis.Redis | None = None) -> dict[str, float]:
+    """From the first completion to the last: commands/s, CPU-seconds per command, peak RSS (and Redis's CPU)."""
     sampler = Sampler(group)
     first = _wait(lambda: done() or None, timeout, "a first completion", 0.01)
+    redis0 = redis_cpu(client) if client else 0.0
     t0, (cpu0, _) = time.monotonic(), group.usage()
     last = first
     deadline = time.monotonic() + timeout
@@ -230,8 +237,11 @@ def measure(group: Group, done: Callable[[], int], total: int, timeout: float) -
     if last < total:
         raise RuntimeError(f"only {last} of {total} done within {timeout:.0f} s")
     n = total - first
-    return {"commands": n, "seconds": round(t1 - t0, 2), "commands_per_s": round(n / (t1 - t0), 1),
-            "cpu_s_per_command": round((cpu1 - cpu0) / n, 5), "peak_rss_mb": round(peak / 2**20, 1)}
+    out = {"commands": n, "seconds": round(t1 - t0, 2), "commands_per_s": round(n / (t1 - t0), 1),
+           "cpu_s_per_command": round((cpu1 - cpu0) / n, 5), "peak_rss_mb": round(peak / 2**20, 1)}
+    if client:
+        out["redis_cpu_s_per_command"] = round((redis_cpu(client) - redis0) / n, 5)
+    return out
 
 
 def events_done(client: redis.Redis, offset: int = 0) -> Callable[[], int]:
@@ -325,7 +335,7 @@ def _throughput_run(client: redis.Redis, redis_url: str, sim_url: str, kind: str
         done = events_done(client, offset)
     group = start_worker(kind, redis_url, sim_url, processes, threads)
     try:
-        return measure(group, done, n, timeout=max(600, n / 10))
+        return measure(group, done, n, timeout=max(600, n / 10), client=client)
     finally:
         group.stop()
 
@@ -336,6 +346,7 @@ def _median_run(results: list[dict[str, float]]) -> dict[str, Any]:
             "commands": results[0]["commands"],
             "commands_per_s": round(statistics.median(r["commands_per_s"] for r in results), 1),
             "cpu_s_per_command": round(statistics.median(r["cpu_s_per_command"] for r in results), 5),
+            "redis_cpu_s_per_command": round(statistics.median(r["redis_cpu_s_per_command"] for r in results), 5),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
             "commands_per_s_per_round": [r["commands_per_s"] for r in results]}
 

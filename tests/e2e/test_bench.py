@@ -22,5 +22,6 @@ def test_bench_throughput_prints_a_table_and_writes_both_sides(redis_url: str, r
         assert figures[kind]["commands_per_s"] > 0
         assert figures[kind]["cpu_s_per_command"] > 0
         assert figures[kind]["peak_rss_mb"] > 0
+        assert figures[kind]["redis_cpu_s_per_command"] >= 0
     assert figures["ratio"] > 0 and len(figures["ratio_per_round"]) == 1
     assert figures["duplicate_effects"] == 0
