@@ -11,7 +11,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 AgreementId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -88,6 +88,46 @@ class InitialCharge(_Strict):
     external_id: ExternalId | None = None
 
 
+CampaignPrice = Annotated[int, Field(ge=0, le=2_147_483_647, strict=True)]
+
+
+class PriceCampaign(_Strict):
+    """The campaign price each interval until ``end``."""
+
+    type: Literal["PRICE_CAMPAIGN"]
+    price: CampaignPrice
+    end: AwareDatetime
+
+
+class PeriodCampaign(_Strict):
+    """One price for a first period ("10 weeks for 1 kr")."""
+
+    type: Literal["PERIOD_CAMPAIGN"]
+    price: CampaignPrice
+    period: Interval
+
+
+class EventCampaign(_Strict):
+    """The campaign price until an event; ``event_text`` is shown in the app ("until ...")."""
+
+    type: Literal["EVENT_CAMPAIGN"]
+    price: CampaignPrice
+    event_date: AwareDatetime
+    event_text: Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class FullFlexCampaign(_Strict):
+    """Another price and interval until ``end`` (Vipps asks to be contacted before using it)."""
+
+    type: Literal["FULL_FLEX_CAMPAIGN"]
+    price: CampaignPrice
+    interval: Interval
+    end: AwareDatetime
+
+
+Campaign = Annotated[PriceCampaign | PeriodCampaign | EventCampaign | FullFlexCampaign, Field(discriminator="type")]
+
+
 class CommandBase(_Strict):
     command_id: CommandId
     correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
@@ -108,6 +148,13 @@ class AgreementCreate(CommandBase):
     external_id: ExternalId | None = None
     scope: Scope | None = None
     is_app: bool = False
+    campaign: Campaign | None = None
+
+    @model_validator(mode="after")
+    def _no_campaign_with_variable_pricing(self) -> AgreementCreate:
+        if self.campaign is not None and self.pricing.type is PricingType.VARIABLE:
+            raise ValueError("campaigns cannot be combined with VARIABLE pricing")
+        return self
 
 
 class AgreementFetch(CommandBase):

@@ -69,7 +69,8 @@ def agreement_create(ctx: Context, cmd: c.AgreementCreate) -> Outcome:
         pricing=pricing, interval=models.TimePeriod(unit=cmd.interval.unit.value, count=cmd.interval.count),
         merchantAgreementUrl=cmd.merchant_agreement_url, merchantRedirectUrl=cmd.merchant_redirect_url,
         productName=cmd.product_name, productDescription=cmd.product_description, phoneNumber=cmd.phone_number,
-        initialCharge=initial, isApp=cmd.is_app or None, scope=cmd.scope, externalId=cmd.external_id)
+        initialCharge=initial, isApp=cmd.is_app or None, scope=cmd.scope, externalId=cmd.external_id,
+        campaign=campaign(cmd.campaign) if cmd.campaign else None)
     draft = ctx.client.draft_agreement(body, idempotency_key=ctx.key(cmd, "DraftAgreementV3"))
     out = Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_CREATED, agreement_id=draft.agreementId,
                                     charge_id=draft.chargeId, vipps_confirmation_url=draft.vippsConfirmationUrl,
@@ -78,6 +79,22 @@ def agreement_create(ctx: Context, cmd: c.AgreementCreate) -> Outcome:
     if draft.chargeId:
         out.watch.append(ctx.watcher.start_charge(draft.agreementId, draft.chargeId, cmd, due=None, retry_days=0))
     return out
+
+
+def campaign(given: c.PriceCampaign | c.PeriodCampaign | c.EventCampaign | c.FullFlexCampaign) -> (
+        models.PriceCampaignV3 | models.PeriodCampaignV3 | models.EventCampaignV3 | models.FullFlexCampaignV3):
+    """The command's campaign as Vipps's campaignV3."""
+    if isinstance(given, c.PriceCampaign):
+        return models.PriceCampaignV3(price=given.price, end=given.end)
+    if isinstance(given, c.PeriodCampaign):
+        return models.PeriodCampaignV3(price=given.price, period=_period(given.period))
+    if isinstance(given, c.EventCampaign):
+        return models.EventCampaignV3(price=given.price, eventDate=given.event_date, eventText=given.event_text)
+    return models.FullFlexCampaignV3(price=given.price, interval=_period(given.interval), end=given.end)
+
+
+def _period(interval: c.Interval) -> models.TimePeriod:
+    return models.TimePeriod(unit=interval.unit.value, count=interval.count)
 
 
 def agreement_fetch(ctx: Context, cmd: c.AgreementFetch) -> Outcome:

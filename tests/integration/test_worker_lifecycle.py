@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tests.stack import Events, Simulator, Worker, producer, wait_for
+from worker.producer import InvalidCommand
 
 TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 AGREEMENT = {"type": "agreement.create", "product_name": "Premier League", "pricing": {"amount": 49900},
@@ -136,3 +137,23 @@ def test_failed_charge_and_initial_charge(stack: tuple[Simulator, Worker, Events
                                if e["transition"]["to"] == "FAILED"], what="charge FAILED")[0]
     assert failed["charge"]["failureReason"] == "user_action_required"
     assert simulator.effects(duplicates="true") == []
+
+
+def test_agreement_with_a_campaign(stack: tuple[Simulator, Worker, Events], redis_url: str) -> None:
+    """The campaign reaches Vipps as campaignV3 and comes back on the agreement."""
+    _, _, events = stack
+    end = (dt.datetime.now(dt.UTC) + dt.timedelta(days=60)).replace(microsecond=0)
+    send(redis_url, "camp-create", **AGREEMENT | {
+        "campaign": {"type": "PRICE_CAMPAIGN", "price": 100, "end": end.isoformat()}})
+    agreement_id = events.wait(command_id="camp-create", type="agreement.created")["agreement_id"]
+    send(redis_url, "camp-fetch", type="agreement.fetch", agreement_id=agreement_id)
+    agreement = events.wait(command_id="camp-fetch", type="agreement.snapshot")["agreement"]
+    assert agreement["campaign"]["type"] == "PRICE_CAMPAIGN"
+    assert agreement["campaign"]["price"] == 100
+    assert dt.datetime.fromisoformat(agreement["campaign"]["end"].replace("Z", "+00:00")) == end
+
+    # Vipps refuses a campaign on VARIABLE pricing; so does the producer, before anything is queued.
+    with pytest.raises(InvalidCommand, match="VARIABLE"):
+        send(redis_url, "camp-variable", **AGREEMENT | {
+            "pricing": {"type": "VARIABLE", "suggested_max_amount": 50000},
+            "campaign": {"type": "PERIOD_CAMPAIGN", "price": 0, "period": {"unit": "WEEK", "count": 2}}})

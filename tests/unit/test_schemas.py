@@ -26,7 +26,8 @@ def test_json_schema_files_match_the_models() -> None:
 
 def test_every_command_type_has_a_model_and_an_actor_name() -> None:
     variants = {v["properties"]["type"]["const"] for v in CommandAdapter.json_schema()["$defs"].values()
-                if "type" in v.get("properties", {}) and "const" in v["properties"]["type"]}
+                if "type" in v.get("properties", {}) and "const" in v["properties"]["type"]
+                and "command_id" in v["properties"]}
     assert variants == set(COMMAND_TYPES)
     assert actor_name("charge.create") == "charge_create"
 
@@ -82,3 +83,37 @@ def test_agreement_create_pricing_rules() -> None:
     with pytest.raises(ValidationError):
         CommandAdapter.validate_python({**base, "pricing": {"amount": 29900},
                                         "merchant_agreement_url": "http://insecure.example.com"})
+
+
+@pytest.mark.parametrize(("campaign", "valid"), [
+    ({"type": "PRICE_CAMPAIGN", "price": 100, "end": "2027-01-01T00:00:00Z"}, True),
+    ({"type": "PERIOD_CAMPAIGN", "price": 0, "period": {"unit": "WEEK", "count": 10}}, True),
+    ({"type": "EVENT_CAMPAIGN", "price": 4900, "event_date": "2027-03-01T00:00:00+01:00",
+      "event_text": "until the season starts"}, True),
+    ({"type": "FULL_FLEX_CAMPAIGN", "price": 1000, "interval": {"unit": "WEEK", "count": 1},
+      "end": "2027-01-01T00:00:00Z"}, True),
+    ({"type": "PRICE_CAMPAIGN", "price": 100}, False),                                   # no end
+    ({"type": "PRICE_CAMPAIGN", "price": 100, "end": "2027-01-01T00:00:00"}, False),     # no UTC offset
+    ({"type": "PRICE_CAMPAIGN", "price": 1.5, "end": "2027-01-01T00:00:00Z"}, False),    # not minor units
+    ({"type": "PRICE_CAMPAIGN", "price": -1, "end": "2027-01-01T00:00:00Z"}, False),
+    ({"type": "PERIOD_CAMPAIGN", "price": 100, "end": "2027-01-01T00:00:00Z"}, False),   # fields of another type
+    ({"type": "LEGACY_CAMPAIGN", "price": 100}, False),                                  # not for new agreements
+])
+def test_agreement_create_campaigns(campaign: dict[str, Any], valid: bool) -> None:
+    base = cmd(type="agreement.create", product_name="Gym", interval={"unit": "MONTH", "count": 1},
+               pricing={"amount": 29900}, merchant_redirect_url="https://example.com/back",
+               merchant_agreement_url="https://example.com/a", campaign=campaign)
+    if valid:
+        assert CommandAdapter.validate_python(base).campaign.type == campaign["type"]
+    else:
+        with pytest.raises(ValidationError):
+            CommandAdapter.validate_python(base)
+
+
+def test_no_campaign_with_variable_pricing() -> None:
+    with pytest.raises(ValidationError, match="VARIABLE"):
+        CommandAdapter.validate_python(cmd(
+            type="agreement.create", product_name="Gym", interval={"unit": "MONTH", "count": 1},
+            pricing={"type": "VARIABLE", "suggested_max_amount": 50000}, merchant_redirect_url="https://e.com/b",
+            merchant_agreement_url="https://example.com/a",
+            campaign={"type": "PERIOD_CAMPAIGN", "price": 0, "period": {"unit": "WEEK", "count": 2}}))
