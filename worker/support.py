@@ -6,6 +6,7 @@ on the queue like any other: the worker carries it out exactly once and we wait 
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
@@ -95,10 +96,33 @@ def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> No
         ("status", str(agreement.status)), ("product", agreement.productName),
         ("price", money(amount) if amount is not None else "-"),
         ("interval", f"every {interval.count} {interval.unit}" if interval else "-"),
+        ("campaign", _campaign(agreement.campaign)),
         ("created", data.get("created")), ("start", data.get("start")), ("stop", data.get("stop")),
         ("external id", agreement.externalId), ("agreement page", agreement.merchantAgreementUrl)):
         table.add_row(name, str(value) if value is not None else "-")
     console.print(table)
+
+
+def _campaign(campaign: models.CampaignResponseV3 | None) -> str:
+    """What the customer pays while a campaign runs, in one line."""
+    if campaign is None:
+        return "-"
+    parts = [str(campaign.type), money(campaign.price)]
+    if campaign.interval:
+        parts.append(f"every {campaign.interval.count} {campaign.interval.unit}")
+    if campaign.period:
+        parts.append(f"for {campaign.period.count} {campaign.period.unit}")
+    if campaign.eventDate:
+        parts.append(f"until {_when(campaign.eventDate)} ({campaign.eventText or '-'})")
+    elif campaign.end:
+        parts.append(f"until {_when(campaign.end)}")
+    if campaign.explanation:
+        parts.append(f"- {campaign.explanation}")
+    return " ".join(parts)
+
+
+def _when(value: dt.datetime | str) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
 @agreement_app.command("stop")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from tests.e2e.clirun import cli, ok_json, one_line_error
 from tests.stack import Simulator, Worker
 from worker.cli import app
+from worker.vipps import VippsClient, load_settings, models
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,20 @@ def test_agreement_show(env: dict[str, Any]) -> None:
     assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))["status"] == "ACTIVE"
     shown = cli("agreement", "show", stopped, env=env["vars"])
     assert shown.returncode == 0 and "STOPPED" in shown.stdout and stopped in shown.stdout
+
+
+def test_agreement_show_tells_the_campaign(env: dict[str, Any]) -> None:
+    """What a customer pays during a campaign, so support can answer "why was I charged 1 kr?"."""
+    with VippsClient(load_settings(base_url=env["simulator"].url)) as client:
+        draft = client.draft_agreement(models.DraftAgreementV3(
+            pricing=models.PricingRequest(amount=29900), interval=models.TimePeriod(unit="MONTH", count=1),
+            merchantAgreementUrl="https://example.com/a", merchantRedirectUrl="https://example.com/r",
+            productName="Gym", campaign=models.PeriodCampaignV3(
+                price=100, period=models.TimePeriod(unit="WEEK", count=10))), idempotency_key="cli-campaign")
+    shown = cli("agreement", "show", draft.agreementId, env=env["vars"])
+    assert shown.returncode == 0, shown.stderr
+    assert "PERIOD_CAMPAIGN 1.00 NOK for 10 WEEK" in shown.stdout
+    assert "299.00 NOK" in shown.stdout
 
 
 def test_charge_list_and_status_filter(env: dict[str, Any]) -> None:
