@@ -14,9 +14,14 @@ from typing import Annotated, Any
 
 import typer
 
-from worker import bench, demo, dlq, support
+from worker import bench, command_cli, demo, dlq, support
 from worker.clikit import KNOWN_ERRORS, JsonOption, console, describe, emit_json, err_console, fail, guard, open_ops
 from worker.simulator import cli as simulator_cli
+
+try:  # typer 0.2x carries its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer on the click package
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Vipps MobilePay recurring billing worker: commands in, exactly-once effects, events out.\n\n"
@@ -24,6 +29,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.add_typer(simulator_cli.app, name="simulator")
 app.add_typer(support.agreement_app, name="agreement")
 app.add_typer(support.charge_app, name="charge")
+app.add_typer(command_cli.app, name="command")
 app.add_typer(dlq.app, name="dlq")
 app.add_typer(bench.app, name="bench")
 demo.register(app)
@@ -179,11 +185,24 @@ def status(as_json: JsonOption = False) -> None:
 
 
 def main() -> None:
+    command = typer.main.get_command(app)
     try:
-        app()
-    except KNOWN_ERRORS as exc:  # last resort: a known error is never a traceback
-        err_console.print(f"[red]error: {describe(exc)}[/red]")
+        code = command.main(standalone_mode=False)
+    except NoArgsIsHelpError as exc:
+        if exc.format_message().strip():  # a group named alone: its help (rich has printed it already)
+            exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:  # mistyped options and arguments: one line, as every other error
+        hint = f" (see '{exc.ctx.command_path} --help')" if isinstance(exc, UsageError) and exc.ctx else ""
+        err_console.print(f"[red]error: {exc.format_message()}{hint}[/red]", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[red]error: aborted[/red]")
         sys.exit(1)
+    except KNOWN_ERRORS as exc:  # last resort: a known error is never a traceback
+        err_console.print(f"[red]error: {describe(exc)}[/red]", soft_wrap=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

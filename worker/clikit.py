@@ -122,6 +122,11 @@ def parse_since(text: str | None) -> int | None:
     return int(when.timestamp() * 1000)
 
 
+def since_option(help: str) -> Any:
+    """A ``--since``-style option, parsed (see ``parse_since``) with the other options: epoch ms or None."""
+    return typer.Option(parser=parse_since, metavar="WHEN", help=help)
+
+
 def when(ms: int | None) -> str:
     if not ms:
         return "-"

@@ -19,7 +19,7 @@ from worker.clikit import (
     fail,
     guard,
     open_ops,
-    parse_since,
+    since_option,
     when,
 )
 from worker.deadletters import DeadLetter
@@ -31,12 +31,12 @@ app = typer.Typer(no_args_is_help=True, help="Dead letters: commands the worker 
 
 ReasonOption = Annotated[str | None, typer.Option(help="Only this reason, e.g. vipps_problem, retries_exhausted.")]
 TypeOption = Annotated[str | None, typer.Option("--type", help="Only this command type, e.g. charge.capture.")]
-SinceOption = Annotated[str | None, typer.Option(help="Only newer than this: 2h, 1d, or an ISO date-time.")]
+SinceOption = Annotated[int | None, since_option("Only newer than this: 2h, 1d, or an ISO date-time.")]
 LimitOption = Annotated[int, typer.Option(help="At most this many.", min=1)]
 IdsArgument = Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (from `dlq list`).")]
 
 
-def _select(ops: Operations, ids: list[str] | None, reason: str | None, ctype: str | None, since: str | None,
+def _select(ops: Operations, ids: list[str] | None, reason: str | None, ctype: str | None, since: int | None,
             limit: int) -> list[DeadLetter]:
     if ids:
         letters = []
@@ -46,7 +46,7 @@ def _select(ops: Operations, ids: list[str] | None, reason: str | None, ctype: s
                 raise fail(f"no dead letter {letter_id}")
             letters.append(letter)
         return letters
-    return ops.dead_letters.find(limit=limit, reason=reason, command_type=ctype, since_ms=parse_since(since))
+    return ops.dead_letters.find(limit=limit, reason=reason, command_type=ctype, since_ms=since)
 
 
 def _summary(letter: DeadLetter) -> dict[str, object]:
@@ -134,7 +134,7 @@ def dlq_replay(
 
     Example: vipps-billing dlq replay --type charge.capture --since 1d --dry-run
     """
-    if not ids and not (reason or ctype or since or all_letters):
+    if not ids and not (reason or ctype or since is not None or all_letters):
         raise fail("name dead-letter ids, or select with --reason/--type/--since, or pass --all")
     with guard():
         ops = open_ops()
@@ -194,8 +194,7 @@ def dlq_purge(
     ids: IdsArgument = None,
     reason: ReasonOption = None,
     ctype: TypeOption = None,
-    older_than: Annotated[str | None, typer.Option(help="Only older than this: 30d, 12h, or an ISO date-time.")]
-    = None,
+    older_than: Annotated[int | None, since_option("Only older than this: 30d, 12h, or an ISO date-time.")] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter matching the filters.")] = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
@@ -204,15 +203,14 @@ def dlq_purge(
 
     Example: vipps-billing dlq purge --reason invalid_command --older-than 7d --yes
     """
-    if not ids and not (reason or ctype or older_than or all_letters):
+    if not ids and not (reason or ctype or older_than is not None or all_letters):
         raise fail("name dead-letter ids, or select with --reason/--type/--older-than, or pass --all")
     with guard():
         ops = open_ops()
         try:
             letters = _select(ops, ids, reason, ctype, None, 1_000_000)
-            cutoff = parse_since(older_than)
-            if cutoff is not None:
-                letters = [x for x in letters if x.at_ms < cutoff]
+            if older_than is not None:
+                letters = [x for x in letters if x.at_ms < older_than]
             if letters:
                 confirm(f"Delete {len(letters)} dead letter(s) for good?", yes)
             removed = ops.dead_letters.remove([x.id for x in letters])

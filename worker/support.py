@@ -25,6 +25,8 @@ from worker.clikit import (
     guard,
     money,
     open_ops,
+    since_option,
+    when,
 )
 from worker.operations import Outcome, new_command_id
 from worker.vipps import models
@@ -125,6 +127,44 @@ def _when(value: dt.datetime | str) -> str:
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
 
+@agreement_app.command("list")
+def agreement_list(
+    status: Annotated[models.AgreementStatus, typer.Option(
+        help="Agreements in this status (Vipps lists one status at a time).")] = models.AgreementStatus.ACTIVE,
+    since: Annotated[int | None, since_option(
+        "Only agreements created after this: a duration ago (30d, 12h) or a date-time.")] = None,
+    external_id: Annotated[str | None, typer.Option(help="Only the agreement(s) with this externalId.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the merchant's agreements in one status, newest first.
+
+    Vipps allows 5 listings a minute per merchant; narrow with --since on a large merchant.
+
+    Example: vipps-billing agreement list --status PENDING --since 1d
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            agreements = ops.vipps().list_agreements(status=status, created_after=since)
+        finally:
+            ops.close()
+    if external_id is not None:
+        agreements = [a for a in agreements if a.externalId == external_id]
+    agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
+    if as_json:
+        emit_json([_dump(a) for a in agreements])
+        return
+    table = Table(title=f"{status.value} agreements" + (f" created after {when(since)}" if since else ""))
+    for column in ("agreement", "product", "price", "interval", "created", "external id"):
+        table.add_column(column, justify="right" if column == "price" else "left")
+    for a in agreements:
+        amount = getattr(a.pricing, "amount", None) if a.pricing else None
+        table.add_row(a.id, a.productName or "-", money(amount) if amount is not None else "-",
+                      f"{a.interval.count} {a.interval.unit}" if a.interval else "-",
+                      _when(a.created)[:19] if a.created else "-", a.externalId or "-")
+    console.print(table if agreements else f"no {status.value} agreements")
+
+
 @agreement_app.command("stop")
 def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: TimeoutOption = 60.0,
                    as_json: JsonOption = False) -> None:
@@ -187,19 +227,40 @@ def charge_show(agreement_id: AgreementId, charge_id: ChargeId, as_json: JsonOpt
             charge = ops.vipps().fetch_charge(agreement_id, charge_id)
         finally:
             ops.close()
+    _print_charge(charge, agreement_id, as_json)
+
+
+@charge_app.command("find")
+def charge_find(charge_id: ChargeId, as_json: JsonOption = False) -> None:
+    """Find a charge by its id alone (a customer's claim names no agreement); shows its agreement too.
+
+    Vipps limits this lookup more strictly than `charge show`: use it by hand, not in scripts.
+
+    Example: vipps-billing charge find chr_WCVbcA
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            charge = ops.vipps().fetch_charge_by_id(charge_id)
+        finally:
+            ops.close()
+    _print_charge(charge, charge.agreementId, as_json)
+
+
+def _print_charge(charge: models.ChargeResponseV3, agreement_id: str | None, as_json: bool) -> None:
     if as_json:
         emit_json(_dump(charge))
         return
-    table = Table(title=f"Charge {charge.id} on {agreement_id}", show_header=False)
+    table = Table(title=f"Charge {charge.id} on {agreement_id or 'an unnamed agreement'}", show_header=False)
     s = charge.summary
     for name, value in (
-        ("status", str(charge.status)), ("type", str(charge.type)),
+        ("agreement", agreement_id), ("status", str(charge.status)), ("type", str(charge.type)),
         ("transaction", str(charge.transactionType) if charge.transactionType else None),
         ("amount", money(charge.amount, str(charge.currency))), ("description", charge.description),
         ("due", str(charge.due)[:10] if charge.due else None), ("retry days", charge.retryDays),
         ("captured", money(s.captured)), ("refunded", money(s.refunded)), ("cancelled", money(s.cancelled)),
         ("failure", str(charge.failureReason) if charge.failureReason else None),
-        ("transaction id", charge.transactionId)):
+        ("external id", charge.externalId), ("transaction id", charge.transactionId)):
         table.add_row(name, str(value) if value is not None else "-")
     console.print(table)
     history = Table(title="History")

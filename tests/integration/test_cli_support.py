@@ -98,6 +98,59 @@ def test_charge_show_has_history(env: dict[str, Any]) -> None:
     assert table.returncode == 0 and "History" in table.stdout and "REFUND" in table.stdout
 
 
+def test_charge_find_by_its_id_alone(env: dict[str, Any]) -> None:
+    """A customer's claim names a charge, not an agreement: FetchChargeById finds both."""
+    active, _, _, refunded = ids(env)
+    charge = ok_json(cli("charge", "find", refunded, "--json", env=env["vars"]))
+    assert charge["id"] == refunded and charge["agreementId"] == active and charge["status"] == "REFUNDED"
+    table = cli("charge", "find", refunded, env=env["vars"])
+    assert table.returncode == 0 and active in table.stdout and "REFUND" in table.stdout
+    assert "Vipps said no" in one_line_error(cli("charge", "find", "chr_nosuchcharge", env=env["vars"]))
+
+
+def test_agreement_list_by_status_and_external_id(env: dict[str, Any]) -> None:
+    active, stopped, _, _ = ids(env)
+    listed = {a["id"]: a["status"] for a in ok_json(cli("agreement", "list", "--json", env=env["vars"]))}
+    assert listed.get(active) == "ACTIVE" and stopped not in listed  # Vipps lists ACTIVE by default
+    stopped_ones = ok_json(cli("agreement", "list", "--status", "STOPPED", "--since", "1h", "--json",
+                               env=env["vars"]))
+    assert stopped in [a["id"] for a in stopped_ones] and {a["status"] for a in stopped_ones} == {"STOPPED"}
+    mine = ok_json(cli("agreement", "list", "--external-id", f"checklist-{env['report']['run_id']}-active",
+                       "--json", env=env["vars"]))
+    assert [a["id"] for a in mine] == [active]
+    table = cli("agreement", "list", "--status", "STOPPED", env=env["vars"])
+    assert table.returncode == 0 and stopped in table.stdout and "STOPPED agreements" in table.stdout
+    future = ok_json(cli("agreement", "list", "--since", "2999-01-01T00:00:00Z", "--json", env=env["vars"]))
+    assert future == []
+    assert "not a duration" in one_line_error(cli("agreement", "list", "--since", "yesterday", env=env["vars"]))
+
+
+def test_command_show_tells_what_the_worker_did(env: dict[str, Any]) -> None:
+    """Support asks "did this go through?" with the billing system's command_id."""
+    run_id, (active, _, _, refunded) = env["report"]["run_id"], ids(env)
+    shown = ok_json(cli("command", "show", f"checklist-{run_id}-refund", "--json", env=env["vars"]))
+    assert shown["status"] == "succeeded" and shown["type"] == "charge.refund" and shown["attempts"] >= 1
+    assert shown["command"]["charge_id"] == refunded and shown["dead_letter"] is None
+    assert [e["type"] for e in shown["events"]] == ["charge.refunded"]
+    assert shown["events"][0]["agreement_id"] == active
+    table = cli("command", "show", f"checklist-{run_id}-refund", env=env["vars"])
+    assert table.returncode == 0 and "charge.refunded" in table.stdout and refunded in table.stdout
+
+
+def test_command_show_of_a_refused_command_names_the_problem_and_its_dead_letter(env: dict[str, Any]) -> None:
+    active, _, _, refunded = ids(env)
+    line = one_line_error(cli("charge", "cancel", active, refunded, "--yes", env=env["vars"]))
+    command_id = line.split("command ", 1)[1].split()[0]
+    shown = ok_json(cli("command", "show", command_id, "--json", env=env["vars"]))
+    assert shown["status"] == "failed" and shown["error"]["type"] and shown["error"]["status"] >= 400
+    assert [e["type"] for e in shown["events"]] == ["command.failed"]
+    letter = ok_json(cli("dlq", "show", shown["dead_letter"], "--json", env=env["vars"]))
+    assert letter["command_id"] == command_id and letter["reason"] == "vipps_problem"
+    table = cli("command", "show", command_id, env=env["vars"])
+    assert table.returncode == 0 and "last error" in table.stdout and shown["dead_letter"] in table.stdout
+    assert "no command" in one_line_error(cli("command", "show", "never-sent-42", env=env["vars"]))
+
+
 def test_refund_goes_through_the_queue_and_waits_for_its_event(env: dict[str, Any]) -> None:
     active, _, charged, _ = ids(env)
     outcome = ok_json(cli("charge", "refund", active, charged, "--amount", "5000", "--yes", "--json",
@@ -164,10 +217,23 @@ def test_unreachable_redis_is_one_line(args: tuple[str, ...]) -> None:
     assert "Redis" in line
 
 
+@pytest.mark.parametrize(("args", "says"), [
+    (("status", "--bogus"), "No such option: --bogus"),
+    (("charge", "show", "agr_1"), "Missing argument 'charge_id'"),
+    (("charge", "list", "agr_1", "--status", "NOPE"), "'NOPE' is not one of"),
+    (("dlq", "list", "--since", "yesterday"), "not a duration or date-time: 'yesterday'"),
+    (("agreement", "list", "--since", "yesterday"), "not a duration or date-time: 'yesterday'"),
+    (("nosuchcommand",), "No such command 'nosuchcommand'")])
+def test_mistyped_commands_are_one_line_with_a_pointer_to_help(args: tuple[str, ...], says: str) -> None:
+    result = cli(*args, env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    line = one_line_error(result)
+    assert result.returncode == 2 and says in line and "--help" in line, line
+
+
 @pytest.mark.parametrize("command", [
     ("worker",), ("enqueue",), ("demo",), ("checklist",), ("status",), ("agreement", "show"), ("agreement", "stop"),
-    ("charge", "list"), ("charge", "show"), ("charge", "capture"), ("charge", "refund"), ("charge", "cancel"),
-    ("dlq", "list"), ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("simulator",)])
+    ("agreement", "list"), ("charge", "list"), ("charge", "show"), ("charge", "find"), ("charge", "capture"),
+    ("charge", "refund"), ("charge", "cancel"), ("command", "show"), ("dlq", "list"), ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("simulator",)])
 def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Example" in result.output, result.output

@@ -1,0 +1,114 @@
+"""``vipps-billing command show``: what the worker did with one of your commands, from its ledger."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from worker.clikit import JsonOption, console, emit_json, fail, guard, open_ops
+from worker.deadletters import dead_letter_id
+from worker.operations import Operations
+from worker.replay import replay_id
+
+app = typer.Typer(no_args_is_help=True, help="Look up a command the worker was given.\n\n"
+                  "Example: vipps-billing command show inv-2024-12-0042")
+
+# Replays are <id>.r1, <id>.r2, ...; a command is not replayed more often than this in practice.
+MAX_REPLAYS = 20
+
+
+def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
+    """The ledger record of a command with its dead letter and replays, or None if the ledger has none."""
+    record = ops.ledger.get(command_id)
+    if record is None:
+        return None
+    letter = ops.dead_letters.get(dead_letter_id("command", command_id))
+    replays = []
+    for n in range(1, MAX_REPLAYS + 1):
+        replay = ops.ledger.get(replay_id(command_id, n))
+        if replay is None:
+            break
+        replays.append({"command_id": replay_id(command_id, n), "status": replay.get("status")})
+    return {
+        "command_id": command_id,
+        "type": record.get("type"),
+        "status": record.get("status"),
+        "attempts": _int(record.get("attempts")),
+        "first_attempt": _at(record.get("first_attempt_ms")),
+        "finished": _at(record.get("finished_ms")),
+        "next_attempt": _at(record.get("next_attempt_ms")),
+        "lease_until": _at(record.get("lease_until")) if record.get("status") == "in_progress" else None,
+        "error": record.get("error") or None,
+        "command": record.get("payload"),
+        "events": record.get("events") or [],
+        "dead_letter": letter.id if letter else None,
+        "replays": replays,
+    }
+
+
+def _int(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+def _at(ms: Any) -> str | None:
+    millis = _int(ms)
+    return dt.datetime.fromtimestamp(millis / 1000, dt.UTC).isoformat() if millis else None
+
+
+@app.command("show")
+def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id, e.g. inv-2024-12-0042")],
+                 as_json: JsonOption = False) -> None:
+    """Show a command's status, attempts, last error, the events it produced, its dead letter and replays.
+
+    A command the ledger does not know is still queued, was rejected as invalid (see `dlq list`), was
+    never sent, or finished longer ago than LEDGER_RETENTION_DAYS.
+
+    Example: vipps-billing command show inv-2024-12-0042 --json
+    """
+    with guard():
+        ops = open_ops()
+        try:
+            found = lookup(ops, command_id)
+        finally:
+            ops.close()
+    if found is None:
+        raise fail(f"no command {command_id} in the ledger: still queued, rejected as invalid "
+                   "(see `vipps-billing dlq list`), never sent, or older than LEDGER_RETENTION_DAYS")
+    if as_json:
+        emit_json(found)
+        return
+    table = Table(title=f"Command {command_id}", show_header=False)
+    error = found["error"] or {}
+    for name, value in (
+        ("type", found["type"]), ("status", found["status"]), ("attempts", found["attempts"]),
+        ("first attempt", found["first_attempt"]), ("finished", found["finished"]),
+        ("next attempt", found["next_attempt"]), ("held until", found["lease_until"]),
+        ("last error", _error_line(error) if error else None), ("dead letter", found["dead_letter"]),
+        ("replayed as", ", ".join(f"{r['command_id']} ({r['status']})" for r in found["replays"]) or None)):
+        if value is not None:
+            table.add_row(name, str(value))
+    console.print(table)
+    if found["events"]:
+        events = Table(title="Events")
+        for column in ("type", "agreement", "charge", "occurred", "event id"):
+            events.add_column(column, overflow="fold")
+        for e in found["events"]:
+            events.add_row(str(e.get("type")), e.get("agreement_id") or "-", e.get("charge_id") or "-",
+                           str(e.get("occurred_at") or "-")[:19], str(e.get("event_id")))
+        console.print(events)
+
+
+def _error_line(error: dict[str, Any]) -> str:
+    text = error.get("detail") or error.get("title") or error.get("reason") or "-"
+    parts = [str(text)]
+    if error.get("type"):
+        parts.append(f"[{error['type']}]")
+    if error.get("status"):
+        parts.append(f"HTTP {error['status']}")
+    if error.get("context_id"):
+        parts.append(f"contextId {error['context_id']}")
+    return " ".join(parts)
+
