@@ -29,9 +29,10 @@ from worker.clikit import (
     when,
 )
 from worker.operations import Outcome, new_command_id
+from worker.producer import prepare
 from worker.vipps import models
 
-agreement_app = typer.Typer(no_args_is_help=True, help="Look up or stop an agreement.\n\n"
+agreement_app = typer.Typer(no_args_is_help=True, help="Look up, list, change or stop agreements.\n\n"
                             "Example: vipps-billing agreement show agr_5kSeqz")
 charge_app = typer.Typer(no_args_is_help=True, help="List, show, capture, refund or cancel charges.\n\n"
                          "Example: vipps-billing charge list agr_5kSeqz --status CHARGED")
@@ -176,6 +177,38 @@ def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: T
     with guard():
         _act({"type": "agreement.update", "agreement_id": agreement_id, "status": "STOPPED"}, timeout, as_json,
              "agreement.updated")
+
+
+@agreement_app.command("update")
+def agreement_update(
+    agreement_id: AgreementId,
+    product_name: Annotated[str | None, typer.Option(help="New product name (shown to the user).")] = None,
+    product_description: Annotated[str | None, typer.Option(help="New product description.")] = None,
+    price: Annotated[int | None, typer.Option(help="New price in øre (LEGACY pricing).")] = None,
+    suggested_max_amount: Annotated[int | None, typer.Option(
+        help="New suggested maximum in øre (VARIABLE pricing; the user is not alerted).")] = None,
+    agreement_url: Annotated[str | None, typer.Option(help="New merchantAgreementUrl (https).")] = None,
+    external_id: Annotated[str | None, typer.Option(help="New externalId.")] = None,
+    yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False,
+) -> None:
+    """Change an agreement's price, product or agreement page (through the queue; charges already made stay).
+
+    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" --yes
+    """
+    changes = {"product_name": product_name, "product_description": product_description, "pricing_amount": price,
+               "suggested_max_amount": suggested_max_amount, "merchant_agreement_url": agreement_url,
+               "external_id": external_id}
+    given = {name: value for name, value in changes.items() if value is not None}
+    if not given:
+        raise fail("name at least one change (see --help)", 2)
+    with guard():  # an invalid change is refused before anyone is asked to confirm it
+        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
+                           **given})
+    described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
+                          for name, value in given.items())
+    confirm(f"Change agreement {agreement_id}: {described}?", yes)
+    with guard():
+        _act(command, timeout, as_json, "agreement.updated")
 
 
 # -- charges -------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ def test_bench_throughput_prints_a_table_and_writes_both_sides(redis_url: str, r
                  "--threads", "4", "--redis-url", redis_url, "--output", str(output), timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "full.commands_per_s" in result.stdout and "naive.commands_per_s" in result.stdout
+    verdict = next(line for line in result.stdout.splitlines() if line.startswith("throughput vs naive"))
+    assert ">= 0.70x" in verdict and verdict.split()[-1] in ("yes", "NO")
     figures = json.loads(output.read_text())["throughput"]
     for kind in ("naive", "full"):
         assert figures[kind]["commands_per_s"] > 0

@@ -185,6 +185,28 @@ def test_stop_an_agreement(env: dict[str, Any]) -> None:
     assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))["status"] == "STOPPED"
 
 
+def test_update_an_agreement_through_the_queue(env: dict[str, Any]) -> None:
+    active, _, _, _ = ids(env)
+    outcome = ok_json(cli("agreement", "update", active, "--price", "39900", "--product-name", "Gym, off-peak",
+                          "--yes", "--json", env=env["vars"]))
+    assert outcome["status"] == "succeeded" and outcome["command_id"].startswith("support-")
+    assert "agreement.updated" in [e["type"] for e in outcome["events"]]
+    shown = ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))
+    assert shown["pricing"]["amount"] == 39900 and shown["productName"] == "Gym, off-peak"
+
+
+def test_an_invalid_update_is_refused_before_confirmation_and_sends_nothing(env: dict[str, Any]) -> None:
+    active, _, _, _ = ids(env)
+    before = ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))
+    line = one_line_error(cli("agreement", "update", active, "--price", "50", env=env["vars"], input="y\n"))
+    assert "pricing_amount" in line
+    result = cli("agreement", "update", active, env=env["vars"])
+    assert result.returncode == 2 and "at least one change" in one_line_error(result)
+    declined = cli("agreement", "update", active, "--product-name", "Never", env=env["vars"], input="n\n")
+    assert declined.returncode == 1 and "not confirmed" in declined.stderr
+    assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"])) == before
+
+
 def test_status_shows_queues_and_workers(env: dict[str, Any]) -> None:
     data = ok_json(cli("status", "--json", env=env["vars"]))
     assert data["workers_alive"] >= 1
@@ -232,8 +254,9 @@ def test_mistyped_commands_are_one_line_with_a_pointer_to_help(args: tuple[str, 
 
 @pytest.mark.parametrize("command", [
     ("worker",), ("enqueue",), ("demo",), ("checklist",), ("status",), ("agreement", "show"), ("agreement", "stop"),
-    ("agreement", "list"), ("charge", "list"), ("charge", "show"), ("charge", "find"), ("charge", "capture"),
-    ("charge", "refund"), ("charge", "cancel"), ("command", "show"), ("dlq", "list"), ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("simulator",)])
+    ("agreement", "list"), ("agreement", "update"), ("charge", "list"), ("charge", "show"), ("charge", "find"),
+    ("charge", "capture"), ("charge", "refund"), ("charge", "cancel"), ("command", "show"), ("dlq", "list"),
+    ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("bench",), ("simulator",)])
 def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Example" in result.output, result.output
