@@ -7,7 +7,8 @@ on the queue like any other: the worker carries it out exactly once and we wait 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.table import Table
@@ -30,7 +31,9 @@ from worker.clikit import (
 )
 from worker.operations import Outcome, new_command_id
 from worker.producer import prepare
-from worker.vipps import models
+from worker.vipps import VippsClient, models
+
+T = TypeVar("T")
 
 agreement_app = typer.Typer(no_args_is_help=True, help="Look up, list, change or stop agreements.\n\n"
                             "Example: vipps-billing agreement show agr_5kSeqz")
@@ -44,6 +47,16 @@ ChargeId = Annotated[str, typer.Argument(help="Vipps charge id, e.g. chr_WCVbcA"
 def _dump(model: Any) -> dict[str, Any]:
     data: dict[str, Any] = model.model_dump(mode="json", by_alias=True)
     return data
+
+
+def _read(call: Callable[[VippsClient], T]) -> T:
+    """One lookup at Vipps with the worker's shared token and rate budgets; errors become one line."""
+    with guard():
+        ops = open_ops()
+        try:
+            return call(ops.vipps())
+        finally:
+            ops.close()
 
 
 def _act(command: dict[str, Any], timeout: float, as_json: bool, done_event: str) -> None:
@@ -81,12 +94,7 @@ def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> No
 
     Example: vipps-billing agreement show agr_5kSeqz --json
     """
-    with guard():
-        ops = open_ops()
-        try:
-            agreement = ops.vipps().fetch_agreement(agreement_id)
-        finally:
-            ops.close()
+    agreement = _read(lambda vipps: vipps.fetch_agreement(agreement_id))
     data = _dump(agreement)
     if as_json:
         emit_json(data)
@@ -143,12 +151,7 @@ def agreement_list(
 
     Example: vipps-billing agreement list --status PENDING --since 1d
     """
-    with guard():
-        ops = open_ops()
-        try:
-            agreements = ops.vipps().list_agreements(status=status, created_after=since)
-        finally:
-            ops.close()
+    agreements = _read(lambda vipps: vipps.list_agreements(status=status, created_after=since))
     if external_id is not None:
         agreements = [a for a in agreements if a.externalId == external_id]
     agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
@@ -230,13 +233,8 @@ def charge_list(
 
     Example: vipps-billing charge list agr_5kSeqz --status CHARGED
     """
-    with guard():
-        ops = open_ops()
-        try:
-            charges = ops.vipps().list_charges(agreement_id,
-                                               status=models.ChargeStatus(status.value) if status else None)
-        finally:
-            ops.close()
+    wanted = models.ChargeStatus(status.value) if status else None
+    charges = _read(lambda vipps: vipps.list_charges(agreement_id, status=wanted))
     if as_json:
         emit_json([_dump(c) for c in charges])
         return
@@ -254,12 +252,7 @@ def charge_show(agreement_id: AgreementId, charge_id: ChargeId, as_json: JsonOpt
 
     Example: vipps-billing charge show agr_5kSeqz chr_WCVbcA
     """
-    with guard():
-        ops = open_ops()
-        try:
-            charge = ops.vipps().fetch_charge(agreement_id, charge_id)
-        finally:
-            ops.close()
+    charge = _read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))
     _print_charge(charge, agreement_id, as_json)
 
 
@@ -271,12 +264,7 @@ def charge_find(charge_id: ChargeId, as_json: JsonOption = False) -> None:
 
     Example: vipps-billing charge find chr_WCVbcA
     """
-    with guard():
-        ops = open_ops()
-        try:
-            charge = ops.vipps().fetch_charge_by_id(charge_id)
-        finally:
-            ops.close()
+    charge = _read(lambda vipps: vipps.fetch_charge_by_id(charge_id))
     _print_charge(charge, charge.agreementId, as_json)
 
 
@@ -307,11 +295,7 @@ def _print_charge(charge: models.ChargeResponseV3, agreement_id: str | None, as_
 
 def _left(agreement_id: str, charge_id: str, kind: str) -> int:
     """What is left to capture or refund, from Vipps now."""
-    ops = open_ops()
-    try:
-        charge = ops.vipps().fetch_charge(agreement_id, charge_id)
-    finally:
-        ops.close()
+    charge = _read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))
     s = charge.summary
     left = charge.amount - s.captured - s.cancelled if kind == "capture" else s.captured - s.refunded
     if left < 100:
@@ -331,8 +315,7 @@ def charge_capture(agreement_id: AgreementId, charge_id: ChargeId, amount: Amoun
 
     Example: vipps-billing charge capture agr_5kSeqz chr_WCVbcA --amount 4000 --yes
     """
-    with guard():
-        amount = amount or _left(agreement_id, charge_id, "capture")
+    amount = amount or _left(agreement_id, charge_id, "capture")
     confirm(f"Capture {money(amount)} of charge {charge_id}?", yes)
     with guard():
         _act({"type": "charge.capture", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
@@ -347,8 +330,7 @@ def charge_refund(agreement_id: AgreementId, charge_id: ChargeId, amount: Amount
 
     Example: vipps-billing charge refund agr_5kSeqz chr_WCVbcA --amount 19900 --yes
     """
-    with guard():
-        amount = amount or _left(agreement_id, charge_id, "refund")
+    amount = amount or _left(agreement_id, charge_id, "refund")
     confirm(f"Refund {money(amount)} of charge {charge_id}?", yes)
     with guard():
         _act({"type": "charge.refund", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
