@@ -43,6 +43,8 @@ def describe(exc: BaseException) -> str:
     """One line for an error we know; never a value from the environment."""
     if isinstance(exc, redis.RedisError):
         return f"cannot reach Redis at {_redact(redis_url())}: {exc}"
+    if isinstance(exc, errors.BudgetExhaustedError):
+        return f"{exc} (Vipps's published rate limit for this call, shared with the workers)"
     if isinstance(exc, errors.VippsError):
         text = str(exc)
         if exc.context_id and exc.context_id not in text:

@@ -109,17 +109,17 @@ def test_charge_find_by_its_id_alone(env: dict[str, Any]) -> None:
 
 
 def test_agreement_list_by_status_and_external_id(env: dict[str, Any]) -> None:
+    """Four listings: Vipps allows five a minute per merchant, and the CLI keeps to that budget."""
     active, stopped, _, _ = ids(env)
     listed = {a["id"]: a["status"] for a in ok_json(cli("agreement", "list", "--json", env=env["vars"]))}
     assert listed.get(active) == "ACTIVE" and stopped not in listed  # Vipps lists ACTIVE by default
     stopped_ones = ok_json(cli("agreement", "list", "--status", "STOPPED", "--since", "1h", "--json",
                                env=env["vars"]))
     assert stopped in [a["id"] for a in stopped_ones] and {a["status"] for a in stopped_ones} == {"STOPPED"}
-    mine = ok_json(cli("agreement", "list", "--external-id", f"checklist-{env['report']['run_id']}-active",
-                       "--json", env=env["vars"]))
-    assert [a["id"] for a in mine] == [active]
-    table = cli("agreement", "list", "--status", "STOPPED", env=env["vars"])
-    assert table.returncode == 0 and stopped in table.stdout and "STOPPED agreements" in table.stdout
+    table = cli("agreement", "list", "--external-id", f"checklist-{env['report']['run_id']}-active",
+                env=env["vars"])
+    assert table.returncode == 0 and active in table.stdout and "ACTIVE agreements" in table.stdout
+    assert [r for r in table.stdout.splitlines() if "agr_" in r and active not in r] == []
     future = ok_json(cli("agreement", "list", "--since", "2999-01-01T00:00:00Z", "--json", env=env["vars"]))
     assert future == []
     assert "not a duration" in one_line_error(cli("agreement", "list", "--since", "yesterday", env=env["vars"]))

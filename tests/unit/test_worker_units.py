@@ -144,3 +144,12 @@ def test_the_outcome_acks_the_delivery_and_the_consumer_skips_its_own_ack(redis_
         consumer.close()
     finally:
         broker.close()
+
+
+def test_a_budget_refusal_is_not_reported_as_a_vipps_answer() -> None:
+    from worker.clikit import describe
+    from worker.vipps.errors import BudgetExhaustedError
+
+    text = describe(BudgetExhaustedError("ListAgreementsV3: rate budget exhausted, not sent; retry in 41.000s",
+                                         operation="ListAgreementsV3", retry_after=41.0))
+    assert not text.startswith("Vipps said no") and "not sent; retry in 41.000s" in text and "rate limit" in text
