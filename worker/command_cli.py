@@ -24,7 +24,7 @@ def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
     """The ledger record of a command with its dead letter and replays, or None if the ledger has none."""
     record = ops.ledger.get(command_id)
     if record is None:
-        return None
+        return _rejected(ops, command_id)
     letter = ops.dead_letters.get(dead_letter_id("command", command_id))
     replays = []
     for n in range(1, MAX_REPLAYS + 1):
@@ -49,6 +49,18 @@ def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
     }
 
 
+def _rejected(ops: Operations, command_id: str) -> dict[str, Any] | None:
+    """A command rejected as invalid has no ledger record, only its dead letter (and its event)."""
+    letters = ops.dead_letters.find(limit=1, command_id=command_id)
+    if not letters:
+        return None
+    letter = letters[0]
+    return {"command_id": command_id, "type": letter.command_type, "status": "rejected", "attempts": 0,
+            "first_attempt": None, "finished": _at(letter.at_ms), "next_attempt": None, "lease_until": None,
+            "error": letter.problem or {"reason": letter.reason, "detail": letter.detail},
+            "command": letter.payload, "events": [], "dead_letter": letter.id, "replays": []}
+
+
 def _int(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
@@ -63,8 +75,8 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
                  as_json: JsonOption = False) -> None:
     """Show a command's status, attempts, last error, the events it produced, its dead letter and replays.
 
-    A command the ledger does not know is still queued, was rejected as invalid (see `dlq list`), was
-    never sent, or finished longer ago than LEDGER_RETENTION_DAYS.
+    A command rejected as invalid is shown from its dead letter. One found in neither is still queued,
+    was never sent, or finished longer ago than LEDGER_RETENTION_DAYS.
 
     Example: vipps-billing command show inv-2024-12-0042 --json
     """
@@ -75,8 +87,8 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
         finally:
             ops.close()
     if found is None:
-        raise fail(f"no command {command_id} in the ledger: still queued, rejected as invalid "
-                   "(see `vipps-billing dlq list`), never sent, or older than LEDGER_RETENTION_DAYS")
+        raise fail(f"no command {command_id} in the ledger or the dead letters: still queued, never sent, or "
+                   "older than LEDGER_RETENTION_DAYS")
     if as_json:
         emit_json(found)
         return
@@ -90,6 +102,9 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
         ("replayed as", ", ".join(f"{r['command_id']} ({r['status']})" for r in found["replays"]) or None)):
         if value is not None:
             table.add_row(name, str(value))
+    fields = [e for e in error.get("errors") or [] if isinstance(e, dict) and e.get("field")]
+    for problem in fields:
+        table.add_row(f"  {problem['field']}", str(problem.get("text") or "-"))
     console.print(table)
     if found["events"]:
         events = Table(title="Events")

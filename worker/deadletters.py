@@ -65,7 +65,7 @@ class DeadLetterStore:
         return DeadLetter.from_json(raw) if raw else None
 
     def find(self, *, limit: int = 100, reason: str | None = None, command_type: str | None = None,
-             since_ms: int | None = None) -> list[DeadLetter]:
+             since_ms: int | None = None, command_id: str | None = None) -> list[DeadLetter]:
         ids = _strings(self.redis.zrevrangebyscore(self.keys.dead_letter_index, "+inf", since_ms or "-inf"))
         out: list[DeadLetter] = []
         for start in range(0, len(ids), 500):
@@ -73,7 +73,8 @@ class DeadLetterStore:
                 if raw is None:
                     continue
                 letter = DeadLetter.from_json(raw)
-                if (reason and letter.reason != reason) or (command_type and letter.command_type != command_type):
+                if (reason and letter.reason != reason) or (command_type and letter.command_type != command_type) \
+                        or (command_id and letter.command_id != command_id):
                     continue
                 out.append(letter)
                 if len(out) >= limit:

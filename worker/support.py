@@ -260,6 +260,8 @@ def charge_show(agreement_id: AgreementId, charge_id: ChargeId, as_json: JsonOpt
 def charge_find(charge_id: ChargeId, as_json: JsonOption = False) -> None:
     """Find a charge by its id alone (a customer's claim names no agreement); shows its agreement too.
 
+    A charge created with an order_id has that order_id as its charge id.
+
     Vipps limits this lookup more strictly than `charge show`: use it by hand, not in scripts.
 
     Example: vipps-billing charge find chr_WCVbcA

@@ -5,6 +5,7 @@ The go-live checklist (run through the CLI) makes the agreements and charges the
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import redis
 from typer.testing import CliRunner
 
 from tests.e2e.clirun import cli, ok_json, one_line_error
-from tests.stack import Simulator, Worker
+from tests.stack import Simulator, Worker, producer, wait_for
 from worker.cli import app
 from worker.vipps import VippsClient, load_settings, models
 
@@ -149,6 +150,27 @@ def test_command_show_of_a_refused_command_names_the_problem_and_its_dead_letter
     table = cli("command", "show", command_id, env=env["vars"])
     assert table.returncode == 0 and "last error" in table.stdout and shown["dead_letter"] in table.stdout
     assert "no command" in one_line_error(cli("command", "show", "never-sent-42", env=env["vars"]))
+
+
+def test_command_show_of_an_invalid_command_names_its_field_errors(env: dict[str, Any], redis_url: str) -> None:
+    active, _, _, _ = ids(env)
+    sender = producer(redis_url)
+    sender.send_raw({"command_id": "support-test-bad-amount", "type": "charge.create", "agreement_id": active,
+                     "amount": 19.5, "description": "December", "due": "2030-01-01", "retry_days": 2,
+                     "transaction_type": "DIRECT_CAPTURE", "issued_at": "2030-01-01T00:00:00Z"})
+    sender.close()
+    shown: dict[str, Any] = {}
+
+    def rejected() -> bool:
+        result = cli("command", "show", "support-test-bad-amount", "--json", env=env["vars"])
+        shown.update(json.loads(result.stdout) if result.returncode == 0 else {})
+        return bool(shown)
+
+    wait_for(rejected, 30, interval=0.5, what="the rejection")
+    assert shown["status"] == "rejected" and shown["type"] == "charge.create" and shown["dead_letter"]
+    assert [e["field"] for e in shown["error"]["errors"]] == ["charge.create.amount"]
+    table = cli("command", "show", "support-test-bad-amount", env=env["vars"])
+    assert table.returncode == 0 and "rejected" in table.stdout and "amount" in table.stdout
 
 
 def test_refund_goes_through_the_queue_and_waits_for_its_event(env: dict[str, Any]) -> None:
