@@ -21,7 +21,7 @@ MAX_REPLAYS = 20
 
 
 def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
-    """The ledger record of a command with its dead letter and replays, or None if the ledger has none."""
+    """A command's ledger record with its dead letter and replays (or its rejection); None if neither is kept."""
     record = ops.ledger.get(command_id)
     if record is None:
         return _rejected(ops, command_id)
@@ -126,4 +126,3 @@ def _error_line(error: dict[str, Any]) -> str:
     if error.get("context_id"):
         parts.append(f"contextId {error['context_id']}")
     return " ".join(parts)
-
