@@ -98,6 +98,18 @@ def test_replay_checks_vipps_first_and_sends_only_what_is_still_needed(dead: dic
     wait_for(lambda: refunded(dead) == before + 3000, 30, interval=0.5, what="the replayed refund")
     shown = ok_json(cli("dlq", "show", dead["ids"]["dlq-refund"], "--json", env=env))
     assert shown["replayed_as"] == ["dlq-refund.r1"]
+    # Support sees the whole story under the billing system's own id.
+    def replay_finished() -> dict[str, Any] | None:
+        found: dict[str, Any] = ok_json(cli("command", "show", "dlq-refund", "--json", env=env))
+        return found if found["replays"] == [{"command_id": "dlq-refund.r1", "status": "succeeded"}] else None
+
+    story = wait_for(replay_finished, 30, interval=0.5, what="the replay's outcome in the ledger")
+    assert story["status"] == "dead_lettered" and story["attempts"] == 2
+    assert story["error"]["reason"] == "retries_exhausted" and story["error"]["status"] >= 500
+    assert story["dead_letter"] == dead["ids"]["dlq-refund"]
+    assert [e["type"] for e in story["events"]] == ["command.dead_lettered"]
+    table = cli("command", "show", "dlq-refund", env=env)
+    assert table.returncode == 0 and "dlq-refund.r1 (succeeded)" in table.stdout and "HTTP 5" in table.stdout
 
     again = ok_json(cli("dlq", "replay", dead["ids"]["dlq-refund"], "--yes", "--json", env=env))
     assert again["decisions"][0]["replay"] is False and "already replayed" in again["decisions"][0]["why"]
