@@ -79,6 +79,10 @@ class Pipeline:
             return self.reject(raw, f"invalid command: {len(problems)} field error(s)", problems)
         if actor_name(cmd.type) != delivery.actor:
             return self.reject(raw, f"command type {cmd.type} was sent to actor {delivery.actor}")
+        if cmd.msn and self.ctx.msn and cmd.msn != self.ctx.msn:
+            # Vipps would be called as this worker's merchant: the effect would land on the wrong one.
+            return self.reject(raw, f"command is for MSN {cmd.msn}; this worker serves MSN {self.ctx.msn}",
+                               [{"field": "msn", "text": f"this worker serves MSN {self.ctx.msn}"}])
         command = cmd.model_dump(mode="json")
         with command_context(cmd.command_id, cmd.correlation_id, cmd.type):
             return self._run(cmd, command, delivery)

@@ -315,3 +315,22 @@ def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator
           f"undecodable byte strings) and {len(valid_ids)} valid commands; {len(rejected)} command.rejected "
           f"events, {len(unknown)} unknown-actor and {len(poison)} undecodable dead letters, "
           f"{len(shapes)} message-shape rejections; all {len(valid_ids)} valid commands succeeded")
+
+
+def test_a_command_for_another_merchant_is_rejected_and_never_sent(stack: tuple[Simulator, Worker, Events],
+                                                                   redis_url: str) -> None:
+    """A worker calls Vipps as its own MSN: a command naming another would take effect on the wrong merchant."""
+    simulator, _, events = stack
+    p = producer(redis_url)
+    try:
+        p.send({"command_id": "msn-other", "msn": "654321"} | VALID["agreement.create"])
+        p.send({"command_id": "msn-own", "msn": "123456"} | VALID["agreement.create"])
+    finally:
+        p.close()
+    rejected = events.wait(command_id="msn-other", type="command.rejected")
+    assert rejected["problem"]["errors"] == [{"field": "msn", "text": "this worker serves MSN 123456"}]
+    assert "654321" in rejected["problem"]["detail"]
+    created = events.wait(command_id="msn-own", type="agreement.created")
+    assert created["msn"] == "123456"
+    assert events.of(command_id="msn-other", type="agreement.created") == []
+    assert len(simulator.effects()) == 1
