@@ -67,6 +67,7 @@ class Runtime:
                             agreement_every=settings.agreement_poll_seconds,
                             agreement_max=settings.agreement_poll_max_seconds,
                             agreement_give_up=settings.agreement_poll_give_up_seconds,
+                            agreement_active=settings.agreement_active_poll_seconds,
                             charge_every=charge_every, charge_give_up_days=settings.charge_poll_give_up_days)
         msn = self.vipps_settings.msn or ""
         self.watcher = Watcher(self.client, self.redis, self.keys, self.ledger, msn=msn, policy=policy)

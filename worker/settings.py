@@ -52,6 +52,9 @@ class WorkerSettings(BaseSettings):
     agreement_poll_seconds: float = 2.0
     agreement_poll_max_seconds: float = 30.0
     agreement_poll_give_up_seconds: float = 1800.0
+    agreement_active_poll_seconds: float = Field(
+        default=86_400.0, ge=0, description="re-check an ACTIVE agreement this often (a stop by the user in the "
+        "Vipps app is seen no other way); 0: forget agreements once ACTIVE")
     charge_poll_seconds: float | None = Field(
         default=None, description="charge poll interval; default 2 s on the simulator, 1800 s elsewhere")
     charge_poll_give_up_days: int = 20

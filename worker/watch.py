@@ -6,8 +6,9 @@ is compared with that; a change yields exactly one transition event, with an id
 that depends only on the resource and its new state.
 
 Polling follows Vipps's guidance: a PENDING agreement first after ~5 s, then every
-few seconds, backing off; a charge around the processing rounds (07:00 and 15:00
-UTC, about an hour each) from its due date until ``due + retryDays``.
+few seconds, backing off; an ACTIVE one about daily, to see a stop by the user; a
+charge around the processing rounds (07:00 and 15:00 UTC, about an hour each) from
+its due date until ``due + retryDays``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +35,7 @@ log = logging.getLogger("worker.watch")
 REMOVE = -1        # forget the resource
 SETTLE = -2        # stop polling, but remember what was seen (later commands compare against it)
 
-AGREEMENT_FINAL = {"ACTIVE", "STOPPED", "EXPIRED"}
+AGREEMENT_FINAL = {"STOPPED", "EXPIRED"}
 CHARGE_OPEN = {"PENDING", "DUE", "PROCESSING", "UNKNOWN"}
 AGREEMENT_EVENTS = {"ACTIVE": EventType.AGREEMENT_ACTIVATED, "STOPPED": EventType.AGREEMENT_STOPPED,
                     "EXPIRED": EventType.AGREEMENT_EXPIRED}
@@ -48,6 +50,7 @@ class PollPolicy:
     agreement_every: float = 2.0
     agreement_max: float = 30.0
     agreement_give_up: float = 1800.0
+    agreement_active: float = 86_400.0     # re-check ACTIVE agreements this often; 0: forget them
     charge_every: float | None = None     # fixed interval instead of the processing rounds
     charge_give_up_days: int = 20
 
@@ -144,8 +147,15 @@ class Watcher:
         if status != state.get("status") and status in AGREEMENT_EVENTS:
             events.append(self.agreement_transition_event(agreement["id"], state.get("status"), status,
                                                           origin or state, agreement))
-        if status in AGREEMENT_FINAL:
+        if status in AGREEMENT_FINAL or (status == "ACTIVE" and not self.policy.agreement_active):
             return events, WatchChange(member, REMOVE)
+        if status == "ACTIVE":
+            # ACTIVE lasts until a stop: ours comes as a command, the user's in the Vipps app shows only in a
+            # fetch. Re-check now and then (jittered, so agreements activated together spread out); a change
+            # seen then was caused by no command of ours.
+            again = state | {"status": status, "command_id": None}
+            every = self.policy.agreement_active * random.uniform(0.9, 1.1)
+            return events, WatchChange(member, self._ms() + int(every * 1000), again)
         state["status"] = status
         started = int(state.get("started_ms", self._ms()))
         if self._ms() - started > self.policy.agreement_give_up * 1000:

@@ -157,3 +157,33 @@ def test_agreement_with_a_campaign(stack: tuple[Simulator, Worker, Events], redi
         send(redis_url, "camp-variable", **AGREEMENT | {
             "pricing": {"type": "VARIABLE", "suggested_max_amount": 50000},
             "campaign": {"type": "PERIOD_CAMPAIGN", "price": 0, "period": {"unit": "WEEK", "count": 2}}})
+
+
+@pytest.mark.parametrize("recheck", ["1", "0"])
+def test_a_stop_by_the_user_in_the_app_is_reported(redis_url: str, redis_client: redis.Redis, recheck: str) -> None:
+    """Only a fetch shows that the user stopped an ACTIVE agreement: the watcher re-checks ACTIVE agreements
+    (AGREEMENT_ACTIVE_POLL_SECONDS; 0 forgets them once ACTIVE, and the stop goes unseen)."""
+    simulator = Simulator()
+    worker = Worker(redis_url, simulator.url, env={"AGREEMENT_ACTIVE_POLL_SECONDS": recheck})
+    events = Events(redis_client)
+    try:
+        agreement_id = active_agreement(redis_url, events, f"user-stop-{recheck}")
+        member = f"agreement:{agreement_id}"
+        watched = redis_client.zscore("vipps-billing:watch:agreements", member)
+        simulator.scripts(user_stops=agreement_id)
+        if recheck == "0":
+            assert watched is None
+            with pytest.raises(AssertionError):
+                events.wait(3, type="agreement.stopped", agreement_id=agreement_id)
+            return
+        assert watched is not None
+        stopped = events.wait(10, type="agreement.stopped", agreement_id=agreement_id)
+        assert stopped["transition"] == {"from": "ACTIVE", "to": "STOPPED"}
+        assert stopped["command_id"] is None  # no command of ours caused it
+        assert stopped["agreement"]["status"] == "STOPPED"
+        wait_for(lambda: redis_client.zscore("vipps-billing:watch:agreements", member) is None,
+                 what="a STOPPED agreement is no longer watched")
+        assert len(events.of(type="agreement.stopped", agreement_id=agreement_id)) == 1
+    finally:
+        worker.stop()
+        simulator.stop()
