@@ -56,6 +56,11 @@ class Keys:
         return f"{self.prefix}:watch:state"
 
     @property
+    def watch_settled(self) -> str:
+        """watch member -> when it settled (ms): what was seen is kept this long for later comparisons."""
+        return f"{self.prefix}:watch:settled"
+
+    @property
     def dead_letters(self) -> str:
         return f"{self.prefix}:dlq"
 

@@ -77,14 +77,15 @@ return claimed(attempts, tonumber(redis.call('HGET', cmd, 'first_attempt_ms')))
 # Outcome, its events and watchlist changes: all or nothing. Values come as plain ARGV (no JSON to decode):
 # command_id, status, now, retention, events_json, error, type, create, fingerprint, payload, the delivery's
 # redis message id (or ''), then the watch changes and the events (see _WATCH_CHANGES and _PUBLISH).
-# With KEYS[12..13] (the delivery's dramatiq acks set and message hash) the delivery is acked as dramatiq's
+# With KEYS[13..14] (the delivery's dramatiq acks set and message hash) the delivery is acked as dramatiq's
 # own ack does it, once the outcome is recorded: no window in which one is done without the other.
 _FINISH = """
 local cmd, inflight, retry, outbox, pending, born = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local watch_agreements, watch_charges, wstate, queue, messages = KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
+local settled = KEYS[12]
 local cid, now = ARGV[1], ARGV[3]
 local function ack()
-  if KEYS[13] and redis.pcall('SREM', KEYS[12], ARGV[11]) == 1 then redis.pcall('HDEL', KEYS[13], ARGV[11]) end
+  if KEYS[14] and redis.pcall('SREM', KEYS[13], ARGV[11]) == 1 then redis.pcall('HDEL', KEYS[14], ARGV[11]) end
 end
 local status = redis.call('HGET', cmd, 'status')
 if status == 'succeeded' or status == 'failed' or status == 'rejected' or status == 'dead_lettered' then
@@ -109,7 +110,8 @@ return published
 """
 
 # Watch changes from ARGV[at]: their count, then (member, next check ms, state JSON) each. A next check >= 0
-# schedules a check; -1 forgets the resource; -2 stops polling but keeps what was seen.
+# schedules a check; -1 forgets the resource; -2 stops polling but keeps what was seen, in the settled index
+# (pruned after the retention period, see prune_settled).
 _WATCH_CHANGES = """
 local changes = tonumber(ARGV[at])
 for i = at + 1, at + 3 * changes, 3 do
@@ -118,10 +120,17 @@ for i = at + 1, at + 3 * changes, 3 do
   if string.sub(member, 1, 7) == 'charge:' then watch = watch_charges end
   if score < 0 then
     redis.call('ZREM', watch, member)
-    if score == -1 then redis.call('HDEL', wstate, member) else redis.call('HSET', wstate, member, ARGV[i + 2]) end
+    if score == -1 then
+      redis.call('HDEL', wstate, member)
+      redis.call('ZREM', settled, member)
+    else
+      redis.call('HSET', wstate, member, ARGV[i + 2])
+      redis.call('ZADD', settled, now, member)
+    end
   else
     redis.call('ZADD', watch, score, member)
     redis.call('HSET', wstate, member, ARGV[i + 2])
+    redis.call('ZREM', settled, member)
   end
 end
 at = at + 1 + 3 * changes
@@ -152,7 +161,7 @@ _FINISH = _FINISH.replace("__WATCH__", _WATCH_CHANGES).replace("__PUBLISH__", _P
 _OBSERVE = """
 local outbox, pending, born, watch_agreements, watch_charges, wstate = KEYS[1], KEYS[2], KEYS[3], KEYS[4],
   KEYS[5], KEYS[6]
-local queue, messages = KEYS[7], KEYS[8]
+local queue, messages, settled = KEYS[7], KEYS[8], KEYS[9]
 local now, at = ARGV[1], 2
 local published = {}
 """ + _WATCH_CHANGES + _PUBLISH + "return published"
@@ -237,6 +246,7 @@ class Ledger:
         self._finish = client.register_script(_FINISH)
         self._retry_later = client.register_script(_RETRY_LATER)
         self._observe = client.register_script(_OBSERVE)
+        self._prune_settled = client.register_script(_PRUNE_SETTLED)
 
     def claim(self, command: dict[str, Any], *, owner: str, broker_id: str, lease_ms: int,
               budget: BudgetSlot | None = None) -> Claim:
@@ -277,7 +287,7 @@ class Ledger:
                 ack.redis_message_id if ack else "", *self._changes(watch or []), *self._messages(events)]
         keys = [self.keys.command(cid), self.keys.inflight, self.keys.retry, self.keys.outbox,
                 self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch, self.keys.watch_charges,
-                self.keys.watch_state, *self.events.keys]
+                self.keys.watch_state, *self.events.keys, self.keys.watch_settled]
         if ack:
             keys += [ack.acks_key, ack.messages_key]
         result = self._finish(keys=keys, args=args)
@@ -303,8 +313,17 @@ class Ledger:
         if not events and not watch:
             return
         keys = [self.keys.outbox, self.keys.outbox_pending, self.keys.outbox_born, self.keys.watch,
-                self.keys.watch_charges, self.keys.watch_state, *self.events.keys]
+                self.keys.watch_charges, self.keys.watch_state, *self.events.keys, self.keys.watch_settled]
         self._published(self._observe(keys=keys, args=[now_ms(), *self._changes(watch), *self._messages(events)]))
+
+    def prune_settled(self, *, older_than_ms: int, limit: int = 1000) -> int:
+        """Forget settled resources (a charge that reached its final status) after the retention period.
+
+        A later observation of one starts afresh; its transition events keep their ids, so a repeat is
+        one more delivery of an event consumers have seen, not a new one.
+        """
+        return int(self._prune_settled(keys=[self.keys.watch_settled, self.keys.watch_state],
+                                       args=[older_than_ms, limit]))
 
     @staticmethod
     def _changes(watch: list[WatchChange]) -> list[str | bytes | int]:
@@ -338,6 +357,16 @@ class Ledger:
         raw = self.redis.hget(self.keys.command(command_id), "payload")
         return json.loads(raw) if raw else None
 
+
+# Forget what was seen of resources settled before ARGV[1] (ms), at most ARGV[2] of them.
+_PRUNE_SETTLED = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, member in ipairs(old) do
+  redis.call('HDEL', KEYS[2], member)
+  redis.call('ZREM', KEYS[1], member)
+end
+return #old
+"""
 
 _TAKE_DUE = """
 local items = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))

@@ -4,7 +4,8 @@
 - attempts whose lease expired, or whose worker stopped heartbeating, are re-driven
   from the ledger (the ledger keeps every command's payload);
 - messages a live worker fetched but could not decode are moved to the dead letters;
-- dead letters past their retention are pruned.
+- dead letters past their retention are pruned, and so is what was seen of charges settled longer ago than
+  the ledger keeps finished commands.
 Every step is safe to run in several processes at once: schedules are taken
 atomically and a second delivery of a command is a no-op in the ledger.
 """
@@ -54,7 +55,19 @@ class Sweeper:
         if now - self._last_prune > 3600:
             self._last_prune = now
             counts["pruned"] = self.dead_letters.prune()
+            counts["settled_forgotten"] = self.prune_settled()
         return counts
+
+    def prune_settled(self, batch: int = 1000, batches: int = 100) -> int:
+        """What was seen of resources settled longer ago than finished commands are kept, in bounded batches."""
+        cutoff = now_ms() - self.settings.ledger_retention_days * 86_400_000
+        total = 0
+        for _ in range(batches):
+            forgotten = self.ledger.prune_settled(older_than_ms=cutoff, limit=batch)
+            total += forgotten
+            if forgotten < batch:
+                break
+        return total
 
     def redrive(self, schedule: str) -> int:
         """Re-enqueue commands whose scheduled time (retry or lease expiry) has passed."""

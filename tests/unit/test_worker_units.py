@@ -10,14 +10,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder, make_broker
+from worker.deadletters import DeadLetterStore
 from worker.eventqueue import EventQueue
 from worker.idempotency import idempotency_key
 from worker.keys import Keys
-from worker.ledger import ClaimStatus, Ledger, fingerprint
+from worker.ledger import ClaimStatus, Ledger, WatchChange, fingerprint, now_ms
 from worker.pipeline import backoff
 from worker.settings import WorkerSettings
+from worker.sweeper import Sweeper
 from worker.vipps.budgets import BudgetSlot
-from worker.watch import next_charge_check
+from worker.watch import REMOVE, SETTLE, next_charge_check
 
 VIPPS_KEY = re.compile(r"^[^#?/\\]{1,40}$")
 
@@ -153,3 +155,35 @@ def test_a_budget_refusal_is_not_reported_as_a_vipps_answer() -> None:
     text = describe(BudgetExhaustedError("ListAgreementsV3: rate budget exhausted, not sent; retry in 41.000s",
                                          operation="ListAgreementsV3", retry_after=41.0))
     assert not text.startswith("Vipps said no") and "not sent; retry in 41.000s" in text and "rate limit" in text
+
+
+def test_settled_resources_are_indexed_and_forgotten_after_the_retention(redis_client: redis.Redis,
+                                                                         redis_url: str) -> None:
+    """What was seen of a settled charge is kept for later comparisons, but not forever."""
+    keys = Keys("t")
+    ledger = Ledger(redis_client, keys, heartbeats_key="t:hb", heartbeat_timeout_ms=1000, retention_seconds=60,
+                    events=EventQueue(namespace="t"))
+    settled, watched, removed = "charge:a:settled", "charge:a:watched", "charge:a:removed"
+    ledger.observe([], [WatchChange(settled, SETTLE, {"status": "CHARGED"}),
+                        WatchChange(watched, now_ms() + 60_000, {"status": "PENDING"}),
+                        WatchChange(removed, SETTLE, {"status": "CANCELLED"})])
+    assert {m.decode() for m in redis_client.zrange(keys.watch_settled, 0, -1)} == {settled, removed}
+    # Watched again (a refund on it, say): no longer settled. Forgotten: gone from the index too.
+    command = {"command_id": "w1", "type": "charge.refund", "issued_at": "now"}
+    ledger.claim(command, owner="m1", broker_id="b", lease_ms=10_000)
+    ledger.finish(command, status="succeeded", events=[], watch=[WatchChange(settled, now_ms(), {"status": "x"}),
+                                                                 WatchChange(removed, REMOVE)])
+    assert redis_client.zcard(keys.watch_settled) == 0 and not redis_client.hexists(keys.watch_state, removed)
+    ledger.observe([], [WatchChange(settled, SETTLE, {"status": "REFUNDED"})])
+    redis_client.zadd(keys.watch_settled, {"charge:a:long-ago": now_ms() - 40 * 86_400_000})
+    redis_client.hset(keys.watch_state, "charge:a:long-ago", "{}")
+
+    sweeper = Sweeper(redis_client, keys, ledger, DeadLetterStore(redis_client, keys, retention_days=30),
+                      make_broker(WorkerSettings(dramatiq_namespace="t"), redis_url),
+                      WorkerSettings(ledger_retention_days=35))
+    assert sweeper.prune_settled(batch=1) == 1
+    assert not redis_client.hexists(keys.watch_state, "charge:a:long-ago")
+    assert redis_client.hexists(keys.watch_state, settled) and redis_client.hexists(keys.watch_state, watched)
+    assert {m.decode() for m in redis_client.zrange(keys.watch_settled, 0, -1)} == {settled}
+    assert ledger.prune_settled(older_than_ms=now_ms() + 1) == 1 and not redis_client.hexists(keys.watch_state,
+                                                                                              settled)
