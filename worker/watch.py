@@ -142,7 +142,12 @@ class Watcher:
         state = self._state(member)
         status = str(agreement.get("status"))
         if state is None:
-            return [], None
+            if origin is None or status != "ACTIVE" or not self.policy.agreement_active:
+                return [], None
+            # An ACTIVE agreement we did not follow (made elsewhere, or before this version): a fetch enrols
+            # it, so a later stop by the user is seen too. First sight is no transition.
+            state = self._origin(origin) | {"kind": "agreement", "agreement_id": agreement["id"], "status": status,
+                                            "started_ms": self._ms(), "interval": self.policy.agreement_every}
         events: list[dict[str, Any]] = []
         if status != state.get("status") and status in AGREEMENT_EVENTS:
             events.append(self.agreement_transition_event(agreement["id"], state.get("status"), status,

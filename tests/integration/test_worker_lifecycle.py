@@ -14,6 +14,7 @@ import redis
 
 from tests.stack import Events, Simulator, Worker, producer, wait_for
 from worker.producer import InvalidCommand
+from worker.vipps import VippsClient, load_settings, models
 
 TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 AGREEMENT = {"type": "agreement.create", "product_name": "Premier League", "pricing": {"amount": 49900},
@@ -184,6 +185,32 @@ def test_a_stop_by_the_user_in_the_app_is_reported(redis_url: str, redis_client:
         wait_for(lambda: redis_client.zscore("vipps-billing:watch:agreements", member) is None,
                  what="a STOPPED agreement is no longer watched")
         assert len(events.of(type="agreement.stopped", agreement_id=agreement_id)) == 1
+    finally:
+        worker.stop()
+        simulator.stop()
+
+
+def test_a_fetch_enrols_an_active_agreement_made_elsewhere(redis_url: str, redis_client: redis.Redis) -> None:
+    """Agreements drafted outside the worker (or before it re-checked ACTIVE ones) are followed after a fetch."""
+    simulator = Simulator()
+    worker = Worker(redis_url, simulator.url, env={"AGREEMENT_ACTIVE_POLL_SECONDS": "1"})
+    events = Events(redis_client)
+    try:
+        with VippsClient(load_settings(base_url=simulator.url)) as client:
+            draft = client.draft_agreement(models.DraftAgreementV3(
+                pricing=models.PricingRequest(amount=29900), interval=models.TimePeriod(unit="MONTH", count=1),
+                merchantAgreementUrl="https://example.com/a", merchantRedirectUrl="https://example.com/r",
+                productName="Made elsewhere"), idempotency_key="elsewhere-draft")
+            client.force_accept_agreement(draft.agreementId, "4791234567", idempotency_key="elsewhere-accept")
+        member = f"agreement:{draft.agreementId}"
+        send(redis_url, "elsewhere-fetch", type="agreement.fetch", agreement_id=draft.agreementId)
+        snapshot = events.wait(command_id="elsewhere-fetch", type="agreement.snapshot")
+        assert snapshot["agreement"]["status"] == "ACTIVE"
+        assert events.of(type="agreement.activated", agreement_id=draft.agreementId) == []  # first sight
+        assert redis_client.zscore("vipps-billing:watch:agreements", member) is not None
+        simulator.scripts(user_stops=draft.agreementId)
+        stopped = events.wait(10, type="agreement.stopped", agreement_id=draft.agreementId)
+        assert stopped["transition"] == {"from": "ACTIVE", "to": "STOPPED"} and stopped["command_id"] is None
     finally:
         worker.stop()
         simulator.stop()
