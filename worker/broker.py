@@ -8,6 +8,8 @@
   ``PoisonTolerantEncoder``).
 - A command's outcome and the ack of its delivery are one Lua step (``Ledger.finish``
   with a ``DeliveryAck``); the consumer then skips dramatiq's own ack round trip.
+- Messages fetched but held by nobody in this process (a consumer replaced after a Redis
+  restart) are found (``orphans``) and put back on their queue by the runtime.
 """
 
 from __future__ import annotations
@@ -80,20 +82,57 @@ dramatiq.set_encoder(PoisonTolerantEncoder())
 
 
 class LedgerAckingConsumer(_RedisConsumer):
-    """dramatiq's Redis consumer, except that a delivery the ledger already acked is not acked again."""
+    """dramatiq's Redis consumer, except that a delivery the ledger already acked is not acked again.
+
+    It also tells the broker which deliveries it handed out, so that ``BillingRedisBroker.orphans`` can
+    find fetched messages nobody holds any more.
+    """
+
+    broker: BillingRedisBroker
+
+    def __next__(self) -> Any:
+        proxy = super().__next__()
+        if proxy is not None:
+            self.broker.delivered.add(str(proxy.options.get("redis_message_id")))
+        return proxy
 
     def ack(self, message: Any) -> None:
+        self.broker.delivered.discard(str(message.options.get("redis_message_id")))
         ack = getattr(message, "ledger_ack", None)
         if isinstance(ack, DeliveryAck) and ack.done:
             self.queued_message_ids.discard(message.message_id)
             return
         super().ack(message)
 
+    def nack(self, message: Any) -> None:
+        self.broker.delivered.discard(str(message.options.get("redis_message_id")))
+        super().nack(message)
+
+    def cached(self) -> set[str]:
+        """Redis ids of messages fetched and not yet handed out."""
+        return {m.group(1).decode() for data in list(self.message_cache) if isinstance(data, bytes)
+                for m in [_REDIS_ID.search(data)] if m}
+
 
 class BillingRedisBroker(RedisBroker):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.delivered: set[str] = set()  # redis ids handed to this process's workers and not yet acked
+
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return LedgerAckingConsumer
+
+    def orphans(self, queue_name: str, consumer: LedgerAckingConsumer | None) -> set[str]:
+        """Messages in this process's acks set of the queue that no worker and no consumer holds.
+
+        dramatiq's fetch moves ids into the acks set in Redis; when the reply is lost, or the consumer is
+        replaced after a connection error (a Redis restart), the prefetched ones stay there while this
+        process's heartbeat keeps them from being recovered by maintenance: nothing would ever run them.
+        """
+        acks_key = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        held = set(self.delivered) | (consumer.cached() if consumer is not None else set())
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in self.client.smembers(acks_key)} - held
 
     def delivery_ack(self, queue_name: str, redis_message_id: str) -> DeliveryAck:
         """Where this process's consumer of ``queue_name`` holds the message until it is acked (dispatch.lua)."""

@@ -34,6 +34,8 @@ end_to_end = Histogram("vipps_billing_command_end_to_end_seconds", "From issued_
 queue_wait = Histogram("vipps_billing_queue_wait_seconds", "From enqueue to the start of processing.", ["queue"],
                        buckets=END_TO_END_BUCKETS)
 events_published = Counter("vipps_billing_events_published", "Events put on the events queue.", ["type"])
+orphans_requeued = Counter("vipps_billing_orphaned_messages_requeued",
+                           "Fetched messages held by no worker of the process, put back on their queue.", ["queue"])
 
 
 def event_published(kind: str) -> None:

@@ -20,6 +20,7 @@ from dramatiq import Broker, Middleware
 
 from schemas import EventType, event_id
 from worker import metrics
+from worker.broker import BillingRedisBroker, LedgerAckingConsumer
 from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.eventqueue import EventQueue
 from worker.handlers import Context
@@ -78,8 +79,10 @@ class Runtime:
         self.sweeper = Sweeper(self.redis, self.keys, self.ledger, self.dead_letters, broker, settings)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._orphans: dict[str, set[str]] = {}  # per queue: seen held by nobody on the last round
 
-    def start_loops(self, alive: Callable[[], bool] | None = None) -> None:
+    def start_loops(self, alive: Callable[[], bool] | None = None,
+                    consumers: Callable[[], dict[str, Any]] | None = None) -> None:
         loops: list[tuple[str, float, Callable[[], Any]]] = [
             ("relay", self.settings.relay_interval_seconds, self.relay.relay),
             ("sweeper", self.settings.sweep_interval_seconds, self.sweeper.sweep),
@@ -87,6 +90,9 @@ class Runtime:
         ]
         if alive is not None:
             loops.append(("health", 2.0, lambda: self._beat(alive)))
+        if consumers is not None and isinstance(self.broker, BillingRedisBroker):
+            loops.append(("orphans", self.settings.sweep_interval_seconds,
+                          lambda: self.requeue_orphans(consumers())))
         for name, interval, step in loops:
             thread = threading.Thread(target=self._loop, args=(name, interval, step), name=f"vipps-{name}",
                                       daemon=True)
@@ -103,6 +109,25 @@ class Runtime:
                 log.exception("background loop failed", extra={"loop": name})
             if not busy:
                 self._stop.wait(interval)
+
+    def requeue_orphans(self, consumers: dict[str, Any]) -> int:
+        """Put back messages this process fetched but holds nowhere, once seen so on two rounds in a row
+        (a fetch in progress holds its messages a moment before the consumer has them)."""
+        broker = self.broker
+        assert isinstance(broker, BillingRedisBroker)
+        requeued = 0
+        for queue, thread in consumers.items():
+            consumer = getattr(thread, "consumer", None)
+            found = broker.orphans(queue, consumer if isinstance(consumer, LedgerAckingConsumer) else None)
+            confirmed = found & self._orphans.get(queue, set())
+            self._orphans[queue] = found - confirmed
+            if confirmed:
+                broker.do_requeue(queue, *sorted(confirmed))
+                metrics.orphans_requeued.labels(queue).inc(len(confirmed))
+                log.warning("requeued messages fetched but held by nobody",
+                            extra={"queue": queue, "count": len(confirmed)})
+                requeued += len(confirmed)
+        return requeued
 
     def _beat(self, alive: Callable[[], bool]) -> None:
         directory = health_dir()
@@ -195,7 +220,7 @@ class RuntimeMiddleware(Middleware):
             threads = list(getattr(worker, "workers", [])) + list(getattr(worker, "consumers", {}).values())
             return all(t.is_alive() for t in threads)
 
-        runtime.start_loops(alive)
+        runtime.start_loops(alive, consumers=lambda: dict(getattr(worker, "consumers", {})))
         # Everything built so far (modules, schemas, clients) lives as long as the process: keep it out of
         # the collector's full passes, which otherwise rescan it while commands run.
         gc.freeze()

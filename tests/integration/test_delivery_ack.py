@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import threading
 import time
+import uuid
 from typing import Any
 
 import redis
@@ -58,3 +60,38 @@ def test_outcomes_ack_their_deliveries_and_dramatiq_sends_no_ack_of_its_own(
         worker.stop()
         sim.stop()
         watcher.close()
+
+
+def test_a_fetched_message_nobody_holds_is_put_back_and_carried_out(redis_url: str,
+                                                                    redis_client: redis.Redis) -> None:
+    """A fetch whose reply was lost (Redis restarted under it) leaves its messages in the live worker's acks
+    set, where dramatiq's maintenance never looks while the heartbeat goes on: the worker puts them back."""
+    sim = Simulator()
+    worker = Worker(redis_url, sim.url)
+    events = Events(redis_client)
+    try:
+        agreement_id = active_agreement(redis_url, events, "orphan")
+        time.sleep(2)  # producers beat once when they enqueue; the worker's consumers beat on every fetch
+        [(member, _)] = redis_client.zrevrange("dramatiq:__heartbeats__", 0, 0, withscores=True)
+        broker_id = member.decode()
+        due = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
+        command = {"command_id": "orphan-charge", "type": "charge.create", "agreement_id": agreement_id,
+                   "amount": 1500, "description": "Month", "due": due, "retry_days": 0,
+                   "transaction_type": "DIRECT_CAPTURE", "issued_at": dt.datetime.now(dt.UTC).isoformat()}
+        redis_id = str(uuid.uuid4())
+        message = {"queue_name": "vipps.charges", "actor_name": "charge_create", "args": [command], "kwargs": {},
+                   "options": {"redis_message_id": redis_id}, "message_id": redis_id,
+                   "message_timestamp": int(time.time() * 1000)}
+        # As dispatch.lua's fetch leaves it: in the hash and this worker's acks set, no longer on the queue.
+        redis_client.hset("dramatiq:vipps.charges.msgs", redis_id, json.dumps(message))
+        redis_client.sadd(f"dramatiq:__acks__.{broker_id}.vipps.charges", redis_id)
+        created = events.wait(20, command_id="orphan-charge", type="charge.created")
+        assert created["charge"]["amount"] == 1500
+        assert [e["operation"] for e in sim.effects()].count("charge.create") == 1
+        assert sim.effects(duplicates="true") == []
+        assert "requeued messages fetched but held by nobody" in worker.output()
+        wait_for(lambda: redis_client.scard(f"dramatiq:__acks__.{broker_id}.vipps.charges") == 0,
+                 what="the delivery acked")
+    finally:
+        worker.stop()
+        sim.stop()
