@@ -130,13 +130,17 @@ class BillingRedisBroker(RedisBroker):
         replaced after a connection error (a Redis restart), the prefetched ones stay there while this
         process's heartbeat keeps them from being recovered by maintenance: nothing would ever run them.
         """
-        acks_key = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
         held = set(self.delivered) | (consumer.cached() if consumer is not None else set())
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in self.client.smembers(acks_key)} - held
+        acked = self.client.smembers(self.acks_key(queue_name))
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in acked} - held
+
+    def acks_key(self, queue_name: str) -> str:
+        """Where this process's consumer of ``queue_name`` holds fetched messages until they are acked."""
+        return f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
 
     def delivery_ack(self, queue_name: str, redis_message_id: str) -> DeliveryAck:
         """Where this process's consumer of ``queue_name`` holds the message until it is acked (dispatch.lua)."""
-        return DeliveryAck(acks_key=f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}",
+        return DeliveryAck(acks_key=self.acks_key(queue_name),
                            messages_key=f"{self.namespace}:{queue_name}.msgs", redis_message_id=redis_message_id)
 
 
