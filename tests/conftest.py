@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from worker.embedded_redis import DEFAULT_URL, EmbeddedRedis, _answers
+from worker.local.redis import DEFAULT_URL, EmbeddedRedis, _answers
 
 # Tests own one logical database so they never touch a developer's data in db 0.
 TEST_DB = int(os.environ.get("TEST_REDIS_DB", "9"))

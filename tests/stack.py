@@ -16,9 +16,9 @@ from typing import Any
 import httpx
 import redis
 
-from worker.embedded_redis import free_port
-from worker.producer import Producer
-from worker.settings import WorkerSettings
+from worker.core.producer import Producer
+from worker.local.redis import free_port
+from worker.runtime.settings import WorkerSettings
 
 EVENTS_QUEUE = "vipps.events"
 
@@ -40,7 +40,7 @@ class Simulator:
     def __init__(self, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, "-m", "worker.cli", "simulator", "--host", "127.0.0.1",
+        self.process = subprocess.Popen([sys.executable, "-m", "worker.cli.app", "simulator", "--host", "127.0.0.1",
                                          "--port", str(self.port), *args],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.admin = httpx.Client(base_url=f"{self.url}/_simulator", timeout=10)
@@ -89,7 +89,7 @@ class Worker:
             "HEARTBEAT_TIMEOUT_MS": "3000", "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "10",
             "AGREEMENT_POLL_START_SECONDS": "0.5", "AGREEMENT_POLL_SECONDS": "0.5",
         } | (env or {})
-        self.args = [sys.executable, "-m", "worker.cli", "worker", "--threads", str(threads),
+        self.args = [sys.executable, "-m", "worker.cli.app", "worker", "--threads", str(threads),
                      "--processes", str(processes)]
         self.process = self._start()
 

@@ -118,7 +118,7 @@ def main() -> None:
         [
             sys.executable,
             "-c",
-            "from worker.cli import main; main()",
+            "from worker.cli.app import main; main()",
             "simulator",
             "--port",
             str(port),

@@ -34,7 +34,7 @@ import pytest
 import redis
 
 from tests.stack import Events, Simulator, Worker, producer, wait_for
-from worker.embedded_redis import EmbeddedRedis, redis_server_binary
+from worker.local.redis import EmbeddedRedis, redis_server_binary
 
 COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 FSYNC = os.environ.get("CHAOS_FSYNC", "always")

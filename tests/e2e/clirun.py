@@ -12,7 +12,7 @@ from typing import Any
 def cli(*args: str, env: dict[str, str] | None = None, input: str | None = None,
         timeout: float = 90) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("VIPPS_")} | {"COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "worker.cli", *args], env=full_env | (env or {}), input=input,
+    return subprocess.run([sys.executable, "-m", "worker.cli.app", *args], env=full_env | (env or {}), input=input,
                           capture_output=True, text=True, timeout=timeout)
 
 

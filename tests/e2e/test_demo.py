@@ -12,7 +12,7 @@ from pathlib import Path
 import redis
 
 from tests.e2e.clirun import cli, ok_json, one_line_error
-from worker.embedded_redis import _answers
+from worker.local.redis import _answers
 
 
 def test_demo_runs_the_checklist_through_the_queues_and_cleans_up(redis_url: str, redis_client: redis.Redis) -> None:
@@ -82,7 +82,7 @@ def _alive(pid: int) -> bool:
 
 def test_ctrl_c_stops_the_embedded_redis_simulator_and_worker() -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("VIPPS_")}
-    demo = subprocess.Popen([sys.executable, "-m", "worker.cli", "demo", "--embedded-redis"], env=env,
+    demo = subprocess.Popen([sys.executable, "-m", "worker.cli.app", "demo", "--embedded-redis"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 30

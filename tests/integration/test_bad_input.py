@@ -27,8 +27,8 @@ from pydantic import ValidationError
 
 from schemas import COMMAND_TYPES, CommandAdapter, actor_name
 from tests.stack import Events, Simulator, Worker, producer, wait_for
-from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.keys import Keys
+from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.keys import Keys
 
 EXAMPLES = int(os.environ.get("BAD_INPUT_EXAMPLES", "150"))
 NS = "dramatiq"

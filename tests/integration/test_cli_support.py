@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from tests.e2e.clirun import cli, ok_json, one_line_error
 from tests.stack import Simulator, Worker, producer, wait_for
-from worker.cli import app
+from worker.cli.app import app
 from worker.vipps import VippsClient, load_settings, models
 
 

@@ -15,10 +15,10 @@ from dramatiq.middleware import CurrentMessage
 
 from tests.integration.test_worker_lifecycle import AGREEMENT, send
 from tests.stack import Events, Simulator, Worker, wait_for
-from worker.broker import make_broker
-from worker.pipeline import Delivery
-from worker.runtime import Runtime
-from worker.settings import WorkerSettings
+from worker.core.pipeline import Delivery
+from worker.runtime.broker import make_broker
+from worker.runtime.process import Runtime
+from worker.runtime.settings import WorkerSettings
 from worker.vipps import load_settings
 
 

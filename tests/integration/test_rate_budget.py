@@ -9,11 +9,11 @@ import redis
 
 from schemas import CommandAdapter
 from tests.stack import Simulator
-from worker.broker import make_broker
-from worker.handlers import budget_slot
-from worker.pipeline import Delivery
-from worker.runtime import Runtime
-from worker.settings import WorkerSettings
+from worker.core.handlers import budget_slot
+from worker.core.pipeline import Delivery
+from worker.runtime.broker import make_broker
+from worker.runtime.process import Runtime
+from worker.runtime.settings import WorkerSettings
 from worker.vipps import load_settings, models
 
 

@@ -7,11 +7,11 @@ import datetime as dt
 import redis
 
 from tests.stack import Simulator
-from worker.deadletters import DeadLetter
-from worker.idempotency import idempotency_key
-from worker.operations import Operations
-from worker.replay import decide
-from worker.settings import WorkerSettings
+from worker.core.control import Operations
+from worker.core.idempotency import idempotency_key
+from worker.core.replay import decide
+from worker.runtime.settings import WorkerSettings
+from worker.store.deadletters import DeadLetter
 from worker.vipps import VippsClient, load_settings, models
 
 

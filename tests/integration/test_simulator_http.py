@@ -14,7 +14,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from worker.cli import app as cli
+from worker.cli.app import app as cli
 
 CREDENTIALS = {
     "client_id": "simulator-client-id",
@@ -40,7 +40,8 @@ def _free_port() -> int:
 def base_url() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from worker.cli import main; main()", "simulator", "--port", str(port), "--seed", "5"],
+        [sys.executable, "-c", "from worker.cli.app import main; main()",
+         "simulator", "--port", str(port), "--seed", "5"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -71,10 +71,10 @@ def test_kill_between_call_and_ack_and_duplicate_deliveries(sim: Simulator, redi
 
 
 def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: redis.Redis) -> None:
-    from worker.deadletters import DeadLetterStore
-    from worker.eventqueue import EventQueue
-    from worker.keys import Keys
-    from worker.ledger import Ledger
+    from worker.store.deadletters import DeadLetterStore
+    from worker.store.eventqueue import EventQueue
+    from worker.store.keys import Keys
+    from worker.store.ledger import Ledger
 
     events = Events(redis_client)
     worker = Worker(redis_url, sim.url, env={"RETRY_MAX_ATTEMPTS": "3", "RETRY_MIN_BACKOFF_SECONDS": "0.2",

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from tests.stack import Events, Simulator, Worker, producer, wait_for
-from worker.producer import InvalidCommand
+from worker.core.producer import InvalidCommand
 from worker.vipps import VippsClient, load_settings, models
 
 TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()

@@ -9,17 +9,17 @@ import redis
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder, make_broker
-from worker.deadletters import DeadLetterStore
-from worker.eventqueue import EventQueue
-from worker.idempotency import idempotency_key
-from worker.keys import Keys
-from worker.ledger import ClaimStatus, Ledger, WatchChange, fingerprint, now_ms
-from worker.pipeline import backoff
-from worker.settings import WorkerSettings
-from worker.sweeper import Sweeper
+from worker.core.idempotency import idempotency_key
+from worker.core.pipeline import backoff
+from worker.core.watch import REMOVE, SETTLE, next_charge_check
+from worker.runtime.broker import UNDECODABLE_ACTOR, PoisonTolerantEncoder, make_broker
+from worker.runtime.settings import WorkerSettings
+from worker.runtime.sweeper import Sweeper
+from worker.store.deadletters import DeadLetterStore
+from worker.store.eventqueue import EventQueue
+from worker.store.keys import Keys
+from worker.store.ledger import ClaimStatus, Ledger, WatchChange, fingerprint, now_ms
 from worker.vipps.budgets import BudgetSlot
-from worker.watch import REMOVE, SETTLE, next_charge_check
 
 VIPPS_KEY = re.compile(r"^[^#?/\\]{1,40}$")
 
@@ -149,7 +149,7 @@ def test_the_outcome_acks_the_delivery_and_the_consumer_skips_its_own_ack(redis_
 
 
 def test_a_budget_refusal_is_not_reported_as_a_vipps_answer() -> None:
-    from worker.clikit import describe
+    from worker.cli.common import describe
     from worker.vipps.errors import BudgetExhaustedError
 
     text = describe(BudgetExhaustedError("ListAgreementsV3: rate budget exhausted, not sent; retry in 41.000s",

@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from worker.cli import app as root_app
+from worker.cli.app import app as root_app
 from worker.simulator.cli import parse_duration, parse_latency
 from worker.simulator.config import SimulatorConfig
 

@@ -13,10 +13,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.checklist import STEPS, Checklist, Report, RunState, SimulatorClock
-from worker.clikit import JsonOption, console, emit_json, err_console, fail, guard, open_ops
-from worker.operations import OperationError, Operations
-from worker.stack import local_stack, tail
+from worker.cli.common import JsonOption, console, emit_json, err_console, fail, guard, open_ops
+from worker.cli.golive import STEPS, Checklist, Report, RunState, SimulatorClock
+from worker.core.control import OperationError, Operations
+from worker.local.stack import local_stack, tail
 
 SIMULATOR_PHONE = "4791234567"
 STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the worker")

@@ -1,7 +1,7 @@
 """The worker's Prometheus metrics.
 
 In the worker, ``PROMETHEUS_MULTIPROC_DIR`` is set before Python starts, so these
-are written to files shared by every process and served by ``worker.exposition``
+are written to files shared by every process and served by ``worker.runtime.http``
 together with dramatiq's own. Gauges that describe Redis state (queues, outbox,
 watchlist, dead letters) are read at scrape time by ``RedisStateCollector``.
 """

@@ -18,9 +18,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import CommandAdapter
-from worker.deadletters import DeadLetter
-from worker.idempotency import idempotency_key
-from worker.operations import Operations
+from worker.core.control import Operations
+from worker.core.idempotency import idempotency_key
+from worker.store.deadletters import DeadLetter
 from worker.vipps import VippsClient, errors
 
 NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}

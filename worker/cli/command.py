@@ -8,10 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from worker.clikit import JsonOption, console, emit_json, fail, guard, open_ops
-from worker.deadletters import dead_letter_id
-from worker.operations import Operations
-from worker.replay import replay_id
+from worker.cli.common import JsonOption, console, emit_json, fail, guard, open_ops
+from worker.core.control import Operations
+from worker.core.replay import replay_id
+from worker.store.deadletters import dead_letter_id
 
 app = typer.Typer(no_args_is_help=True, help="Look up a command the worker was given.\n\n"
                   "Example: vipps-billing command show inv-2024-12-0042")

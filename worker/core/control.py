@@ -16,14 +16,14 @@ from typing import Any
 
 import redis
 
-from worker.broker import redis_client
-from worker.deadletters import DeadLetterStore
-from worker.eventqueue import EventQueue
-from worker.keys import Keys
-from worker.ledger import TERMINAL, Ledger
-from worker.producer import Producer, prepare
-from worker.redis_state import read_state
-from worker.settings import WorkerSettings
+from worker.core.producer import Producer, prepare
+from worker.runtime.broker import redis_client
+from worker.runtime.settings import WorkerSettings
+from worker.store.deadletters import DeadLetterStore
+from worker.store.eventqueue import EventQueue
+from worker.store.keys import Keys
+from worker.store.ledger import TERMINAL, Ledger
+from worker.store.state import read_state
 from worker.vipps import VippsClient, VippsSettings, load_settings
 
 

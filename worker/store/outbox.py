@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from worker.eventqueue import EventQueue
-from worker.keys import Keys
-from worker.ledger import now_ms
+from worker.store.eventqueue import EventQueue
+from worker.store.keys import Keys
+from worker.store.ledger import now_ms
 
 _RELAY = """
 local pending, born, outbox, queue, messages = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]

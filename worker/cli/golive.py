@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from worker.operations import OperationError, Operations, Outcome
+from worker.core.control import OperationError, Operations, Outcome
 
 ACTIVE, STOPPED, CHARGED, REFUNDED = "agreement ACTIVE", "agreement STOPPED", "charge CHARGED", "charge REFUNDED"
 STATES = (ACTIVE, STOPPED, CHARGED, REFUNDED)

@@ -26,11 +26,11 @@ import redis
 
 from schemas import EventType, event_id
 from schemas import commands as c
-from worker.keys import Keys
-from worker.ledger import Ledger, Schedules, WatchChange
+from worker.store.keys import Keys
+from worker.store.ledger import Ledger, Schedules, WatchChange
 from worker.vipps import VippsClient, errors
 
-log = logging.getLogger("worker.watch")
+log = logging.getLogger("worker.core.watch")
 
 REMOVE = -1        # forget the resource
 SETTLE = -2        # stop polling, but remember what was seen (later commands compare against it)

@@ -16,11 +16,11 @@ import redis
 import typer
 from rich.console import Console
 
-from worker.embedded_redis import DEFAULT_URL, RedisUnavailable, _redact
-from worker.operations import OperationError, Operations
-from worker.producer import InvalidCommand
-from worker.settings import SettingsError, get_settings
-from worker.stack import StackError
+from worker.core.control import OperationError, Operations
+from worker.core.producer import InvalidCommand
+from worker.local.redis import DEFAULT_URL, RedisUnavailable, _redact
+from worker.local.stack import StackError
+from worker.runtime.settings import SettingsError, get_settings
 from worker.vipps import ConfigError, errors
 
 # The client's own log lines would repeat what the one-line error says.

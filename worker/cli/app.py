@@ -14,8 +14,10 @@ from typing import Annotated, Any
 
 import typer
 
-from worker import bench, command_cli, demo, dlq, support
-from worker.clikit import KNOWN_ERRORS, JsonOption, console, describe, emit_json, err_console, fail, guard, open_ops
+from worker.bench import run as bench
+from worker.cli import command as command_cli
+from worker.cli import demo, dlq, support
+from worker.cli.common import KNOWN_ERRORS, JsonOption, console, describe, emit_json, err_console, fail, guard, open_ops
 from worker.simulator import cli as simulator_cli
 
 try:  # typer 0.2x carries its own click
@@ -44,8 +46,8 @@ def worker(
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing worker --processes 1 --threads 16
     """
-    from worker.embedded_redis import RedisUnavailable, redis_url
-    from worker.settings import SettingsError, get_settings
+    from worker.local.redis import RedisUnavailable, redis_url
+    from worker.runtime.settings import SettingsError, get_settings
     from worker.vipps import ConfigError, load_settings
 
     try:
@@ -62,8 +64,8 @@ def worker(
 
 
 def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str] | None = None) -> int:
-    """Run ``dramatiq worker.actors`` on the command queues; returns its exit code."""
-    from worker.settings import get_settings
+    """Run ``dramatiq worker.runtime.actors`` on the command queues; returns its exit code."""
+    from worker.runtime.settings import get_settings
 
     settings = get_settings()
     own_dir = not os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -76,7 +78,7 @@ def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str]
         "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
         "dramatiq_worker_timeout": "200",
     }
-    args = [sys.executable, "-m", "dramatiq", "worker.actors", "--processes", str(processes),
+    args = [sys.executable, "-m", "dramatiq", "worker.runtime.actors", "--processes", str(processes),
             "--threads", str(threads), "--queues", settings.agreements_queue, settings.charges_queue,
             "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
             "--skip-logging"]
@@ -102,8 +104,8 @@ def enqueue(
 
     Example: vipps-billing enqueue charges-december.jsonl
     """
-    from worker.embedded_redis import RedisUnavailable, redis_url
-    from worker.producer import InvalidCommand, Producer, prepare
+    from worker.core.producer import InvalidCommand, Producer, prepare
+    from worker.local.redis import RedisUnavailable, redis_url
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text()

@@ -24,8 +24,8 @@ from typing import Any
 import httpx
 import redis
 
-from worker.embedded_redis import DEFAULT_URL, EmbeddedRedis, RedisUnavailable, _answers, _redact, free_port
-from worker.settings import WorkerSettings
+from worker.local.redis import DEFAULT_URL, EmbeddedRedis, RedisUnavailable, _answers, _redact, free_port
+from worker.runtime.settings import WorkerSettings
 
 
 class StackError(Exception):
@@ -170,7 +170,7 @@ def local_stack(*, force_embedded: bool = False, threads: int = 8,
         sim_env = {k: v for k, v in os.environ.items() if not k.startswith(("VIPPS_", "SIMULATOR_"))}
         with open(workdir / "simulator.log", "wb") as sim_log:
             simulator = subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "simulator", "--host", "127.0.0.1", "--port", str(sim_port)],
+                [sys.executable, "-m", "worker.cli.app", "simulator", "--host", "127.0.0.1", "--port", str(sim_port)],
                 env=sim_env, stdin=subprocess.DEVNULL, stdout=sim_log, stderr=subprocess.STDOUT,
                 start_new_session=True)
         cleanup.callback(_stop_group, simulator, 5.0)
@@ -184,7 +184,7 @@ def local_stack(*, force_embedded: bool = False, threads: int = 8,
         worker_log = workdir / "worker.log"
         with open(worker_log, "wb") as log:
             worker = subprocess.Popen(
-                [sys.executable, "-m", "worker.cli", "worker", "--processes", "1", "--threads", str(threads)],
+                [sys.executable, "-m", "worker.cli.app", "worker", "--processes", "1", "--threads", str(threads)],
                 env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         cleanup.callback(_stop_group, worker, 20.0)
         metrics_url = f"http://127.0.0.1:{metrics_port}"

@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from schemas.commands import ChargeStatus
-from worker.clikit import (
+from worker.cli.common import (
     JsonOption,
     TimeoutOption,
     YesOption,
@@ -29,8 +29,8 @@ from worker.clikit import (
     since_option,
     when,
 )
-from worker.operations import Outcome, new_command_id
-from worker.producer import prepare
+from worker.core.control import Outcome, new_command_id
+from worker.core.producer import prepare
 from worker.vipps import VippsClient, models
 
 T = TypeVar("T")

@@ -5,7 +5,7 @@ Every scenario starts its own simulator and worker processes on one Redis (an em
 
 - simulator: the simulator's own capacity for the same POST, from as many client threads as the worker has;
 - throughput: N charge.create through the full worker vs. a naive dramatiq actor doing only the POST
-  (``worker.bench_naive``), same processes and threads; commands/s, CPU-seconds per command, peak RSS;
+  (``worker.bench.naive``), same processes and threads; commands/s, CPU-seconds per command, peak RSS;
 - latency: simulator latency fixed at 100 ms; commands/s against threads / latency, and enqueue-to-event
   p50/p99 at half that rate;
 - timeliness: an agreement stop enqueued behind a backlog of queued charges; seconds to agreement.stopped;
@@ -39,7 +39,7 @@ import httpx
 import redis
 import typer
 
-from worker.embedded_redis import free_port
+from worker.local.redis import free_port
 
 app = typer.Typer(add_completion=False, help="Benchmarks of the worker against the simulator; prints a table of "
                   "the figures against their targets and writes JSON.\n\n"
@@ -140,7 +140,7 @@ class Sampler:
 
 def start_simulator(*args: str) -> tuple[Group, str]:
     port = free_port()
-    group = Group([sys.executable, "-m", "worker.cli", "simulator", "--host", "127.0.0.1", "--port", str(port),
+    group = Group([sys.executable, "-m", "worker.cli.app", "simulator", "--host", "127.0.0.1", "--port", str(port),
                    *args], dict(os.environ))
     url = f"http://127.0.0.1:{port}"
 
@@ -161,10 +161,10 @@ def start_worker(kind: str, redis_url: str, sim_url: str, processes: int, thread
                                "LOG_LEVEL": "WARNING", "CHARGE_POLL_SECONDS": "3600",
                                "dramatiq_queue_prefetch": str(threads * 2), "dramatiq_worker_timeout": "200"}
     if kind == "naive":
-        args = [sys.executable, "-m", "dramatiq", "worker.bench_naive", "--processes", str(processes),
+        args = [sys.executable, "-m", "dramatiq", "worker.bench.naive", "--processes", str(processes),
                 "--threads", str(threads), "--queues", "bench.naive", "--skip-logging"]
     else:
-        args = [sys.executable, "-m", "worker.cli", "worker", "--processes", str(processes), "--threads",
+        args = [sys.executable, "-m", "worker.cli.app", "worker", "--processes", str(processes), "--threads",
                 str(threads)]
     return Group(args, base | (env or {}))
 
@@ -466,7 +466,7 @@ def bench_redis(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from worker.embedded_redis import EmbeddedRedis
+    from worker.local.redis import EmbeddedRedis
 
     server = EmbeddedRedis().start()
     try:

@@ -19,22 +19,22 @@ import dramatiq
 from dramatiq import Broker, Middleware
 
 from schemas import EventType, event_id
-from worker import metrics
-from worker.broker import BillingRedisBroker, LedgerAckingConsumer
-from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.eventqueue import EventQueue
-from worker.handlers import Context
-from worker.keys import Keys
-from worker.ledger import Ledger, now_ms
-from worker.outbox import Relay
-from worker.pipeline import Pipeline
-from worker.settings import WorkerSettings
-from worker.sweeper import Sweeper
+from worker.core.handlers import Context
+from worker.core.pipeline import Pipeline
+from worker.core.watch import PollPolicy, Watcher
+from worker.runtime import metrics
+from worker.runtime.broker import BillingRedisBroker, LedgerAckingConsumer
+from worker.runtime.settings import WorkerSettings
+from worker.runtime.sweeper import Sweeper
+from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.eventqueue import EventQueue
+from worker.store.keys import Keys
+from worker.store.ledger import Ledger, now_ms
+from worker.store.outbox import Relay
 from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
-from worker.watch import PollPolicy, Watcher
 
-log = logging.getLogger("worker.runtime")
+log = logging.getLogger("worker.runtime.process")
 
 
 def health_dir() -> Path | None:
@@ -45,7 +45,7 @@ def health_dir() -> Path | None:
 class Runtime:
     def __init__(self, settings: WorkerSettings, broker: Broker, redis_url: str,
                  vipps_settings: VippsSettings | None = None) -> None:
-        from worker.broker import redis_client
+        from worker.runtime.broker import redis_client
 
         self.settings = settings
         self.broker = broker
@@ -209,7 +209,7 @@ class RuntimeMiddleware(Middleware):
 
     @property
     def forks(self) -> list[Callable[[], int]]:
-        from worker.exposition import serve_from_env
+        from worker.runtime.http import serve_from_env
 
         return [serve_from_env]
 

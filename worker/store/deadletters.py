@@ -14,8 +14,8 @@ from typing import Any
 
 import redis
 
-from worker.keys import Keys
-from worker.ledger import now_ms
+from worker.store.keys import Keys
+from worker.store.ledger import now_ms
 
 
 @dataclass

@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from schemas import CommandAdapter, actor_name
 from schemas.events import EVENT_NAMESPACE
-from worker.broker import make_broker, queue_for
-from worker.settings import WorkerSettings, get_settings
+from worker.runtime.broker import make_broker, queue_for
+from worker.runtime.settings import WorkerSettings, get_settings
 
 
 class InvalidCommand(ValueError):

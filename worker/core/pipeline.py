@@ -27,15 +27,15 @@ from pydantic_core import to_json
 
 from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_id
 from schemas.commands import MAX_COMMAND_BYTES
-from worker import metrics
-from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
-from worker.ledger import ClaimStatus, DeliveryAck, Ledger, now_ms
-from worker.logs import command_context
-from worker.settings import WorkerSettings
+from worker.core.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
+from worker.runtime import metrics
+from worker.runtime.logs import command_context
+from worker.runtime.settings import WorkerSettings
+from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.ledger import ClaimStatus, DeliveryAck, Ledger, now_ms
 from worker.vipps import errors
 
-log = logging.getLogger("worker.pipeline")
+log = logging.getLogger("worker.core.pipeline")
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.clikit import (
+from worker.cli.common import (
     JsonOption,
     YesOption,
     confirm,
@@ -22,9 +22,9 @@ from worker.clikit import (
     since_option,
     when,
 )
-from worker.deadletters import DeadLetter
-from worker.operations import Operations
-from worker.replay import Decision, decide
+from worker.core.control import Operations
+from worker.core.replay import Decision, decide
+from worker.store.deadletters import DeadLetter
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: commands the worker will not carry out by itself.\n\n"
                   "Example: vipps-billing dlq replay --reason retries_exhausted --dry-run")

@@ -33,8 +33,8 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
-from worker.ledger import DeliveryAck
-from worker.settings import WorkerSettings
+from worker.runtime.settings import WorkerSettings
+from worker.store.ledger import DeliveryAck
 
 UNDECODABLE_ACTOR = "__undecodable__"
 _REDIS_ID = re.compile(rb'"redis_message_id"\s*:\s*"([0-9a-f-]{36})"')

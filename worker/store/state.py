@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.keys import Keys
-from worker.settings import WorkerSettings
+from worker.runtime.settings import WorkerSettings
+from worker.store.keys import Keys
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ from typing import Any
 
 from schemas import EventType, event_id
 from schemas import commands as c
-from worker import watch
-from worker.idempotency import idempotency_key
-from worker.ledger import WatchChange
+from worker.core import watch
+from worker.core.idempotency import idempotency_key
+from worker.store.ledger import WatchChange
 from worker.vipps import Completion, VippsClient, models
 from worker.vipps.budgets import BudgetSlot
 

@@ -22,8 +22,8 @@ from typing import Any
 import redis
 from pydantic_core import to_json
 
-from worker.eventqueue import EventQueue
-from worker.keys import Keys
+from worker.store.eventqueue import EventQueue
+from worker.store.keys import Keys
 from worker.vipps.budgets import TAKE_SLOT, BudgetSlot
 
 TERMINAL = ("succeeded", "failed", "rejected", "dead_lettered")

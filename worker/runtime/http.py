@@ -19,8 +19,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from worker.redis_state import read_state
-from worker.settings import WorkerSettings, get_settings
+from worker.runtime.settings import WorkerSettings, get_settings
+from worker.store.state import read_state
 
 HEALTH_STALE_SECONDS = 15.0
 

@@ -1,7 +1,7 @@
 """The baseline of ``vipps-billing bench``: a naive dramatiq actor making the same single Vipps POST.
 
 No ledger, outbox, events or metrics: one httpx POST per message, then a counter increment so the bench
-can see it finish. Run by the bench as ``dramatiq worker.bench_naive`` with the worker's processes and threads.
+can see it finish. Run by the bench as ``dramatiq worker.bench.naive`` with the worker's processes and threads.
 """
 
 from __future__ import annotations

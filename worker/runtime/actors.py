@@ -1,7 +1,7 @@
 """The dramatiq actors: one per command type, all through the one pipeline.
 
 Imported by the dramatiq CLI as the worker's broker module (``vipps-billing worker``
-runs ``dramatiq worker.actors``). Agreement commands have their own queue and a
+runs ``dramatiq worker.runtime.actors``). Agreement commands have their own queue and a
 higher priority, so a stop never waits behind a month's charge run.
 """
 
@@ -20,15 +20,15 @@ from dramatiq.middleware import CurrentMessage
 from dramatiq.middleware.prometheus import Prometheus
 
 from schemas import COMMAND_TYPES, actor_name
-from worker.broker import make_broker, queue_for
-from worker.logs import configure
-from worker.pipeline import Delivery
-from worker.runtime import RuntimeMiddleware, get_runtime
-from worker.settings import get_settings
+from worker.core.pipeline import Delivery
+from worker.runtime.broker import make_broker, queue_for
+from worker.runtime.logs import configure
+from worker.runtime.process import RuntimeMiddleware, get_runtime
+from worker.runtime.settings import get_settings
 
 
 class PrometheusMetrics(Prometheus):
-    """dramatiq's metrics, served by our own endpoint (worker.exposition) instead of its fork."""
+    """dramatiq's metrics, served by our own endpoint (worker.runtime.http) instead of its fork."""
 
     @property
     def forks(self) -> list[Callable[[], int]]:
@@ -49,7 +49,7 @@ PRIORITY = {"agreement": 0, "charge": 10}
 # either (dramatiq would log that, then ack the message: lost). So the message is held, unacked, and
 # carried out again from the start once Redis answers; every step is idempotent.
 REDIS_OUTAGE_LIMIT_SECONDS = 25 * 60
-log = logging.getLogger("worker.actors")
+log = logging.getLogger("worker.runtime.actors")
 
 
 def handle_holding_through_redis_outages(delivery: Delivery) -> None:

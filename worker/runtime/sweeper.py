@@ -19,14 +19,14 @@ from typing import Any
 import redis
 from dramatiq import Broker
 
-from worker.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
-from worker.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.keys import Keys
-from worker.ledger import Ledger, Schedules, now_ms
-from worker.producer import build_message
-from worker.settings import WorkerSettings
+from worker.core.producer import build_message
+from worker.runtime.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
+from worker.runtime.settings import WorkerSettings
+from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.keys import Keys
+from worker.store.ledger import Ledger, Schedules, now_ms
 
-log = logging.getLogger("worker.sweeper")
+log = logging.getLogger("worker.runtime.sweeper")
 
 PUSH_MS = 30_000
 
