@@ -7,7 +7,7 @@ import datetime as dt
 import redis
 
 from tests.stack import Simulator
-from worker.core.control import Operations
+from worker.core.control import Control
 from worker.core.idempotency import idempotency_key
 from worker.core.replay import decide
 from worker.runtime.settings import WorkerSettings
@@ -18,7 +18,7 @@ from worker.vipps import VippsClient, load_settings, models
 def test_refund_that_took_effect_is_not_replayed(redis_url: str, redis_client: redis.Redis) -> None:
     sim = Simulator()
     client = VippsClient(load_settings(base_url=sim.url), redis=redis_client)
-    ops = Operations(redis_url, WorkerSettings())
+    ops = Control(redis_url, WorkerSettings())
     try:
         msn = client.settings.msn or ""
         draft = client.draft_agreement(models.DraftAgreementV3(

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import JsonOption, console, emit_json, fail, guard, open_ops
-from worker.core.control import Operations
+from worker.core.control import Control
 from worker.core.replay import replay_id
 from worker.store.deadletters import dead_letter_id
 
@@ -20,7 +20,7 @@ app = typer.Typer(no_args_is_help=True, help="Look up a command the worker was g
 MAX_REPLAYS = 20
 
 
-def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
+def lookup(ops: Control, command_id: str) -> dict[str, Any] | None:
     """A command's ledger record with its dead letter and replays (or its rejection); None if neither is kept."""
     record = ops.ledger.get(command_id)
     if record is None:
@@ -49,7 +49,7 @@ def lookup(ops: Operations, command_id: str) -> dict[str, Any] | None:
     }
 
 
-def _rejected(ops: Operations, command_id: str) -> dict[str, Any] | None:
+def _rejected(ops: Control, command_id: str) -> dict[str, Any] | None:
     """A command rejected as invalid has no ledger record, only its dead letter (and its event)."""
     letters = ops.dead_letters.find(limit=1, command_id=command_id)
     if not letters:

@@ -16,7 +16,7 @@ import redis
 import typer
 from rich.console import Console
 
-from worker.core.control import OperationError, Operations
+from worker.core.control import Control, OperationError
 from worker.core.producer import InvalidCommand
 from worker.local.redis import DEFAULT_URL, RedisUnavailable, _redact
 from worker.local.stack import StackError
@@ -75,10 +75,10 @@ def redis_url() -> str:
     return os.environ.get("REDIS_URL") or DEFAULT_URL
 
 
-def open_ops() -> Operations:
+def open_ops() -> Control:
     """The Redis the worker uses (``REDIS_URL``, default localhost:6379/0); support commands never embed one."""
     try:
-        return Operations(redis_url(), get_settings())
+        return Control(redis_url(), get_settings())
     except OperationError as exc:
         raise OperationError(f"{exc} (at {_redact(redis_url())}; set REDIS_URL)") from None
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from worker.cli.common import JsonOption, console, emit_json, err_console, fail, guard, open_ops
 from worker.cli.golive import STEPS, Checklist, Report, RunState, SimulatorClock
-from worker.core.control import OperationError, Operations
+from worker.core.control import Control, OperationError
 from worker.local.stack import local_stack, tail
 
 SIMULATOR_PHONE = "4791234567"
@@ -92,7 +92,7 @@ def demo(
                 progress.console.print(f"Redis     {stack.shown_redis} ({stack.redis_origin})")
                 progress.console.print(f"Simulator {stack.simulator_url}")
                 progress.console.print(f"Metrics   {stack.metrics_url}  (health: {stack.metrics_url[:-8]}/healthz)")
-            ops = Operations(stack.redis_url, stack.settings)
+            ops = Control(stack.redis_url, stack.settings)
             clock = SimulatorClock(stack.simulator_url)
             try:
                 report = _run(ops, Checklist.new_state("simulator", SIMULATOR_PHONE), state_file, clock, progress,
@@ -112,7 +112,7 @@ def demo(
     raise typer.Exit(_exit_code(report))
 
 
-def _run(ops: Operations, state: RunState, path: Path, clock: SimulatorClock | None, progress: Progress,
+def _run(ops: Control, state: RunState, path: Path, clock: SimulatorClock | None, progress: Progress,
          task: object, *, offset: int, timeout: float) -> Report:
     def on_step(text: str, index: int) -> None:
         progress.update(task, description=text, completed=offset + index)  # type: ignore[arg-type]
@@ -122,7 +122,7 @@ def _run(ops: Operations, state: RunState, path: Path, clock: SimulatorClock | N
     return report
 
 
-def _worker_appears(ops: Operations, within: float) -> bool:
+def _worker_appears(ops: Control, within: float) -> bool:
     """A worker beats on its queues; one started a moment ago gets a few seconds."""
     deadline = time.monotonic() + within
     while ops.workers_alive() == 0:

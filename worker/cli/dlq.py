@@ -22,7 +22,7 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.core.control import Operations
+from worker.core.control import Control
 from worker.core.replay import Decision, decide
 from worker.store.deadletters import DeadLetter
 
@@ -36,7 +36,7 @@ LimitOption = Annotated[int, typer.Option(help="At most this many.", min=1)]
 IdsArgument = Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (from `dlq list`).")]
 
 
-def _select(ops: Operations, ids: list[str] | None, reason: str | None, ctype: str | None, since: int | None,
+def _select(ops: Control, ids: list[str] | None, reason: str | None, ctype: str | None, since: int | None,
             limit: int) -> list[DeadLetter]:
     if ids:
         letters = []
@@ -164,7 +164,7 @@ def _progress(as_json: bool) -> Progress:
                     console=err_console, disable=as_json, transient=True)
 
 
-def _decide_all(ops: Operations, letters: list[DeadLetter], as_json: bool) -> list[Decision]:
+def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool) -> list[Decision]:
     client = ops.vipps()
     out = []
     with _progress(as_json) as progress:
@@ -175,7 +175,7 @@ def _decide_all(ops: Operations, letters: list[DeadLetter], as_json: bool) -> li
     return out
 
 
-def _send_all(ops: Operations, todo: list[Decision], rate: float, as_json: bool) -> None:
+def _send_all(ops: Control, todo: list[Decision], rate: float, as_json: bool) -> None:
     gap = 1.0 / rate
     with _progress(as_json) as progress:
         task = progress.add_task("replaying", total=len(todo))

@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from worker.core.control import OperationError, Operations, Outcome
+from worker.core.control import Control, OperationError, Outcome
 
 ACTIVE, STOPPED, CHARGED, REFUNDED = "agreement ACTIVE", "agreement STOPPED", "charge CHARGED", "charge REFUNDED"
 STATES = (ACTIVE, STOPPED, CHARGED, REFUNDED)
@@ -91,7 +91,7 @@ class SimulatorClock:
 
 
 class Checklist:
-    def __init__(self, ops: Operations, state: RunState, state_path: Path, *, clock: SimulatorClock | None,
+    def __init__(self, ops: Control, state: RunState, state_path: Path, *, clock: SimulatorClock | None,
                  progress: Callable[[str, int], None] | None = None, timeout: float = 60.0,
                  merchant_url: str = "https://example.com/vipps-billing/agreements") -> None:
         self.ops = ops

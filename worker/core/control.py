@@ -62,7 +62,7 @@ def new_command_id(kind: str = "support") -> str:
     return f"{kind}-{uuid.uuid4()}"
 
 
-class Operations:
+class Control:
     def __init__(self, redis_url: str, settings: WorkerSettings) -> None:
         self.settings = settings
         self.redis = redis_client(redis_url)

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import CommandAdapter
-from worker.core.control import Operations
+from worker.core.control import Control
 from worker.core.idempotency import idempotency_key
 from worker.store.deadletters import DeadLetter
 from worker.vipps import VippsClient, errors
@@ -50,7 +50,7 @@ def replay_id(command_id: str, n: int) -> str:
     return command_id[:64 - len(suffix)] + suffix
 
 
-def decide(letter: DeadLetter, ops: Operations, client: VippsClient) -> Decision:
+def decide(letter: DeadLetter, ops: Control, client: VippsClient) -> Decision:
     if letter.reason in NEVER:
         return Decision(letter, False, f"{letter.reason}: would be rejected again; fix it and enqueue anew")
     payload = letter.payload
@@ -78,7 +78,7 @@ def decide(letter: DeadLetter, ops: Operations, client: VippsClient) -> Decision
     return Decision(letter, replay, why, new_id, command if replay else None)
 
 
-def _still_needed(command: dict[str, Any], ops: Operations, client: VippsClient) -> tuple[bool, str]:
+def _still_needed(command: dict[str, Any], ops: Control, client: VippsClient) -> tuple[bool, str]:
     kind = command["type"]
     if kind in READS:
         return True, "a read: always safe"
