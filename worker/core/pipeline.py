@@ -27,6 +27,7 @@ from pydantic_core import to_json
 
 from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_id
 from schemas.commands import MAX_COMMAND_BYTES
+from schemas.problems import field_errors
 from worker.core.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
 from worker.runtime import metrics
 from worker.runtime.logs import command_context
@@ -74,8 +75,7 @@ class Pipeline:
         try:
             cmd = CommandAdapter.validate_python(raw)
         except ValidationError as exc:
-            problems = [{"field": ".".join(str(p) for p in e["loc"]), "text": e["msg"]}
-                        for e in exc.errors(include_input=False, include_url=False)]
+            problems: list[dict[str, Any]] = list(field_errors(exc))
             return self.reject(raw, f"invalid command: {len(problems)} field error(s)", problems)
         if actor_name(cmd.type) != delivery.actor:
             return self.reject(raw, f"command type {cmd.type} was sent to actor {delivery.actor}")

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from schemas import CommandAdapter, actor_name
 from schemas.events import EVENT_NAMESPACE
+from schemas.problems import one_line
 from worker.runtime.broker import make_broker, queue_for
 from worker.runtime.settings import WorkerSettings, get_settings
 
@@ -35,9 +36,7 @@ def prepare(command: dict[str, Any]) -> dict[str, Any]:
     try:
         model = CommandAdapter.validate_python(body)
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                            for e in exc.errors(include_input=False, include_url=False))
-        raise InvalidCommand(f"invalid command {body.get('command_id')!r}: {reasons}") from None
+        raise InvalidCommand(f"invalid command {body.get('command_id')!r}: {one_line(exc)}") from None
     wire: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
     return wire
 

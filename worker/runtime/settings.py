@@ -7,6 +7,8 @@ from functools import lru_cache
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from schemas.problems import one_line
+
 
 class SettingsError(Exception):
     """Invalid settings; the message names the variables, never their values."""
@@ -67,6 +69,5 @@ def get_settings() -> WorkerSettings:
     try:
         return WorkerSettings()
     except ValidationError as exc:
-        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-                            for e in exc.errors(include_input=False, include_url=False))
+        reasons = one_line(exc, upper=True)
         raise SettingsError(f"invalid settings: {reasons}") from None

@@ -67,3 +67,52 @@ class Keys:
     @property
     def dead_letter_index(self) -> str:
         return f"{self.prefix}:dlq:index"
+
+
+@dataclass(frozen=True)
+class DramatiqKeys:
+    """dramatiq's own Redis key layout (its ``dispatch.lua``), written down once.
+
+    The worker reads and writes some of these keys directly: the ledger acks a delivery in the
+    same step as its outcome, events and commands are enqueued as dramatiq's enqueue stores them,
+    and ``status`` reads queue depths.
+    """
+
+    namespace: str = "dramatiq"
+
+    def queue(self, name: str) -> str:
+        """The list of message ids waiting on a queue."""
+        return f"{self.namespace}:{name}"
+
+    def messages(self, name: str) -> str:
+        """Message id -> message JSON, for every message of a queue not yet acked."""
+        return f"{self.namespace}:{name}.msgs"
+
+    def delayed(self, name: str) -> str:
+        """The queue of delayed messages (dramatiq's ``.DQ``); its messages live in ``messages(delayed(..))``."""
+        return f"{name}.DQ"
+
+    def dead(self, name: str) -> str:
+        """dramatiq's dead-letter set of a queue (``.XQ``)."""
+        return f"{self.namespace}:{name}.XQ"
+
+    def acks(self, broker_id: str, queue: str) -> str:
+        """Messages a consumer (one worker process) fetched and has not acked yet."""
+        return f"{self.namespace}:__acks__.{broker_id}.{queue}"
+
+    @property
+    def acks_pattern(self) -> str:
+        return f"{self.namespace}:__acks__.*"
+
+    def acks_queue(self, acks_key: str) -> tuple[str, str]:
+        """(broker_id, queue) of an acks key: broker ids are uuids, queue names may contain dots."""
+        rest = acks_key[len(f"{self.namespace}:__acks__."):]
+        if len(rest) > 37 and rest[36] == ".":
+            return rest[:36], rest[37:]
+        broker_id, _, queue = rest.partition(".")
+        return broker_id, queue
+
+    @property
+    def heartbeats(self) -> str:
+        """Broker id -> its last heartbeat (ms); dramatiq's dispatch script beats it on every call."""
+        return f"{self.namespace}:__heartbeats__"

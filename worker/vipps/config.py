@@ -115,11 +115,10 @@ def load_settings(**overrides: Any) -> VippsSettings:
     """Build settings, turning pydantic's errors (which echo inputs) into value-free ones."""
     from pydantic import ValidationError
 
+    from schemas.problems import one_line
+
     try:
         return VippsSettings(**overrides)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
-            for e in exc.errors(include_input=False, include_url=False)
-        )
+        reasons = one_line(exc, unnamed="settings")
         raise ConfigError(f"invalid Vipps configuration: {reasons}") from None
