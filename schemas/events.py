@@ -37,10 +37,6 @@ class EventType(StrEnum):
     COMMAND_DEAD_LETTERED = "command.dead_lettered"
 
 
-# Terminal outcome of a command: exactly one of these (or a success type) per command.
-FAILURE_TYPES = frozenset({EventType.COMMAND_FAILED, EventType.COMMAND_REJECTED, EventType.COMMAND_DEAD_LETTERED})
-
-
 class Problem(BaseModel):
     """Why a command did not succeed. ``type`` is the Vipps problem type fragment when Vipps said no."""
 
@@ -82,6 +78,16 @@ class Event(BaseModel):
     charges: list[dict[str, Any]] | None = None
     problem: Problem | None = None
     attempts: int | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The event as published: JSON types, ``from``/``to`` in transitions; the common fields always
+        present (null when unknown), the others only when set."""
+        body = self.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return {name: body.get(name) for name in COMMON_FIELDS} | body
+
+
+# Fields every published event carries, null when they do not apply.
+COMMON_FIELDS = ("event_id", "type", "command_id", "command_type", "correlation_id", "occurred_at", "msn")
 
 
 def event_id(*cause: object) -> str:

@@ -153,7 +153,7 @@ class Events:
 
 
 def producer(redis_url: str) -> Producer:
-    return Producer(redis_url, settings=WorkerSettings())
+    return Producer(redis_url, layout=WorkerSettings().layout())
 
 
 @contextlib.contextmanager

@@ -216,9 +216,14 @@ def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator
         ]
         from dramatiq import Message
 
+        from worker.runtime.broker import make_broker
+        from worker.runtime.settings import WorkerSettings
+
+        broker = make_broker(WorkerSettings(), redis_url)
         for _, actor, queue, args, kwargs in broker_messages:
-            p.broker.enqueue(Message(queue_name=queue, actor_name=actor, args=args, kwargs=kwargs, options={},
-                                     message_id=str(uuid.uuid4()), message_timestamp=0))
+            broker.enqueue(Message(queue_name=queue, actor_name=actor, args=args, kwargs=kwargs, options={},
+                                   message_id=str(uuid.uuid4()), message_timestamp=0))
+        broker.close()
     finally:
         p.close()
     undecodable = [b"\xff\xfe\x00garbage", b"not json at all", b'{"actor_name": "charge_create"}', b"[]",

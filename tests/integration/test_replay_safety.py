@@ -13,6 +13,7 @@ from worker.core.replay import decide
 from worker.runtime.settings import WorkerSettings
 from worker.store.deadletters import DeadLetter
 from worker.vipps import VippsClient, load_settings, models
+from worker.vipps.operations import REFUND_CHARGE
 
 
 def test_refund_that_took_effect_is_not_replayed(redis_url: str, redis_client: redis.Redis) -> None:
@@ -41,13 +42,13 @@ def test_refund_that_took_effect_is_not_replayed(redis_url: str, redis_client: r
 
         # The worker's refund "r-applied" reached Vipps (its response was lost) before it was dead-lettered.
         client.refund_charge(draft.agreementId, ref.chargeId, models.ModifyChargeV3(amount=3000, description="Refund"),
-                             idempotency_key=idempotency_key(msn, "r-applied", "RefundChargeV3"))
+                             idempotency_key=idempotency_key(msn, "r-applied", REFUND_CHARGE))
 
-        applied = decide(refund_letter("r-applied"), ops, client)
+        applied = decide(refund_letter("r-applied"), ops.ledger, client)
         assert not applied.replay
         assert "took effect" in applied.why
 
-        missing = decide(refund_letter("r-missing"), ops, client)
+        missing = decide(refund_letter("r-missing"), ops.ledger, client)
         assert missing.replay and missing.new_command_id == "r-missing.r1"
     finally:
         client.close()

@@ -72,8 +72,7 @@ def test_kill_between_call_and_ack_and_duplicate_deliveries(sim: Simulator, redi
 
 def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: redis.Redis) -> None:
     from worker.store.deadletters import DeadLetterStore
-    from worker.store.eventqueue import EventQueue
-    from worker.store.keys import Keys
+    from worker.store.keys import Keys, Layout
     from worker.store.ledger import Ledger
 
     events = Events(redis_client)
@@ -101,8 +100,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         # Transient, once: 429 with Retry-After, then it goes through.
         sim.faults(error_429_rate=1.0, retry_after_seconds=2, operations=["ListChargesV3"])
         send(redis_url, "rate-limited", type="agreement.list_charges", agreement_id=agreement_id)
-        ledger = Ledger(redis_client, Keys(), heartbeats_key="", heartbeat_timeout_ms=0, retention_seconds=1,
-                        events=EventQueue())
+        ledger = Ledger(redis_client, Layout(), heartbeat_timeout_ms=0, retention_seconds=1)
         wait_for(lambda: ledger.get("rate-limited") is not None, what="first attempt")
         sim.faults()
         events.wait(command_id="rate-limited", type="agreement.charges", timeout=30)

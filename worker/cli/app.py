@@ -64,7 +64,8 @@ def worker(
 
 
 def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str] | None = None) -> int:
-    """Run ``dramatiq worker.runtime.actors`` on the command queues; returns its exit code."""
+    """Run the worker (``dramatiq worker.runtime.main:setup``) on the command queues; returns its exit code."""
+    from worker.runtime.main import ENTRY
     from worker.runtime.settings import get_settings
 
     settings = get_settings()
@@ -78,7 +79,7 @@ def run_worker(url: str, processes: int, threads: int, extra_env: dict[str, str]
         "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
         "dramatiq_worker_timeout": "200",
     }
-    args = [sys.executable, "-m", "dramatiq", "worker.runtime.actors", "--processes", str(processes),
+    args = [sys.executable, "-m", "dramatiq", ENTRY, "--processes", str(processes),
             "--threads", str(threads), "--queues", settings.agreements_queue, settings.charges_queue,
             "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
             "--skip-logging"]
@@ -106,6 +107,7 @@ def enqueue(
     """
     from worker.core.producer import InvalidCommand, Producer, prepare
     from worker.local.redis import RedisUnavailable, redis_url
+    from worker.runtime.settings import get_settings
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text()
@@ -118,7 +120,7 @@ def enqueue(
         raise fail(str(exc)) from None
     try:
         with redis_url() as url:
-            producer = Producer(url)
+            producer = Producer(url, layout=get_settings().layout())
             for command in prepared:
                 producer.send(command)
             producer.close()

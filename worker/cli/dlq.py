@@ -170,7 +170,7 @@ def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool) -> list[
     with _progress(as_json) as progress:
         task = progress.add_task("checking Vipps", total=len(letters))
         for letter in letters:
-            out.append(decide(letter, ops, client))
+            out.append(decide(letter, ops.ledger, client))
             progress.advance(task)
     return out
 

@@ -14,16 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from worker.core.producer import Producer, prepare
-from worker.runtime.broker import redis_client
-from worker.runtime.settings import WorkerSettings
+from worker.store.connection import connect
 from worker.store.deadletters import DeadLetterStore
-from worker.store.eventqueue import EventQueue
-from worker.store.keys import Keys
 from worker.store.ledger import TERMINAL, Ledger
+from worker.store.settings import StoreSettings
 from worker.store.state import read_state
+from worker.store.vipps_state import redis_backends
 from worker.vipps import VippsClient, VippsSettings, load_settings
 
 
@@ -63,45 +60,30 @@ def new_command_id(kind: str = "support") -> str:
 
 
 class Control:
-    def __init__(self, redis_url: str, settings: WorkerSettings) -> None:
+    def __init__(self, redis_url: str, settings: StoreSettings) -> None:
         self.settings = settings
-        self.redis = redis_client(redis_url)
+        self.layout = settings.layout()
+        self.redis = connect(redis_url)
         try:
             self.redis.ping()
-        except redis.RedisError as exc:
+        except Exception as exc:  # any failure to reach Redis: the message says what it was
             self.redis.close()
             raise OperationError(f"cannot reach Redis: {type(exc).__name__}: {exc}") from None
-        self.keys = Keys(settings.key_prefix)
-        self.ledger = Ledger(self.redis, self.keys, heartbeats_key=self.heartbeats_key,
-                             heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
-                             retention_seconds=settings.ledger_retention_days * 86_400,
-                             events=EventQueue(settings.dramatiq_namespace, settings.events_queue,
-                                               settings.events_actor))
+        self.keys = self.layout.keys
+        self.ledger = Ledger(self.redis, self.layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
+                             retention_seconds=settings.ledger_retention_days * 86_400)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
-        self._producer: Producer | None = None
-        self._redis_url = redis_url
+        self.producer = Producer(client=self.redis, layout=self.layout)
         self._vipps: VippsClient | None = None
-
-    @property
-    def heartbeats_key(self) -> str:
-        return f"{self.settings.dramatiq_namespace}:__heartbeats__"
-
-    @property
-    def producer(self) -> Producer:
-        if self._producer is None:
-            self._producer = Producer(self._redis_url, settings=self.settings)
-        return self._producer
 
     def vipps(self, vipps_settings: VippsSettings | None = None) -> VippsClient:
         """A direct client for reads; shares the worker's token cache and rate budgets in Redis."""
         if self._vipps is None:
-            self._vipps = VippsClient(vipps_settings or load_settings(), redis=self.redis,
-                                      key_prefix=self.settings.key_prefix)
+            self._vipps = VippsClient(vipps_settings or load_settings(), key_prefix=self.settings.key_prefix,
+                                      **redis_backends(self.redis))
         return self._vipps
 
     def close(self) -> None:
-        if self._producer is not None:
-            self._producer.close()
         if self._vipps is not None:
             self._vipps.close()
         self.redis.close()
@@ -143,11 +125,11 @@ class Control:
 
     def workers_alive(self) -> int:
         cutoff = time.time() * 1000 - self.settings.heartbeat_timeout_ms
-        return int(self.redis.zcount(self.heartbeats_key, cutoff, "+inf"))
+        return int(self.redis.zcount(self.layout.dramatiq.heartbeats, cutoff, "+inf"))
 
     def published_events(self) -> list[dict[str, Any]]:
         """Events still on the events queue (not yet consumed by anyone); read, never taken."""
-        key = f"{self.settings.dramatiq_namespace}:{self.settings.events_queue}.msgs"
+        key = self.layout.dramatiq.messages(self.layout.events_queue)
         out = []
         for raw in self.redis.hvals(key):
             try:
@@ -159,7 +141,7 @@ class Control:
 
     def status(self) -> dict[str, Any]:
         """Queue depths, in flight, retries, watchlist, dead letters, outbox and workers, from Redis."""
-        state = read_state(self.redis, self.settings)
+        state = read_state(self.redis, self.layout, heartbeat_timeout_ms=self.settings.heartbeat_timeout_ms)
         return {
             "queues": {name: {"ready": q.ready, "delayed": q.delayed, "dead": q.dead}
                        for name, q in state.queues.items()},

@@ -6,23 +6,24 @@ The pipeline records the outcome, events and watch changes atomically.
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas import EventType, event_id
+from schemas import Command, Event, EventType
 from schemas import commands as c
 from worker.core import watch
+from worker.core.events import EventBuilder, Origin
 from worker.core.idempotency import idempotency_key
-from worker.store.ledger import WatchChange
+from worker.store.watchlist import WatchChange
 from worker.vipps import Completion, VippsClient, models
+from worker.vipps import operations as op
 from worker.vipps.budgets import BudgetSlot
+from worker.vipps.operations import Operation
 
 
 @dataclass
 class Outcome:
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
     watch: list[WatchChange] = field(default_factory=list)
 
 
@@ -31,24 +32,14 @@ class Context:
     client: VippsClient
     msn: str
     watcher: watch.Watcher
-    now: Callable[[], dt.datetime]
+    events: EventBuilder
 
-    def key(self, command: c.CommandBase, operation: str) -> str:
+    def key(self, command: c.CommandBase, operation: Operation) -> str:
         return idempotency_key(command.msn or self.msn, command.command_id, operation)
 
-    def event(self, command: c.CommandBase, kind: EventType, **fields: Any) -> dict[str, Any]:
+    def event(self, command: c.CommandBase, kind: EventType, **fields: Any) -> Event:
         """The command's outcome event; its id depends only on the command and the event type."""
-        body: dict[str, Any] = {
-            "event_id": event_id(command.command_id, kind.value),
-            "type": kind.value,
-            "command_id": command.command_id,
-            "command_type": getattr(command, "type", None),
-            "correlation_id": command.correlation_id,
-            "occurred_at": self.now().isoformat(),
-            "msn": command.msn or self.msn,
-        }
-        body.update({k: v for k, v in fields.items() if v is not None})
-        return body
+        return self.events.outcome(command, kind, **fields)
 
 
 def snapshot(model: Any) -> dict[str, Any]:
@@ -71,7 +62,7 @@ def agreement_create(ctx: Context, cmd: c.AgreementCreate) -> Outcome:
         productName=cmd.product_name, productDescription=cmd.product_description, phoneNumber=cmd.phone_number,
         initialCharge=initial, isApp=cmd.is_app or None, scope=cmd.scope, externalId=cmd.external_id,
         campaign=campaign(cmd.campaign) if cmd.campaign else None)
-    draft = ctx.client.draft_agreement(body, idempotency_key=ctx.key(cmd, "DraftAgreementV3"))
+    draft = ctx.client.draft_agreement(body, idempotency_key=ctx.key(cmd, op.DRAFT_AGREEMENT))
     out = Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_CREATED, agreement_id=draft.agreementId,
                                     charge_id=draft.chargeId, vipps_confirmation_url=draft.vippsConfirmationUrl,
                                     agreement=snapshot(draft))])
@@ -106,12 +97,13 @@ def agreement_fetch(ctx: Context, cmd: c.AgreementFetch) -> Outcome:
 
 def agreement_update(ctx: Context, cmd: c.AgreementUpdate) -> Outcome:
     if cmd.status == "STOPPED":
-        done = ctx.client.stop_agreement(cmd.agreement_id, idempotency_key=ctx.key(cmd, "UpdateAgreementPatchV3"))
+        done = ctx.client.stop_agreement(cmd.agreement_id, idempotency_key=ctx.key(cmd, op.UPDATE_AGREEMENT))
         out = Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_UPDATED, agreement_id=cmd.agreement_id,
                                         completion=done.value, agreement={"status": "STOPPED"})])
         if done is Completion.DONE:
             # Vipps has stopped it: report the transition now instead of waiting for the next poll.
-            out.events.append(ctx.watcher.agreement_transition_event(cmd.agreement_id, None, "STOPPED", cmd))
+            out.events.append(ctx.events.agreement_status(cmd.agreement_id, None, "STOPPED",
+                                                          Origin.of(cmd, ctx.msn)))
             out.watch.append(ctx.watcher.settle_agreement(cmd.agreement_id, "STOPPED"))
         else:
             out.watch.append(ctx.watcher.start_agreement(cmd.agreement_id, cmd, last_status=None, soon=True))
@@ -127,14 +119,14 @@ def agreement_update(ctx: Context, cmd: c.AgreementUpdate) -> Outcome:
                                    merchantAgreementUrl=cmd.merchant_agreement_url, externalId=cmd.external_id,
                                    pricing=pricing, interval=interval)
     done = ctx.client.update_agreement(cmd.agreement_id, body,
-                                       idempotency_key=ctx.key(cmd, "UpdateAgreementPatchV3"))
+                                       idempotency_key=ctx.key(cmd, op.UPDATE_AGREEMENT))
     return Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_UPDATED, agreement_id=cmd.agreement_id,
                                      completion=done.value, agreement=snapshot(body))])
 
 
 def agreement_force_accept(ctx: Context, cmd: c.AgreementForceAccept) -> Outcome:
     done = ctx.client.force_accept_agreement(cmd.agreement_id, cmd.phone_number,
-                                             idempotency_key=ctx.key(cmd, "acceptUsingPATCHV3"))
+                                             idempotency_key=ctx.key(cmd, op.FORCE_ACCEPT))
     return Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_FORCE_ACCEPTED, agreement_id=cmd.agreement_id,
                                      completion=done.value)],
                    watch=[ctx.watcher.start_agreement(cmd.agreement_id, cmd, last_status="PENDING", soon=True)])
@@ -151,7 +143,7 @@ def charge_create(ctx: Context, cmd: c.ChargeCreate) -> Outcome:
     body = models.CreateChargeV3(amount=cmd.amount, transactionType=cmd.transaction_type.value,
                                  description=cmd.description, due=cmd.due, retryDays=cmd.retry_days,
                                  orderId=cmd.order_id, externalId=cmd.external_id)
-    ref = ctx.client.create_charge(cmd.agreement_id, body, idempotency_key=ctx.key(cmd, "CreateChargeV3"))
+    ref = ctx.client.create_charge(cmd.agreement_id, body, idempotency_key=ctx.key(cmd, op.CREATE_CHARGE))
     return Outcome(events=[ctx.event(cmd, EventType.CHARGE_CREATED, agreement_id=cmd.agreement_id,
                                      charge_id=ref.chargeId,
                                      charge={"chargeId": ref.chargeId, "amount": cmd.amount,
@@ -167,7 +159,7 @@ def charge_fetch(ctx: Context, cmd: c.ChargeFetch) -> Outcome:
     return _observed(out, *ctx.watcher.observe_charge(cmd.agreement_id, charge, cmd))
 
 
-def _observed(out: Outcome, events: list[dict[str, Any]], change: WatchChange | None) -> Outcome:
+def _observed(out: Outcome, events: list[Event], change: WatchChange | None) -> Outcome:
     """A fetch is an observation too: a state change it reveals yields its transition event."""
     out.events.extend(events)
     if change is not None:
@@ -177,22 +169,19 @@ def _observed(out: Outcome, events: list[dict[str, Any]], change: WatchChange | 
 
 def charge_cancel(ctx: Context, cmd: c.ChargeCancel) -> Outcome:
     done = ctx.client.cancel_charge(cmd.agreement_id, cmd.charge_id,
-                                    idempotency_key=ctx.key(cmd, "CancelChargeV3"))
+                                    idempotency_key=ctx.key(cmd, op.CANCEL_CHARGE))
     return _modified(ctx, cmd, EventType.CHARGE_CANCELLED, done, amount=None)
 
 
-def charge_capture(ctx: Context, cmd: c.ChargeCapture) -> Outcome:
+def charge_move_money(ctx: Context, cmd: c.ChargeCapture | c.ChargeRefund) -> Outcome:
+    """Capture or refund part or all of a charge."""
+    capture = isinstance(cmd, c.ChargeCapture)
     body = models.ModifyChargeV3(amount=cmd.amount, description=cmd.description)
-    done = ctx.client.capture_charge(cmd.agreement_id, cmd.charge_id, body,
-                                     idempotency_key=ctx.key(cmd, "CaptureChargeV3"))
-    return _modified(ctx, cmd, EventType.CHARGE_CAPTURED, done, amount=cmd.amount)
-
-
-def charge_refund(ctx: Context, cmd: c.ChargeRefund) -> Outcome:
-    body = models.ModifyChargeV3(amount=cmd.amount, description=cmd.description)
-    done = ctx.client.refund_charge(cmd.agreement_id, cmd.charge_id, body,
-                                    idempotency_key=ctx.key(cmd, "RefundChargeV3"))
-    return _modified(ctx, cmd, EventType.CHARGE_REFUNDED, done, amount=cmd.amount)
+    send = ctx.client.capture_charge if capture else ctx.client.refund_charge
+    done = send(cmd.agreement_id, cmd.charge_id, body,
+                idempotency_key=ctx.key(cmd, op.CAPTURE_CHARGE if capture else op.REFUND_CHARGE))
+    kind = EventType.CHARGE_CAPTURED if capture else EventType.CHARGE_REFUNDED
+    return _modified(ctx, cmd, kind, done, amount=cmd.amount)
 
 
 def _modified(ctx: Context, cmd: c.ChargeCancel | c.ChargeCapture | c.ChargeRefund, kind: EventType,
@@ -204,38 +193,47 @@ def _modified(ctx: Context, cmd: c.ChargeCancel | c.ChargeCapture | c.ChargeRefu
                                                      await_change=done is Completion.ACCEPTED)])
 
 
-# The Vipps operation each command type calls first, and whether that call carries an Idempotency-Key.
-FIRST_CALL: dict[str, tuple[str, bool]] = {
-    "agreement.create": ("DraftAgreementV3", True),
-    "agreement.fetch": ("FetchAgreementV3", False),
-    "agreement.update": ("UpdateAgreementPatchV3", True),
-    "agreement.force_accept": ("acceptUsingPATCHV3", True),
-    "agreement.list_charges": ("ListChargesV3", False),
-    "charge.create": ("CreateChargeV3", True),
-    "charge.fetch": ("FetchChargeV3", False),
-    "charge.cancel": ("CancelChargeV3", True),
-    "charge.capture": ("CaptureChargeV3", True),
-    "charge.refund": ("RefundChargeV3", True),
+# The Vipps operation each command type calls first (its rate budget slot is taken with the ledger claim).
+FIRST_CALL: dict[str, Operation] = {
+    "agreement.create": op.DRAFT_AGREEMENT,
+    "agreement.fetch": op.FETCH_AGREEMENT,
+    "agreement.update": op.UPDATE_AGREEMENT,
+    "agreement.force_accept": op.FORCE_ACCEPT,
+    "agreement.list_charges": op.LIST_CHARGES,
+    "charge.create": op.CREATE_CHARGE,
+    "charge.fetch": op.FETCH_CHARGE,
+    "charge.cancel": op.CANCEL_CHARGE,
+    "charge.capture": op.CAPTURE_CHARGE,
+    "charge.refund": op.REFUND_CHARGE,
 }
 
 
-def budget_slot(ctx: Context, cmd: Any) -> BudgetSlot | None:
+def budget_slot(ctx: Context, cmd: Command) -> BudgetSlot | None:
     """The rate budget slot the command's first Vipps call takes, so the ledger claim can take it at once."""
-    operation, keyed = FIRST_CALL[cmd.type]
-    return ctx.client.budget_slot(operation, agreement_id=getattr(cmd, "agreement_id", None),
+    operation = FIRST_CALL[cmd.type]
+    return ctx.client.budget_slot(operation.id, agreement_id=getattr(cmd, "agreement_id", None),
                                   charge_id=getattr(cmd, "charge_id", None),
-                                  idempotency_key=ctx.key(cmd, operation) if keyed else None)
+                                  idempotency_key=ctx.key(cmd, operation) if operation.idempotent else None)
 
 
-HANDLERS: dict[str, Callable[[Context, Any], Outcome]] = {
-    "agreement.create": agreement_create,
-    "agreement.fetch": agreement_fetch,
-    "agreement.update": agreement_update,
-    "agreement.force_accept": agreement_force_accept,
-    "agreement.list_charges": agreement_list_charges,
-    "charge.create": charge_create,
-    "charge.fetch": charge_fetch,
-    "charge.cancel": charge_cancel,
-    "charge.capture": charge_capture,
-    "charge.refund": charge_refund,
-}
+def handle(ctx: Context, cmd: Command) -> Outcome:
+    """Carry out one command at Vipps."""
+    match cmd:
+        case c.AgreementCreate():
+            return agreement_create(ctx, cmd)
+        case c.AgreementFetch():
+            return agreement_fetch(ctx, cmd)
+        case c.AgreementUpdate():
+            return agreement_update(ctx, cmd)
+        case c.AgreementForceAccept():
+            return agreement_force_accept(ctx, cmd)
+        case c.AgreementListCharges():
+            return agreement_list_charges(ctx, cmd)
+        case c.ChargeCreate():
+            return charge_create(ctx, cmd)
+        case c.ChargeFetch():
+            return charge_fetch(ctx, cmd)
+        case c.ChargeCancel():
+            return charge_cancel(ctx, cmd)
+        case c.ChargeCapture() | c.ChargeRefund():
+            return charge_move_money(ctx, cmd)

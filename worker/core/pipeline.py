@@ -17,7 +17,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import random
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -25,15 +24,17 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_json
 
-from schemas import COMMAND_TYPES, CommandAdapter, EventType, actor_name, event_id
+from schemas import COMMAND_TYPES, Command, CommandAdapter, EventType, actor_name
 from schemas.commands import MAX_COMMAND_BYTES
 from schemas.problems import field_errors
-from worker.core.handlers import FIRST_CALL, HANDLERS, Context, budget_slot
-from worker.runtime import metrics
-from worker.runtime.logs import command_context
-from worker.runtime.settings import WorkerSettings
+from worker.core.events import Origin
+from worker.core.handlers import FIRST_CALL, Context, budget_slot, handle
+from worker.core.logcontext import command_context
+from worker.core.observer import PipelineObserver
+from worker.core.retry import RetryPolicy, retry_reason, vipps_problem
+from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.store.ledger import ClaimStatus, DeliveryAck, Ledger, now_ms
+from worker.store.ledger import ClaimStatus, DeliveryAck, Ledger
 from worker.vipps import errors
 
 log = logging.getLogger("worker.core.pipeline")
@@ -53,18 +54,20 @@ class Delivery:
 
 
 class Pipeline:
-    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, settings: WorkerSettings, *,
-                 broker_id: str) -> None:
+    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
+                 lease_ms: int, broker_id: str, observer: PipelineObserver | None = None) -> None:
         self.ctx = ctx
         self.ledger = ledger
         self.dead_letters = dead_letters
-        self.settings = settings
+        self.retry = retry
+        self.lease_ms = lease_ms
         self.broker_id = broker_id
+        self.observer = observer or PipelineObserver()
 
     def handle(self, delivery: Delivery) -> str:
         """Carry out one delivery; returns the outcome label. Raises only on unexpected errors."""
         if delivery.enqueued_ms:
-            metrics.queue_wait.labels(delivery.queue).observe(max(0.0, time.time() - delivery.enqueued_ms / 1000))
+            self.observer.waited_in_queue(delivery.queue, max(0.0, time.time() - delivery.enqueued_ms / 1000))
         raw = delivery.args[0] if len(delivery.args) == 1 and not delivery.kwargs else None
         if not isinstance(raw, dict):
             # Keep args and kwargs both: the dead letter must show what was actually sent.
@@ -87,28 +90,27 @@ class Pipeline:
         with command_context(cmd.command_id, cmd.correlation_id, cmd.type):
             return self._run(cmd, command, delivery)
 
-    def _run(self, cmd: Any, command: dict[str, Any], delivery: Delivery) -> str:
-        lease_ms = int(self.settings.lease_seconds * 1000)
+    def _run(self, cmd: Command, command: dict[str, Any], delivery: Delivery) -> str:
         slot = budget_slot(self.ctx, cmd)
-        claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id, lease_ms=lease_ms,
-                                  budget=slot)
+        claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id,
+                                  lease_ms=self.lease_ms, budget=slot)
         if claim.status is ClaimStatus.MISMATCH:
             return self.reject(command, "command_id was used before for a different command", reused=True)
         if claim.status is ClaimStatus.DONE:
-            self.ledger.replay_events(claim.events)
-            metrics.replays.labels(cmd.type).inc()
-            metrics.commands.labels(cmd.type, "duplicate").inc()
+            self.ledger.observe(claim.events)
+            self.observer.replayed(cmd.type)
+            self.observer.finished(cmd.type, "duplicate", None)
             return "duplicate"
         if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
             # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
             # re-drives it if its holder dies), so this delivery has nothing to add.
-            metrics.commands.labels(cmd.type, "duplicate").inc()
+            self.observer.finished(cmd.type, "duplicate", None)
             return "duplicate"
         try:
             if claim.budget_wait_ms:
                 raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000)
             with self.ctx.client.prepaid(slot):
-                outcome = HANDLERS[cmd.type](self.ctx, cmd)
+                outcome = handle(self.ctx, cmd)
         except errors.PermanentError as exc:
             return self._failed(cmd, command, exc, claim.attempts)
         except (errors.TransientError, errors.AuthError) as exc:
@@ -120,15 +122,15 @@ class Pipeline:
         self._done(cmd, "succeeded")
         return "succeeded"
 
-    def _budget_exhausted(self, cmd: Any, wait: float) -> errors.BudgetExhaustedError:
-        operation = FIRST_CALL[cmd.type][0]
-        metrics.budget_waits.labels(operation).inc()
+    def _budget_exhausted(self, cmd: Command, wait: float) -> errors.BudgetExhaustedError:
+        operation = FIRST_CALL[cmd.type].id
+        self.observer.budget_wait(operation)
         return errors.BudgetExhaustedError(f"{operation}: rate budget exhausted, not sent; retry in {wait:.3f}s",
                                            operation=operation, retry_after=wait)
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def _failed(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
+    def _failed(self, cmd: Command, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = self.ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
         if self.ledger.finish(command, status="failed", events=[event], error=problem):
@@ -138,18 +140,15 @@ class Pipeline:
         self._done(cmd, "failed")
         return "failed"
 
-    def _transient(self, cmd: Any, command: dict[str, Any], exc: errors.VippsError, attempts: int,
+    def _transient(self, cmd: Command, command: dict[str, Any], exc: errors.VippsError, attempts: int,
                    first_ms: int) -> str:
         reason = retry_reason(exc)
         not_sent = isinstance(exc, errors.BudgetExhaustedError)
-        delay = backoff(attempts, self.settings.retry_min_backoff_seconds, self.settings.retry_max_backoff_seconds)
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, float(retry_after))
+        delay = self.retry.delay(attempts, exc)
         elapsed = (now_ms() - first_ms) / 1000
         used = attempts - (1 if not_sent else 0)
         problem = vipps_problem(exc, reason)
-        if used >= self.settings.retry_max_attempts or elapsed + delay > self.settings.retry_max_seconds:
+        if self.retry.exhausted(used, elapsed, delay):
             problem["reason"] = "retries_exhausted"
             event = self.ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
@@ -159,7 +158,7 @@ class Pipeline:
             return "dead_lettered"
         self.ledger.retry_later(cmd.command_id, at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
-        metrics.retries.labels(cmd.type, reason).inc()
+        self.observer.retry_scheduled(cmd.type, reason)
         log.info("retry scheduled", extra={"reason": reason, "delay_seconds": round(delay, 3),
                                            "attempt": used, "status": exc.status})
         return "retry"
@@ -174,57 +173,29 @@ class Pipeline:
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
         problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command",
                                    "detail": detail, "errors": problems or []}
-        event = {
-            "event_id": event_id(cid or "", "command.rejected", digest),
-            "type": EventType.COMMAND_REJECTED.value, "command_id": cid, "command_type": ctype,
-            "correlation_id": _str_or_none(raw, "correlation_id"), "msn": self.ctx.msn,
-            "occurred_at": self.ctx.now().isoformat(), "problem": problem,
-        }
-        self.ledger.observe([event], [])  # before the dead letter: whoever sees the letter can see the event
+        origin = Origin(cid, _str_or_none(raw, "correlation_id"), self.ctx.msn, ctype)
+        # The event before the dead letter: whoever sees the letter can see the event.
+        self.ledger.observe([self.ctx.events.rejected(origin, digest, problem)])
         self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
                                          detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
                                          problem=problem, payload=_bounded(raw)))
-        metrics.commands.labels(ctype or "invalid", "rejected").inc()
+        self.observer.finished(ctype or "invalid", "rejected", None)
         log.warning("command rejected", extra={"command_id": cid, "detail": detail})
         return "rejected"
 
-    def _dead_letter(self, cmd: Any, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
+    def _dead_letter(self, cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
                      attempts: int) -> None:
         self.dead_letters.add(DeadLetter(
             id=dead_letter_id("command", cmd.command_id), reason=reason, detail=detail, at_ms=now_ms(),
             command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem, payload=command,
             queue=None, actor=actor_name(cmd.type)))
 
-    def _done(self, cmd: Any, outcome: str) -> None:
-        metrics.commands.labels(cmd.type, outcome).inc()
+    def _done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
-        metrics.end_to_end.labels(cmd.type).observe(max(0.0, time.time() - issued.timestamp()))
+        self.observer.finished(cmd.type, outcome, issued)
 
 
-def backoff(attempt: int, low: float, high: float) -> float:
-    """Exponential backoff with jitter: half fixed, half random, capped."""
-    ceiling = min(high, low * 2 ** max(0, attempt - 1))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-def retry_reason(exc: errors.VippsError) -> str:
-    if isinstance(exc, errors.BudgetExhaustedError):
-        return "budget"
-    if isinstance(exc, errors.RateLimitedError):
-        return "rate_limited"
-    if isinstance(exc, errors.AuthError):
-        return "auth"
-    return "transient"
-
-
-def vipps_problem(exc: errors.VippsError, reason: str) -> dict[str, Any]:
-    p = exc.problem
-    return {"reason": reason, "type": p.type if p else None, "title": p.title if p else None,
-            "detail": (p.detail if p and p.detail else str(exc))[:500], "status": exc.status,
-            "context_id": p.context_id if p else None, "errors": list(p.extra_details) if p else []}
-
-
-def _ids(cmd: Any) -> dict[str, Any]:
+def _ids(cmd: Command) -> dict[str, Any]:
     return {"agreement_id": getattr(cmd, "agreement_id", None), "charge_id": getattr(cmd, "charge_id", None)}
 
 

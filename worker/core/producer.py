@@ -1,26 +1,25 @@
 """Enqueue commands from Python: ``Producer(redis_url).send({...})``.
 
 Commands are validated before they are sent, so a bad one fails here with a
-clear message instead of becoming a dead letter later.
+clear message instead of becoming a dead letter later. Producing needs no dramatiq:
+the messages are written as dramatiq's Redis broker stores them (see the README's
+wire format), and the producer changes no global state.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from dramatiq import Message
-from dramatiq.brokers.redis import RedisBroker
+import redis
 from pydantic import ValidationError
 
-from schemas import CommandAdapter, actor_name
-from schemas.events import EVENT_NAMESPACE
+from schemas import CommandAdapter
 from schemas.problems import one_line
-from worker.runtime.broker import make_broker, queue_for
-from worker.runtime.settings import WorkerSettings, get_settings
+from worker.store.commands import CommandQueue
+from worker.store.connection import connect
+from worker.store.keys import Layout
 
 
 class InvalidCommand(ValueError):
@@ -41,39 +40,36 @@ def prepare(command: dict[str, Any]) -> dict[str, Any]:
     return wire
 
 
-def build_message(command: dict[str, Any], settings: WorkerSettings) -> Message[Any]:
-    """The dramatiq message that carries a (validated) command."""
-    return Message(queue_name=queue_for(command["type"], settings), actor_name=actor_name(command["type"]),
-                   args=(command,), kwargs={}, options={},
-                   message_id=str(uuid.uuid5(EVENT_NAMESPACE, f"command:{command['command_id']}:{uuid.uuid4()}")),
-                   message_timestamp=int(time.time() * 1000))
-
-
 class Producer:
-    def __init__(self, redis_url: str, settings: WorkerSettings | None = None,
-                 broker: RedisBroker | None = None) -> None:
-        self.settings = settings or get_settings()
-        self.broker = broker or make_broker(self.settings, redis_url)
+    """Sends commands to the worker's queues. ``layout`` names them (the defaults match the worker's)."""
+
+    def __init__(self, redis_url: str | None = None, *, layout: Layout | None = None,
+                 client: redis.Redis | None = None) -> None:
+        if client is None and redis_url is None:
+            raise ValueError("a Producer needs a redis_url or a client")
+        self._own = client is None
+        self.redis = client if client is not None else connect(str(redis_url))
+        self.queue = CommandQueue(self.redis, layout or Layout())
 
     def send(self, command: dict[str, Any]) -> str:
         """Validate and enqueue one command; returns its dramatiq message id."""
-        message = self.broker.enqueue(build_message(prepare(command), self.settings))
-        return message.message_id
+        return self.queue.enqueue([prepare(command)])[0]
+
+    def send_many(self, commands: Iterable[dict[str, Any]]) -> int:
+        """Validate every command first, then enqueue them all; none is sent if one is invalid."""
+        wire = [prepare(command) for command in commands]
+        return len(self.queue.enqueue(wire)) if wire else 0
 
     def send_raw(self, command: dict[str, Any]) -> str:
         """Enqueue a command as it is, unchecked (the worker will judge it)."""
-        ctype = str(command.get("type")) if isinstance(command.get("type"), str) else "charge.create"
-        message: Message[Any] = Message(
-            queue_name=queue_for(ctype, self.settings), actor_name=actor_name(ctype), args=(command,), kwargs={},
-            options={}, message_id=str(uuid.uuid4()), message_timestamp=int(time.time() * 1000))
-        return self.broker.enqueue(message).message_id
-
-    def send_many(self, commands: Iterable[dict[str, Any]]) -> int:
-        count = 0
-        for command in commands:
-            self.send(command)
-            count += 1
-        return count
+        return self.queue.enqueue([command])[0]
 
     def close(self) -> None:
-        self.broker.close()
+        if self._own:
+            self.redis.close()
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

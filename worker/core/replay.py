@@ -18,10 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import CommandAdapter
-from worker.core.control import Control
+from worker.core.handlers import FIRST_CALL
 from worker.core.idempotency import idempotency_key
 from worker.store.deadletters import DeadLetter
+from worker.store.ledger import Ledger
 from worker.vipps import VippsClient, errors
+from worker.vipps.models import AGREEMENT_FINAL_STATUSES, CHARGE_CANCELLABLE_STATUSES
 
 NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}
 READS = {"agreement.fetch", "agreement.list_charges", "charge.fetch"}
@@ -50,7 +52,7 @@ def replay_id(command_id: str, n: int) -> str:
     return command_id[:64 - len(suffix)] + suffix
 
 
-def decide(letter: DeadLetter, ops: Control, client: VippsClient) -> Decision:
+def decide(letter: DeadLetter, ledger: Ledger, client: VippsClient) -> Decision:
     if letter.reason in NEVER:
         return Decision(letter, False, f"{letter.reason}: would be rejected again; fix it and enqueue anew")
     payload = letter.payload
@@ -62,12 +64,12 @@ def decide(letter: DeadLetter, ops: Control, client: VippsClient) -> Decision:
         return Decision(letter, False, "the recorded command is not valid; fix it and enqueue anew")
     if letter.replayed_as:
         last = letter.replayed_as[-1]
-        record = ops.ledger.get(last) or {}
+        record = ledger.get(last) or {}
         status = record.get("status", "queued")
         # A replay that failed has its own dead letter: replay that one, never this one twice.
         return Decision(letter, False, f"already replayed as {last} ({status})")
     try:
-        replay, why = _still_needed(command, ops, client)
+        replay, why = _still_needed(command, ledger, client)
     except errors.PermanentError as exc:
         return Decision(letter, False, f"Vipps refused the check: {exc}")
     except (errors.TransientError, errors.AuthError) as exc:
@@ -78,12 +80,12 @@ def decide(letter: DeadLetter, ops: Control, client: VippsClient) -> Decision:
     return Decision(letter, replay, why, new_id, command if replay else None)
 
 
-def _still_needed(command: dict[str, Any], ops: Control, client: VippsClient) -> tuple[bool, str]:
+def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) -> tuple[bool, str]:
     kind = command["type"]
     if kind in READS:
         return True, "a read: always safe"
     if kind == "agreement.create":
-        record = ops.ledger.get(command["command_id"]) or {}
+        record = ledger.get(command["command_id"]) or {}
         if any(e.get("type") == "agreement.created" for e in record.get("events") or []):
             return False, "the agreement was created"
         return True, "no agreement was recorded (a draft left by the first attempt expires unaccepted)"
@@ -91,7 +93,7 @@ def _still_needed(command: dict[str, Any], ops: Control, client: VippsClient) ->
         status = str(client.fetch_agreement(command["agreement_id"]).status)
         if kind == "agreement.force_accept":
             return (status == "PENDING"), f"agreement is {status}"
-        if status in ("STOPPED", "EXPIRED"):
+        if status in AGREEMENT_FINAL_STATUSES:
             return False, f"agreement is already {status}"
         return True, f"agreement is {status}"
     if kind == "charge.create":
@@ -107,11 +109,12 @@ def _still_needed(command: dict[str, Any], ops: Control, client: VippsClient) ->
     status, summary = str(charge.status), charge.summary
     # Vipps writes the merchant's Idempotency-Key into the charge history: if the first attempt took
     # effect (a timeout after Vipps had acted), a second capture or refund would move money twice.
-    original = idempotency_key(command.get("msn") or client.settings.msn or "", command["command_id"], OPERATIONS[kind])
+    original = idempotency_key(command.get("msn") or client.settings.msn or "", command["command_id"],
+                               FIRST_CALL[kind])
     if any(event.idempotencyKey == original and event.success is not False for event in charge.history or []):
         return False, f"the first attempt took effect at Vipps (charge is {status})"
     if kind == "charge.cancel":
-        return (status in OPEN_CHARGE), f"charge is {status}"
+        return (status in CHARGE_CANCELLABLE_STATUSES), f"charge is {status}"
     if kind == "charge.capture":
         left = charge.amount - summary.captured - summary.cancelled
         ok = status in ("RESERVED", "PARTIALLY_CAPTURED") and left >= command["amount"]

@@ -14,7 +14,6 @@ its due date until ``due + retryDays``.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import random
 import time
@@ -22,23 +21,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-
-from schemas import EventType, event_id
+from schemas import Event
 from schemas import commands as c
-from worker.store.keys import Keys
-from worker.store.ledger import Ledger, Schedules, WatchChange
+from worker.core.events import AGREEMENT_EVENTS, EventBuilder, Origin
+from worker.store.ledger import Ledger
+from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agreement_member, charge_member
 from worker.vipps import VippsClient, errors
+from worker.vipps.models import AGREEMENT_FINAL_STATUSES, CHARGE_UNSETTLED_STATUSES
 
 log = logging.getLogger("worker.core.watch")
 
-REMOVE = -1        # forget the resource
-SETTLE = -2        # stop polling, but remember what was seen (later commands compare against it)
-
-AGREEMENT_FINAL = {"STOPPED", "EXPIRED"}
-CHARGE_OPEN = {"PENDING", "DUE", "PROCESSING", "UNKNOWN"}
-AGREEMENT_EVENTS = {"ACTIVE": EventType.AGREEMENT_ACTIVATED, "STOPPED": EventType.AGREEMENT_STOPPED,
-                    "EXPIRED": EventType.AGREEMENT_EXPIRED}
 ROUND_HOURS = (7, 15)
 ROUND_SETTLE = dt.timedelta(hours=1)
 LEASE_MS = 60_000
@@ -53,14 +45,6 @@ class PollPolicy:
     agreement_active: float = 86_400.0     # re-check ACTIVE agreements this often; 0: forget them
     charge_every: float | None = None     # fixed interval instead of the processing rounds
     charge_give_up_days: int = 20
-
-
-def agreement_member(agreement_id: str) -> str:
-    return f"agreement:{agreement_id}"
-
-
-def charge_member(agreement_id: str, charge_id: str) -> str:
-    return f"charge:{agreement_id}:{charge_id}"
 
 
 def charge_signature(charge: dict[str, Any]) -> str:
@@ -84,16 +68,15 @@ def next_charge_check(now: dt.datetime, due: dt.date, retry_days: int) -> dt.dat
 
 
 class Watcher:
-    def __init__(self, client: VippsClient, redis_client: redis.Redis, keys: Keys, ledger: Ledger, *,
-                 msn: str, policy: PollPolicy, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, client: VippsClient, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
+                 policy: PollPolicy, clock: Callable[[], float] = time.time) -> None:
         self.client = client
-        self.redis = redis_client
-        self.keys = keys
+        self.watchlist = watchlist
         self.ledger = ledger
-        self.msn = msn
+        self.events = events
+        self.msn = events.msn
         self.policy = policy
         self.clock = clock
-        self.schedules = Schedules(redis_client)
 
     # -- what commands ask for -------------------------------------------------------------------
 
@@ -127,17 +110,10 @@ class Watcher:
                                       "interval": self.policy.agreement_every}
         return WatchChange(member, self._ms(), known)
 
-    def agreement_transition_event(self, agreement_id: str, old: str | None, new: str,
-                                   origin: c.CommandBase | dict[str, Any] | None,
-                                   agreement: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self._event(AGREEMENT_EVENTS[new], event_id(agreement_id, "agreement-status", new), origin,
-                           agreement_id=agreement_id, transition={"from": old, "to": new},
-                           agreement=agreement or {"id": agreement_id, "status": new})
-
     # -- observations ----------------------------------------------------------------------------
 
     def observe_agreement(self, agreement: dict[str, Any], origin: c.CommandBase | None = None
-                          ) -> tuple[list[dict[str, Any]], WatchChange | None]:
+                          ) -> tuple[list[Event], WatchChange | None]:
         member = agreement_member(agreement["id"])
         state = self._state(member)
         status = str(agreement.get("status"))
@@ -148,11 +124,11 @@ class Watcher:
             # it, so a later stop by the user is seen too. First sight is no transition.
             state = self._origin(origin) | {"kind": "agreement", "agreement_id": agreement["id"], "status": status,
                                             "started_ms": self._ms(), "interval": self.policy.agreement_every}
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         if status != state.get("status") and status in AGREEMENT_EVENTS:
-            events.append(self.agreement_transition_event(agreement["id"], state.get("status"), status,
-                                                          origin or state, agreement))
-        if status in AGREEMENT_FINAL or (status == "ACTIVE" and not self.policy.agreement_active):
+            events.append(self.events.agreement_status(agreement["id"], state.get("status"), status,
+                                                       self._cause(origin, state), agreement))
+        if status in AGREEMENT_FINAL_STATUSES or (status == "ACTIVE" and not self.policy.agreement_active):
             return events, WatchChange(member, REMOVE)
         if status == "ACTIVE":
             # ACTIVE lasts until a stop: ours comes as a command, the user's in the Vipps app shows only in a
@@ -171,7 +147,7 @@ class Watcher:
         return events, WatchChange(member, self._ms() + int(interval * 1000), state)
 
     def observe_charge(self, agreement_id: str, charge: dict[str, Any], origin: c.CommandBase | None = None
-                       ) -> tuple[list[dict[str, Any]], WatchChange | None]:
+                       ) -> tuple[list[Event], WatchChange | None]:
         member = charge_member(agreement_id, charge["id"])
         state = self._state(member)
         if state is None:
@@ -181,18 +157,16 @@ class Watcher:
                      "sig": None, "started_ms": self._ms(), "retry_days": charge.get("retryDays") or 0}
         sig = charge_signature(charge)
         status = str(charge.get("status"))
-        events: list[dict[str, Any]] = []
+        events: list[Event] = []
         if sig != state.get("sig"):
-            events.append(self._event(EventType.CHARGE_STATUS_CHANGED,
-                                      event_id(charge["id"], agreement_id, "charge-state", sig), origin or state,
-                                      agreement_id=agreement_id, charge_id=charge["id"],
-                                      transition={"from": state.get("status"), "to": status}, charge=charge))
+            events.append(self.events.charge_state(agreement_id, charge, state.get("status"), sig,
+                                                   self._cause(origin, state)))
             state["await_change"] = False
         state["status"], state["sig"] = status, sig
         due = charge.get("due")
         if due and not state.get("due"):
             state["due"] = str(due)[:10]
-        if status in CHARGE_OPEN or state.get("await_change"):
+        if status in CHARGE_UNSETTLED_STATUSES or state.get("await_change"):
             next_ms = self._next_charge_ms(state)
             if next_ms is not None:
                 return events, WatchChange(member, next_ms, state)
@@ -202,8 +176,7 @@ class Watcher:
 
     def poll_once(self, limit: int = 50) -> int:
         """Check every watched resource that is due; returns how many were checked."""
-        members = [m for key in (self.keys.watch, self.keys.watch_charges)
-                   for m in self.schedules.take_due(key, now=self._ms(), limit=limit, push_ms=LEASE_MS)]
+        members = self.watchlist.take_due(limit=limit, lease_ms=LEASE_MS)
         for member in members:
             try:
                 self._check(member)
@@ -222,7 +195,7 @@ class Watcher:
     def _check(self, member: str) -> None:
         state = self._state(member)
         if state is None:
-            self.redis.zrem(self.keys.watch_for(member), member)
+            self.watchlist.drop(member)
             return
         if state["kind"] == "agreement":
             agreement = self.client.fetch_agreement(state["agreement_id"])
@@ -234,7 +207,7 @@ class Watcher:
         self.ledger.observe(events, [change] if change else [])
 
     def _reschedule(self, member: str, seconds: float) -> None:
-        self.redis.zadd(self.keys.watch_for(member), {member: self._ms() + int(seconds * 1000)}, xx=True)
+        self.watchlist.check_in(member, seconds)
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -250,27 +223,14 @@ class Watcher:
         return int(at.timestamp() * 1000) if at else None
 
     def _state(self, member: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self.keys.watch_state, member)
-        if not raw:
-            return None
-        state: dict[str, Any] = json.loads(raw)
-        return state
+        return self.watchlist.state(member)
 
     def _origin(self, cmd: c.CommandBase) -> dict[str, Any]:
-        return {"command_id": cmd.command_id, "correlation_id": cmd.correlation_id, "msn": cmd.msn or self.msn}
+        return Origin.of(cmd, self.msn).recorded()
 
-    def _event(self, kind: EventType, eid: str, origin: c.CommandBase | dict[str, Any] | None,
-               **fields: Any) -> dict[str, Any]:
-        if isinstance(origin, c.CommandBase):
-            origin = self._origin(origin)
-        origin = origin or {}
-        body: dict[str, Any] = {
-            "event_id": eid, "type": kind.value, "command_id": origin.get("command_id"),
-            "correlation_id": origin.get("correlation_id"), "msn": origin.get("msn") or self.msn,
-            "occurred_at": dt.datetime.fromtimestamp(self.clock(), dt.UTC).isoformat(),
-        }
-        body.update(fields)
-        return body
+    def _cause(self, origin: c.CommandBase | None, state: dict[str, Any]) -> Origin:
+        """The command that asked for this observation, else the one that started the watch (if any)."""
+        return Origin.of(origin, self.msn) if origin is not None else Origin.from_state(state)
 
     def _ms(self) -> int:
         return int(self.clock() * 1000)

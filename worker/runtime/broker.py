@@ -19,21 +19,13 @@ import json
 import re
 from typing import Any
 
-import dramatiq
-import redis
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
 from dramatiq.encoder import JSONEncoder
-from dramatiq.middleware import (
-    AgeLimit,
-    Callbacks,
-    CurrentMessage,
-    Pipelines,
-    Retries,
-    ShutdownNotifications,
-    TimeLimit,
-)
+from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
 
 from worker.runtime.settings import WorkerSettings
+from worker.store.connection import connect
+from worker.store.keys import DramatiqKeys
 from worker.store.ledger import DeliveryAck
 
 UNDECODABLE_ACTOR = "__undecodable__"
@@ -78,8 +70,6 @@ def _well_formed(fields: Any) -> bool:
             and isinstance(fields["options"], dict) and isinstance(fields["options"].get("redis_message_id"), str))
 
 
-dramatiq.set_encoder(PoisonTolerantEncoder())
-
 
 class LedgerAckingConsumer(_RedisConsumer):
     """dramatiq's Redis consumer, except that a delivery the ledger already acked is not acked again.
@@ -118,6 +108,7 @@ class BillingRedisBroker(RedisBroker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.delivered: set[str] = set()  # redis ids handed to this process's workers and not yet acked
+        self.keys = DramatiqKeys(self.namespace)
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -136,29 +127,24 @@ class BillingRedisBroker(RedisBroker):
 
     def acks_key(self, queue_name: str) -> str:
         """Where this process's consumer of ``queue_name`` holds fetched messages until they are acked."""
-        return f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        return self.keys.acks(self.broker_id, queue_name)
 
     def delivery_ack(self, queue_name: str, redis_message_id: str) -> DeliveryAck:
         """Where this process's consumer of ``queue_name`` holds the message until it is acked (dispatch.lua)."""
         return DeliveryAck(acks_key=self.acks_key(queue_name),
-                           messages_key=f"{self.namespace}:{queue_name}.msgs", redis_message_id=redis_message_id)
-
-
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+                           messages_key=self.keys.messages(queue_name), redis_message_id=redis_message_id)
 
 
 def make_broker(settings: WorkerSettings, url: str, *,
                 extra_middleware: list[Any] | None = None) -> BillingRedisBroker:
-    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(), Callbacks(), Pipelines(),
+    # dramatiq's Retries covers only unexpected exceptions; Vipps's transient failures are retried by the
+    # pipeline's own durable schedule (worker.core.retry).
+    middleware = [AgeLimit(), TimeLimit(), ShutdownNotifications(),
                   Retries(max_retries=3, min_backoff=1000, max_backoff=30_000), CurrentMessage()]
-    broker = BillingRedisBroker(client=redis_client(url), namespace=settings.dramatiq_namespace,
+    broker = BillingRedisBroker(client=connect(url), namespace=settings.dramatiq_namespace,
                          heartbeat_timeout=settings.heartbeat_timeout_ms,
                          maintenance_chance=settings.maintenance_chance,
                          dead_message_ttl=settings.dead_letter_retention_days * 86_400_000,
                          middleware=middleware + (extra_middleware or []))
     return broker
 
-
-def queue_for(command_type: str, settings: WorkerSettings) -> str:
-    return settings.agreements_queue if command_type.startswith("agreement.") else settings.charges_queue

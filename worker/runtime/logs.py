@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import Iterator
 
-_context: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.ContextVar("command_context",
-                                                                                       default=None)
+from worker.core import logcontext
 
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
-
-
-@contextlib.contextmanager
-def command_context(command_id: str | None, correlation_id: str | None, command_type: str | None) -> Iterator[None]:
-    token = _context.set({"command_id": command_id, "correlation_id": correlation_id, "command_type": command_type})
-    try:
-        yield
-    finally:
-        _context.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +20,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        body.update({k: v for k, v in (_context.get() or {}).items() if v is not None})
+        body.update(logcontext.current())
         body.update({k: v for k, v in vars(record).items() if k not in _STANDARD and not k.startswith("_")})
         if record.exc_info:
             body["exc"] = self.formatException(record.exc_info)

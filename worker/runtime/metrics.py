@@ -8,8 +8,12 @@ watchlist, dead letters) are read at scrape time by ``RedisStateCollector``.
 
 from __future__ import annotations
 
+import datetime as dt
+import time
+
 from prometheus_client import Counter, Histogram
 
+from worker.core.observer import PipelineObserver
 from worker.vipps.observer import NullObserver
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -72,3 +76,27 @@ class MetricsObserver(NullObserver):
 
     def token_refreshed(self, ok: bool) -> None:
         token_refreshes.labels("success" if ok else "failure").inc()
+
+
+class PipelineMetrics(PipelineObserver):
+    """Feeds what the pipeline reports into the metrics above."""
+
+    def waited_in_queue(self, queue: str, seconds: float) -> None:
+        queue_wait.labels(queue).observe(seconds)
+
+    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None) -> None:
+        commands.labels(command_type, outcome).inc()
+        if issued_at is not None:
+            end_to_end.labels(command_type).observe(max(0.0, time.time() - issued_at.timestamp()))
+
+    def retry_scheduled(self, command_type: str, reason: str) -> None:
+        retries.labels(command_type, reason).inc()
+
+    def replayed(self, command_type: str) -> None:
+        replays.labels(command_type).inc()
+
+    def budget_wait(self, operation: str) -> None:
+        budget_waits.labels(operation).inc()
+
+    def published(self, kinds: list[str]) -> None:
+        events_published_all(kinds)

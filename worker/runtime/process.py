@@ -1,13 +1,12 @@
 """One worker process's wiring: clients, ledger, pipeline, and its background loops.
 
-Built once per process (after fork) by ``RuntimeMiddleware``; the loops (outbox
+Built once per process (after fork) through a ``RuntimeHolder``; the loops (outbox
 relay, sweeper, watch poller, health beat) stop with the worker.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import gc
 import logging
 import os
 import threading
@@ -15,10 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import dramatiq
-from dramatiq import Broker, Middleware
+from dramatiq import Broker
 
 from schemas import EventType, event_id
+from worker.core.events import EventBuilder, Origin
 from worker.core.handlers import Context
 from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
@@ -26,11 +25,13 @@ from worker.runtime import metrics
 from worker.runtime.broker import BillingRedisBroker, LedgerAckingConsumer
 from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
+from worker.store.clock import now_ms
+from worker.store.connection import connect
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.store.eventqueue import EventQueue
-from worker.store.keys import Keys
-from worker.store.ledger import Ledger, now_ms
+from worker.store.ledger import Ledger
 from worker.store.outbox import Relay
+from worker.store.vipps_state import redis_backends
+from worker.store.watchlist import Watchlist
 from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
 
@@ -45,20 +46,17 @@ def health_dir() -> Path | None:
 class Runtime:
     def __init__(self, settings: WorkerSettings, broker: Broker, redis_url: str,
                  vipps_settings: VippsSettings | None = None) -> None:
-        from worker.runtime.broker import redis_client
-
         self.settings = settings
         self.broker = broker
         self.vipps_settings = vipps_settings or load_settings()
-        self.redis = redis_client(redis_url)
-        self.keys = Keys(settings.key_prefix)
-        self.client = VippsClient(self.vipps_settings, redis=self.redis, observer=metrics.MetricsObserver(),
-                                  key_prefix=settings.key_prefix)
-        events = EventQueue(settings.dramatiq_namespace, settings.events_queue, settings.events_actor)
-        self.relay = Relay(self.redis, self.keys, events, on_published=metrics.event_published)
-        self.ledger = Ledger(self.redis, self.keys, heartbeats_key=f"{settings.dramatiq_namespace}:__heartbeats__",
-                             heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
-                             retention_seconds=settings.ledger_retention_days * 86_400, events=events,
+        self.redis = connect(redis_url)
+        layout = settings.layout()
+        self.keys = layout.keys
+        self.client = VippsClient(self.vipps_settings, observer=metrics.MetricsObserver(),
+                                  key_prefix=settings.key_prefix, **redis_backends(self.redis))
+        self.relay = Relay(self.redis, layout, on_published=metrics.event_published)
+        self.ledger = Ledger(self.redis, layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
+                             retention_seconds=settings.ledger_retention_days * 86_400,
                              on_published=metrics.events_published_all)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         charge_every = settings.charge_poll_seconds
@@ -71,12 +69,14 @@ class Runtime:
                             agreement_active=settings.agreement_active_poll_seconds,
                             charge_every=charge_every, charge_give_up_days=settings.charge_poll_give_up_days)
         msn = self.vipps_settings.msn or ""
-        self.watcher = Watcher(self.client, self.redis, self.keys, self.ledger, msn=msn, policy=policy)
-        self.context = Context(client=self.client, msn=msn, watcher=self.watcher,
-                               now=lambda: dt.datetime.now(dt.UTC))
-        self.pipeline = Pipeline(self.context, self.ledger, self.dead_letters, settings,
-                                 broker_id=getattr(broker, "broker_id", "local"))
-        self.sweeper = Sweeper(self.redis, self.keys, self.ledger, self.dead_letters, broker, settings)
+        self.events = EventBuilder(msn=msn, now=lambda: dt.datetime.now(dt.UTC))
+        self.watchlist = Watchlist(self.redis, self.keys)
+        self.watcher = Watcher(self.client, self.watchlist, self.ledger, self.events, policy=policy)
+        self.context = Context(client=self.client, msn=msn, watcher=self.watcher, events=self.events)
+        self.pipeline = Pipeline(self.context, self.ledger, self.dead_letters, retry=settings.retry_policy(),
+                                 lease_ms=int(settings.lease_seconds * 1000),
+                                 broker_id=getattr(broker, "broker_id", "local"), observer=metrics.PipelineMetrics())
+        self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._orphans: dict[str, set[str]] = {}  # per queue: seen held by nobody on the last round
@@ -157,88 +157,36 @@ class Runtime:
             command_id=cid, command_type=str(command.get("type")) if command else None, queue=message.queue_name,
             actor=message.actor_name, payload=command if command is not None else args))
         if cid:
+            kind = EventType.COMMAND_DEAD_LETTERED
+            ctype = command.get("type") if command else None
+            correlation = command.get("correlation_id") if command else None
+            origin = Origin(cid, correlation if isinstance(correlation, str) else None, self.context.msn,
+                            ctype if isinstance(ctype, str) else None)
             problem = {"reason": reason, "detail": detail[:500]}
-            event = {"event_id": event_id(cid, EventType.COMMAND_DEAD_LETTERED.value), "command_id": cid,
-                     "type": EventType.COMMAND_DEAD_LETTERED.value, "command_type": command.get("type") if command
-                     else None, "occurred_at": dt.datetime.now(dt.UTC).isoformat(), "problem": problem,
-                     "msn": self.context.msn, "correlation_id": command.get("correlation_id") if command else None}
-            self.ledger.observe([event], [])
+            self.ledger.observe([self.events.caused(origin, kind, event_id(cid, kind.value), problem=problem)])
             metrics.commands.labels(str(command.get("type")) if command else "invalid", "dead_lettered").inc()
 
 
-_runtime: Runtime | None = None
-_lock = threading.Lock()
-
-
-_config: tuple[WorkerSettings, str] | None = None
-
-
-def get_runtime() -> Runtime:
-    """This process's runtime; built on first use (a message may arrive before the worker-boot hook ran)."""
-    if _runtime is not None:
-        return _runtime
-    if _config is None:
-        raise RuntimeError("the worker runtime is not configured")
-    return start_runtime(_config[0], dramatiq.get_broker(), _config[1])
-
-
-def start_runtime(settings: WorkerSettings, broker: Broker, redis_url: str) -> Runtime:
-    global _runtime
-    with _lock:
-        if _runtime is None:
-            _runtime = Runtime(settings, broker, redis_url)
-        return _runtime
-
-
-def stop_runtime() -> None:
-    global _runtime
-    with _lock:
-        if _runtime is not None:
-            _runtime.stop()
-            _runtime = None
-
-
-class RuntimeMiddleware(Middleware):
-    """Starts the process's runtime with the worker, stops it at shutdown, dead-letters what dramatiq drops."""
+class RuntimeHolder:
+    """This process's runtime, built once on first use (a message may arrive before the worker-boot hook ran)."""
 
     def __init__(self, settings: WorkerSettings, redis_url: str) -> None:
-        global _config
         self.settings = settings
         self.redis_url = redis_url
-        _config = (settings, redis_url)
+        self._runtime: Runtime | None = None
+        self._lock = threading.Lock()
 
-    @property
-    def forks(self) -> list[Callable[[], int]]:
-        from worker.runtime.http import serve_from_env
+    def get(self, broker: Broker) -> Runtime:
+        runtime = self._runtime
+        if runtime is not None:
+            return runtime
+        with self._lock:
+            if self._runtime is None:
+                self._runtime = Runtime(self.settings, broker, self.redis_url)
+            return self._runtime
 
-        return [serve_from_env]
-
-    def after_worker_boot(self, broker: Broker, worker: dramatiq.Worker) -> None:
-        runtime = start_runtime(self.settings, broker, self.redis_url)
-
-        def alive() -> bool:
-            threads = list(getattr(worker, "workers", [])) + list(getattr(worker, "consumers", {}).values())
-            return all(t.is_alive() for t in threads)
-
-        runtime.start_loops(alive, consumers=lambda: dict(getattr(worker, "consumers", {})))
-        # Everything built so far (modules, schemas, clients) lives as long as the process: keep it out of
-        # the collector's full passes, which otherwise rescan it while commands run.
-        gc.freeze()
-
-    def after_worker_shutdown(self, broker: Broker, worker: dramatiq.Worker) -> None:
-        stop_runtime()
-
-    def after_nack(self, broker: Broker, message: Any) -> None:
-        exc = getattr(message, "_exception", None)
-        if message.actor_name == "__undecodable__":
-            reason = "undecodable"
-        elif exc is not None and type(exc).__name__ == "ActorNotFound":
-            reason = "unknown_actor"
-        else:
-            reason = "worker_error"
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else reason
-        try:
-            runtime = _runtime or start_runtime(self.settings, broker, self.redis_url)
-            runtime.dead_letter_message(message, reason, detail)
-        except Exception:
-            log.exception("could not record a dead letter", extra={"message_id": message.message_id})
+    def stop(self) -> None:
+        with self._lock:
+            if self._runtime is not None:
+                self._runtime.stop()
+                self._runtime = None

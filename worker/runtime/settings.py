@@ -5,26 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from schemas.problems import one_line
+from worker.core.retry import RetryPolicy
+from worker.store.settings import StoreSettings
 
 
 class SettingsError(Exception):
     """Invalid settings; the message names the variables, never their values."""
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore")
-
-    redis_url: str | None = Field(default=None, description="Redis for broker, ledger and outbox")
-    dramatiq_namespace: str = "dramatiq"
-    key_prefix: str = Field(default="vipps-billing", description="prefix of the worker's own Redis keys")
-
-    agreements_queue: str = "vipps.agreements"
-    charges_queue: str = "vipps.charges"
-    events_queue: str = "vipps.events"
-    events_actor: str = "vipps_event"
+class WorkerSettings(StoreSettings):
+    """The worker process's settings: the store's, and how the worker carries out commands."""
 
     # Retries of transient failures: exponential backoff with full jitter, bounded in count and time.
     retry_max_attempts: int = Field(default=10, ge=1)
@@ -33,10 +25,7 @@ class WorkerSettings(BaseSettings):
     retry_max_backoff_seconds: float = Field(default=300.0, gt=0)
 
     lease_seconds: float = Field(default=30.0, gt=0, description="how long one attempt may hold a command")
-    dead_letter_retention_days: int = Field(default=30, ge=30)
-    ledger_retention_days: int = Field(default=35, ge=1)
 
-    heartbeat_timeout_ms: int = Field(default=10_000, ge=1000)
     maintenance_chance: int = Field(default=100_000, ge=1, le=1_000_000)
 
     worker_processes: int = Field(default=1, ge=1)
@@ -62,6 +51,10 @@ class WorkerSettings(BaseSettings):
     charge_poll_give_up_days: int = 20
 
     log_level: str = "INFO"
+
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.retry_max_attempts, max_seconds=self.retry_max_seconds,
+                           min_backoff=self.retry_min_backoff_seconds, max_backoff=self.retry_max_backoff_seconds)
 
 
 @lru_cache(maxsize=1)

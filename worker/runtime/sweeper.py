@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
 
 import redis
-from dramatiq import Broker
 
-from worker.core.producer import build_message
 from worker.runtime.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
 from worker.runtime.settings import WorkerSettings
+from worker.store.clock import now_ms
+from worker.store.commands import CommandQueue
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
-from worker.store.keys import Keys
-from worker.store.ledger import Ledger, Schedules, now_ms
+from worker.store.keys import Layout
+from worker.store.ledger import Ledger
+from worker.store.replies import text, texts
+from worker.store.schedules import Schedules
+from worker.store.watchlist import Watchlist
 
 log = logging.getLogger("worker.runtime.sweeper")
 
@@ -32,15 +34,16 @@ PUSH_MS = 30_000
 
 
 class Sweeper:
-    def __init__(self, client: redis.Redis, keys: Keys, ledger: Ledger, dead_letters: DeadLetterStore,
-                 broker: Broker, settings: WorkerSettings) -> None:
+    def __init__(self, client: redis.Redis, layout: Layout, ledger: Ledger, dead_letters: DeadLetterStore,
+                 watchlist: Watchlist, settings: WorkerSettings) -> None:
         self.redis = client
-        self.keys = keys
+        self.layout = layout
+        self.keys = layout.keys
         self.ledger = ledger
         self.dead_letters = dead_letters
-        self.broker = broker
+        self.watchlist = watchlist
         self.settings = settings
-        self.heartbeats = f"{settings.dramatiq_namespace}:__heartbeats__"
+        self.commands = CommandQueue(client, layout)
         self.schedules = Schedules(client)
         self._last_poison_scan = 0.0
         self._last_prune = 0.0
@@ -63,7 +66,7 @@ class Sweeper:
         cutoff = now_ms() - self.settings.ledger_retention_days * 86_400_000
         total = 0
         for _ in range(batches):
-            forgotten = self.ledger.prune_settled(older_than_ms=cutoff, limit=batch)
+            forgotten = self.watchlist.prune_settled(older_than_ms=cutoff, limit=batch)
             total += forgotten
             if forgotten < batch:
                 break
@@ -78,15 +81,15 @@ class Sweeper:
 
     def redrive_orphans(self) -> int:
         """Re-enqueue commands held by workers whose heartbeat stopped (faster than waiting for the lease)."""
-        stale = {_s(m) for m in self.redis.zrangebyscore(
-            self.heartbeats, "-inf", now_ms() - self.settings.heartbeat_timeout_ms)}
+        stale = set(texts(self.redis.zrangebyscore(
+            self.layout.dramatiq.heartbeats, "-inf", now_ms() - self.settings.heartbeat_timeout_ms)))
         if not stale:
             return 0
-        held = [_s(m) for m in self.redis.zrangebyscore(self.keys.inflight, now_ms(), "+inf")]
+        held = texts(self.redis.zrangebyscore(self.keys.inflight, now_ms(), "+inf"))
         count = 0
         for command_id in held:
             holder = self.redis.hget(self.keys.command(command_id), "broker")
-            if holder is not None and _s(holder) in stale:
+            if holder is not None and text(holder) in stale:
                 self.redis.zadd(self.keys.inflight, {command_id: now_ms() + PUSH_MS}, xx=True)
                 self._enqueue(command_id)
                 count += 1
@@ -98,23 +101,22 @@ class Sweeper:
             self.redis.zrem(self.keys.retry, command_id)
             self.redis.zrem(self.keys.inflight, command_id)
             return
-        self.broker.enqueue(build_message(payload, self.settings))
+        self.commands.enqueue([payload])
         log.info("command re-driven", extra={"command_id": command_id})
 
     def clear_poison(self) -> int:
         """Move undecodable messages out of live workers' hands and into the dead letters."""
-        ns = self.settings.dramatiq_namespace
+        dq = self.layout.dramatiq
         moved = 0
-        for ack_key in self.redis.scan_iter(match=f"{ns}:__acks__.*", count=500):
-            queue = _queue_of(_s(ack_key), ns)
-            for raw_id in self.redis.smembers(ack_key):
-                message_id = _s(raw_id)
-                data = self.redis.hget(f"{ns}:{queue}.msgs", message_id)
+        for ack_key in self.redis.scan_iter(match=dq.acks_pattern, count=500):
+            _, queue = dq.acks_queue(text(ack_key))
+            for message_id in texts(self.redis.smembers(ack_key)):
+                data = self.redis.hget(dq.messages(queue), message_id)
                 if not isinstance(data, bytes) or is_decodable(data):
                     continue
                 self.record_poison(data, queue=queue, reason="undecodable")
                 pipe = self.redis.pipeline(transaction=True)
-                pipe.hdel(f"{ns}:{queue}.msgs", message_id)
+                pipe.hdel(dq.messages(queue), message_id)
                 pipe.srem(ack_key, message_id)
                 pipe.execute()
                 moved += 1
@@ -127,12 +129,3 @@ class Sweeper:
             actor=UNDECODABLE_ACTOR, detail="message could not be decoded as a dramatiq message",
             payload={"raw": raw.decode("utf-8", "replace")[:16_384]}))
 
-
-def _queue_of(ack_key: str, namespace: str) -> str:
-    """``ns:__acks__.<broker_id>.<queue>``: broker ids are uuids, queue names may contain dots."""
-    rest = ack_key[len(f"{namespace}:__acks__."):]
-    return rest[37:] if len(rest) > 37 and rest[36] == "." else rest.split(".", 1)[-1]
-
-
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -14,8 +14,9 @@ from typing import Any
 
 import redis
 
+from worker.store.clock import now_ms
 from worker.store.keys import Keys
-from worker.store.ledger import now_ms
+from worker.store.replies import texts
 
 
 @dataclass
@@ -66,7 +67,7 @@ class DeadLetterStore:
 
     def find(self, *, limit: int = 100, reason: str | None = None, command_type: str | None = None,
              since_ms: int | None = None, command_id: str | None = None) -> list[DeadLetter]:
-        ids = _strings(self.redis.zrevrangebyscore(self.keys.dead_letter_index, "+inf", since_ms or "-inf"))
+        ids = texts(self.redis.zrevrangebyscore(self.keys.dead_letter_index, "+inf", since_ms or "-inf"))
         out: list[DeadLetter] = []
         for start in range(0, len(ids), 500):
             for raw in self.redis.hmget(self.keys.dead_letters, ids[start:start + 500]):
@@ -102,9 +103,6 @@ class DeadLetterStore:
     def prune(self) -> int:
         """Forget records older than the retention period."""
         cutoff = now_ms() - self.retention_ms
-        old = _strings(self.redis.zrangebyscore(self.keys.dead_letter_index, "-inf", cutoff))
+        old = texts(self.redis.zrangebyscore(self.keys.dead_letter_index, "-inf", cutoff))
         return self.remove(old)
 
-
-def _strings(values: Any) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]

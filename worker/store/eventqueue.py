@@ -1,37 +1,38 @@
-"""The events queue, as the ledger's scripts write to it.
+"""The events queue, as the store's scripts write to it.
 
 Events are dramatiq messages on ``<namespace>:<queue>``: the message JSON in the
 ``.msgs`` hash under its ``redis_message_id``, that id pushed on the list, exactly
 as dramatiq's own enqueue stores them, so any dramatiq consumer (or a plain Redis
-client in another language) reads them.
+client in another language) reads them. The dramatiq ``message_id`` is the event id.
 """
 
 from __future__ import annotations
 
-import time
-import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from pydantic_core import to_json
+from schemas.events import Event
+from worker.store.keys import Layout
+from worker.store.messages import encode_message
 
 
 @dataclass(frozen=True)
 class EventQueue:
-    namespace: str = "dramatiq"
-    queue: str = "vipps.events"
-    actor: str = "vipps_event"
+    layout: Layout = field(default_factory=Layout)
 
     @property
-    def keys(self) -> list[str]:
-        """The list of message ids, then the hash of messages."""
-        return [f"{self.namespace}:{self.queue}", f"{self.namespace}:{self.queue}.msgs"]
+    def queue(self) -> str:
+        return self.layout.dramatiq.queue(self.layout.events_queue)
 
-    def message(self, event: dict[str, Any]) -> tuple[str, bytes]:
-        """(redis_message_id, the message as JSON in UTF-8, as dramatiq decodes it); message_id is the event_id."""
-        redis_id = str(uuid.uuid4())
-        return redis_id, to_json({
-            "queue_name": self.queue, "actor_name": self.actor, "args": [event], "kwargs": {},
-            "options": {"redis_message_id": redis_id}, "message_id": event["event_id"],
-            "message_timestamp": int(time.time() * 1000),
-        })
+    @property
+    def messages(self) -> str:
+        return self.layout.dramatiq.messages(self.layout.events_queue)
+
+    def args(self, events: Sequence[Event]) -> list[str | bytes]:
+        """(event_id, redis_message_id, message, type) for each event, as ``publish.lua`` takes them."""
+        out: list[str | bytes] = []
+        for event in events:
+            redis_id, message = encode_message(self.layout.events_queue, self.layout.events_actor, event.wire(),
+                                               message_id=event.event_id)
+            out += [event.event_id, redis_id, message, event.type.value]
+        return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -116,3 +116,23 @@ class DramatiqKeys:
     def heartbeats(self) -> str:
         """Broker id -> its last heartbeat (ms); dramatiq's dispatch script beats it on every call."""
         return f"{self.namespace}:__heartbeats__"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where everything lives in Redis: the worker's own keys, dramatiq's, and the queue names."""
+
+    keys: Keys = field(default_factory=Keys)
+    dramatiq: DramatiqKeys = field(default_factory=DramatiqKeys)
+    agreements_queue: str = "vipps.agreements"
+    charges_queue: str = "vipps.charges"
+    events_queue: str = "vipps.events"
+    events_actor: str = "vipps_event"
+
+    def queue_for(self, command_type: str) -> str:
+        """Agreement commands have their own queue, so a stop never waits behind a charge run."""
+        return self.agreements_queue if command_type.startswith("agreement.") else self.charges_queue
+
+    @property
+    def command_queues(self) -> tuple[str, str]:
+        return self.agreements_queue, self.charges_queue

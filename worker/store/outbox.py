@@ -13,47 +13,36 @@ re-publishes its events.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
+from worker.store import scripts
+from worker.store.clock import now_ms
 from worker.store.eventqueue import EventQueue
-from worker.store.keys import Keys
-from worker.store.ledger import now_ms
+from worker.store.keys import Layout
+from worker.store.replies import text
 
-_RELAY = """
-local pending, born, outbox, queue, messages = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local ids = redis.call('ZRANGEBYSCORE', pending, '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local types = {}
-for _, id in ipairs(ids) do
-  local message = redis.call('HGET', outbox, id)
-  local ok, decoded = pcall(cjson.decode, message or 'null')
-  if message and not (ok and type(decoded) == 'table' and decoded.options and decoded.options.redis_message_id) then
-    -- Not a message (should never happen): park it for a day rather than block the queue behind it.
-    redis.call('ZADD', pending, tonumber(ARGV[1]) + 86400000, id)
-  else
-    if message then
-      redis.call('HSET', messages, decoded.options.redis_message_id, message)
-      redis.call('RPUSH', queue, decoded.options.redis_message_id)
-      types[#types + 1] = decoded.args[1].type
-      redis.call('HDEL', outbox, id)
-    end
-    redis.call('ZREM', pending, id)
-    redis.call('ZREM', born, id)
-  end
-end
-return types
-"""
+
+class RelayKeys(NamedTuple):
+    pending: str
+    born: str
+    outbox: str
+    queue: str
+    messages: str
+
 
 
 class Relay:
-    def __init__(self, client: redis.Redis, keys: Keys, events: EventQueue,
+    def __init__(self, client: redis.Redis, layout: Layout,
                  on_published: Callable[[str], None] | None = None) -> None:
         self.redis = client
-        self.keys = keys
+        self.keys = layout.keys
         self.on_published = on_published
-        self._keys = [keys.outbox_pending, keys.outbox_born, keys.outbox, *events.keys]
-        self._relay = client.register_script(_RELAY)
+        events = EventQueue(layout)
+        self._keys = list(RelayKeys(self.keys.outbox_pending, self.keys.outbox_born, self.keys.outbox, events.queue,
+                                    events.messages))
+        self._relay = scripts.register(client, "relay")
 
     def relay(self, limit: int = 500) -> int:
         """Publish every due event (up to ``limit``); returns how many were published."""
@@ -62,7 +51,7 @@ class Relay:
     def _published(self, types: list[Any]) -> int:
         if self.on_published:
             for kind in types:
-                self.on_published(kind.decode() if isinstance(kind, bytes) else str(kind))
+                self.on_published(text(kind))
         return len(types)
 
     def backlog(self) -> tuple[int, float]:

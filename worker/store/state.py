@@ -11,8 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from worker.runtime.settings import WorkerSettings
-from worker.store.keys import Keys
+from worker.store.keys import Layout
 
 
 @dataclass(frozen=True)
@@ -37,17 +36,17 @@ class RedisState:
     workers_stale: int
 
 
-def read_state(client: redis.Redis, settings: WorkerSettings) -> RedisState:
-    ns, keys = settings.dramatiq_namespace, Keys(settings.key_prefix)
-    queues = (settings.agreements_queue, settings.charges_queue, settings.events_queue)
-    heartbeats = f"{ns}:__heartbeats__"
+def read_state(client: redis.Redis, layout: Layout, *, heartbeat_timeout_ms: int) -> RedisState:
+    keys, dq = layout.keys, layout.dramatiq
+    queues = (*layout.command_queues, layout.events_queue)
+    heartbeats = dq.heartbeats
     now_ms = time.time() * 1000
     pipe = client.pipeline(transaction=False)
     for q in queues:
-        pipe.llen(f"{ns}:{q}")
-        pipe.hlen(f"{ns}:{q}.DQ.msgs")
-        pipe.zcard(f"{ns}:{q}.XQ")
-        pipe.lindex(f"{ns}:{q}", 0)
+        pipe.llen(dq.queue(q))
+        pipe.hlen(dq.messages(dq.delayed(q)))
+        pipe.zcard(dq.dead(q))
+        pipe.lindex(dq.queue(q), 0)
     pipe.zcard(keys.inflight)
     pipe.zcard(keys.retry)
     pipe.zcard(keys.watch)
@@ -55,14 +54,14 @@ def read_state(client: redis.Redis, settings: WorkerSettings) -> RedisState:
     pipe.zcard(keys.dead_letter_index)
     pipe.zcard(keys.outbox_born)
     pipe.zrange(keys.outbox_born, 0, 0, withscores=True)
-    pipe.zcount(heartbeats, now_ms - settings.heartbeat_timeout_ms, "+inf")
-    pipe.zcount(heartbeats, "-inf", f"({now_ms - settings.heartbeat_timeout_ms}")
+    pipe.zcount(heartbeats, now_ms - heartbeat_timeout_ms, "+inf")
+    pipe.zcount(heartbeats, "-inf", f"({now_ms - heartbeat_timeout_ms}")
     values = pipe.execute()
     by_queue = {}
     for i, q in enumerate(queues):
         ready, delayed, dead, head = values[i * 4:i * 4 + 4]
         by_queue[q] = QueueState(int(ready), int(delayed), int(dead),
-                                 _message_age(client, f"{ns}:{q}.msgs", head, now_ms))
+                                 _message_age(client, dq.messages(q), head, now_ms))
     inflight, retry, watch_a, watch_c, dead, outbox, oldest, live, stale = values[len(queues) * 4:]
     return RedisState(
         queues=by_queue, in_flight=int(inflight), retry_scheduled=int(retry), watch_agreements=int(watch_a),

@@ -460,3 +460,10 @@ class AccessTokenResponse(ResponseModel):
     @classmethod
     def _blank_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+# An agreement in these statuses never changes again.
+AGREEMENT_FINAL_STATUSES = frozenset({"STOPPED", "EXPIRED"})
+# A charge in these statuses may still change by itself (Vipps's processing rounds): the worker polls it.
+CHARGE_UNSETTLED_STATUSES = frozenset({"PENDING", "DUE", "PROCESSING", "UNKNOWN"})
+# A charge in these statuses can still be cancelled.
+CHARGE_CANCELLABLE_STATUSES = frozenset({"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED", "PROCESSING"})

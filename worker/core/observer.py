@@ -1,0 +1,28 @@
+"""What the pipeline reports as it works; the runtime turns it into metrics (as the Vipps client's observer)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+
+class PipelineObserver:
+    """Does nothing; the runtime's metrics subclass it."""
+
+    def waited_in_queue(self, queue: str, seconds: float) -> None:
+        """A delivery started ``seconds`` after it was enqueued."""
+
+    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None) -> None:
+        """A delivery ended: succeeded, failed, dead_lettered, rejected, duplicate. With ``issued_at``, the
+        command reached its outcome now."""
+
+    def retry_scheduled(self, command_type: str, reason: str) -> None:
+        """A transient failure; the command is tried again later."""
+
+    def replayed(self, command_type: str) -> None:
+        """A finished command was delivered again; its events were re-published."""
+
+    def budget_wait(self, operation: str) -> None:
+        """A call was not sent: our share of Vipps's rate limit for it is used up for now."""
+
+    def published(self, kinds: list[str]) -> None:
+        """Events of these types went onto the events queue."""
