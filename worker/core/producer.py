@@ -12,13 +12,12 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-import redis
 from pydantic import ValidationError
 
 from schemas import CommandAdapter
 from schemas.problems import one_line
 from worker.store.commands import CommandQueue
-from worker.store.connection import connect
+from worker.store.connection import Client, connect
 from worker.store.keys import Layout
 
 
@@ -44,7 +43,7 @@ class Producer:
     """Sends commands to the worker's queues. ``layout`` names them (the defaults match the worker's)."""
 
     def __init__(self, redis_url: str | None = None, *, layout: Layout | None = None,
-                 client: redis.Redis | None = None) -> None:
+                 client: Client | None = None) -> None:
         if client is None and redis_url is None:
             raise ValueError("a Producer needs a redis_url or a client")
         self._own = client is None

@@ -13,7 +13,7 @@ from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-SPEC_DIR = Path(__file__).resolve().parents[3] / "worker" / "vipps" / "spec"
+SPEC_DIR = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "vipps"
 BASE = "https://apitest.vipps.no"
 SECRETS = {
     "client_id": "test-client-id-0001",
