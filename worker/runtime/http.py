@@ -8,7 +8,6 @@ still served (they matter most then) and ``vipps_billing_redis_up`` is 0.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +123,5 @@ def serve_from_env() -> int:
     from worker.runtime.main import DEFAULT_REDIS_URL
 
     settings = get_settings()
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    serve(settings, settings.redis_url or DEFAULT_REDIS_URL, Path(directory) if directory else None)
+    serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir)
     return 0

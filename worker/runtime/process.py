@@ -11,7 +11,6 @@ import logging
 import os
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from dramatiq import Broker
@@ -36,11 +35,6 @@ from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
 
 log = logging.getLogger("worker.runtime.process")
-
-
-def health_dir() -> Path | None:
-    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return Path(path) if path else None
 
 
 class Runtime:
@@ -130,7 +124,7 @@ class Runtime:
         return requeued
 
     def _beat(self, alive: Callable[[], bool]) -> None:
-        directory = health_dir()
+        directory = self.settings.prometheus_multiproc_dir
         if directory is not None and alive():
             (directory / f"health-{os.getpid()}").touch()
 
@@ -138,7 +132,7 @@ class Runtime:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
-        directory = health_dir()
+        directory = self.settings.prometheus_multiproc_dir
         if directory is not None:
             (directory / f"health-{os.getpid()}").unlink(missing_ok=True)
         self.client.close()

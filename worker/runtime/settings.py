@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field, ValidationError
 
@@ -33,6 +34,8 @@ class WorkerSettings(StoreSettings):
     worker_shutdown_timeout_seconds: float = Field(default=60.0, gt=0)
     metrics_port: int = Field(default=9191, ge=0, le=65535)
     metrics_host: str = "0.0.0.0"
+    prometheus_multiproc_dir: Path | None = Field(
+        default=None, description="where every worker process writes its metrics and health beats (set by the CLI)")
 
     # Background loops (relay, sweeper, watch poller) run in every worker process.
     relay_interval_seconds: float = 0.25
