@@ -24,6 +24,7 @@ from worker.ledger import TERMINAL, Ledger
 from worker.producer import Producer, prepare
 from worker.redis_state import read_state
 from worker.settings import WorkerSettings
+from worker.store.vipps_state import redis_backends
 from worker.vipps import VippsClient, VippsSettings, load_settings
 
 
@@ -95,7 +96,7 @@ class Operations:
     def vipps(self, vipps_settings: VippsSettings | None = None) -> VippsClient:
         """A direct client for reads; shares the worker's token cache and rate budgets in Redis."""
         if self._vipps is None:
-            self._vipps = VippsClient(vipps_settings or load_settings(), redis=self.redis,
+            self._vipps = VippsClient(vipps_settings or load_settings(), **redis_backends(self.redis),
                                       key_prefix=self.settings.key_prefix)
         return self._vipps
 

@@ -29,6 +29,7 @@ from worker.ledger import Ledger, now_ms
 from worker.outbox import Relay
 from worker.pipeline import Pipeline
 from worker.settings import WorkerSettings
+from worker.store.vipps_state import redis_backends
 from worker.sweeper import Sweeper
 from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
@@ -52,7 +53,7 @@ class Runtime:
         self.vipps_settings = vipps_settings or load_settings()
         self.redis = redis_client(redis_url)
         self.keys = Keys(settings.key_prefix)
-        self.client = VippsClient(self.vipps_settings, redis=self.redis, observer=metrics.MetricsObserver(),
+        self.client = VippsClient(self.vipps_settings, **redis_backends(self.redis), observer=metrics.MetricsObserver(),
                                   key_prefix=settings.key_prefix)
         events = EventQueue(settings.dramatiq_namespace, settings.events_queue, settings.events_actor)
         self.relay = Relay(self.redis, self.keys, events, on_published=metrics.event_published)

@@ -12,12 +12,13 @@ from worker.idempotency import idempotency_key
 from worker.operations import Operations
 from worker.replay import decide
 from worker.settings import WorkerSettings
+from worker.store.vipps_state import redis_backends
 from worker.vipps import VippsClient, load_settings, models
 
 
 def test_refund_that_took_effect_is_not_replayed(redis_url: str, redis_client: redis.Redis) -> None:
     sim = Simulator()
-    client = VippsClient(load_settings(base_url=sim.url), redis=redis_client)
+    client = VippsClient(load_settings(base_url=sim.url), **redis_backends(redis_client))
     ops = Operations(redis_url, WorkerSettings())
     try:
         msn = client.settings.msn or ""

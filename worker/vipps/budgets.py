@@ -1,27 +1,25 @@
-"""Per-key rate budgets mirroring Vipps's published limits (NOTES §5.4), shared through Redis.
+"""Per-key rate budgets mirroring Vipps's published limits (NOTES §5.4).
 
-A sliding-window log per key (a sorted set of send times, trimmed and counted in one
-Lua script, so every pod sees the same count): a call that would exceed its budget is
-not sent, and the caller learns how long until a slot frees.
+A sliding-window log per key, kept by a `BudgetBackend`: in memory here, or shared by every
+pod in Redis (`worker.store.vipps_state.RedisBudgetBackend`). A call that would exceed its
+budget is not sent, and the caller learns how long until a slot frees.
 
-A caller that already makes a Redis round trip before the call (the worker's ledger
-claim) can take the slot in that same script (``TAKE_SLOT``, ``Budgets.slot``) and
-tell the client so (``Budgets.prepaid``): the first send then takes no slot of its own.
+A caller that already makes a Redis round trip before the call (the worker's ledger claim)
+can take the slot in that same script (``Budgets.slot``) and tell the client so
+(``Budgets.prepaid``): the first send then takes no slot of its own.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
-
-import redis
 
 
 @dataclass(frozen=True)
@@ -48,6 +46,7 @@ DEFAULT_RULES: Mapping[str, BudgetRule] = {
     # acceptUsingPATCHV3 (force accept, test only): no published limit.
 }
 
+
 @dataclass(frozen=True)
 class BudgetSlot:
     """One send's worth of a budget: where it is kept and its rule."""
@@ -57,39 +56,10 @@ class BudgetSlot:
     window_ms: int
 
 
-# take_slot(key, limit, window_ms, unique) -> 0 if taken, else ms until one frees (nothing taken).
-TAKE_SLOT = """
-local function take_slot(key, limit, window, unique)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) < limit then
-    redis.call('ZADD', key, now, now .. '-' .. unique)
-    redis.call('PEXPIRE', key, window)
-    return 0
-  end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local wait = tonumber(oldest[2]) + window - now
-  if wait < 1 then wait = 1 end
-  return wait
-end
-"""
-_TAKE = TAKE_SLOT + "return take_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])\n"
-
-
 class BudgetBackend(Protocol):
     def take(self, key: str, limit: int, window: float) -> float:
         """Take one slot; 0 if taken, else the seconds until one frees (nothing taken)."""
         ...
-
-
-class RedisBudgetBackend:
-    def __init__(self, client: redis.Redis) -> None:
-        self._script = client.register_script(_TAKE)
-
-    def take(self, key: str, limit: int, window: float) -> float:
-        wait_ms = int(self._script(keys=[key], args=[limit, int(window * 1000), uuid.uuid4().hex]))
-        return wait_ms / 1000
 
 
 class MemoryBudgetBackend:
@@ -151,3 +121,13 @@ class Budgets:
             self._prepaid.set(None)
             return 0.0
         return self._backend.take(key, rule.limit, rule.window)
+
+
+# Until the ledger takes the script from worker.store: the same file, read when first asked for.
+_TAKE_SLOT_LUA = Path(__file__).resolve().parents[1] / "store" / "lua" / "take_slot.lua"
+
+
+def __getattr__(name: str) -> str:
+    if name == "TAKE_SLOT":  # the Lua function take_slot(key, limit, window_ms, unique), for scripts that embed it
+        return _TAKE_SLOT_LUA.read_text(encoding="utf-8")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

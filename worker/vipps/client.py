@@ -1,7 +1,8 @@
 """A typed, thread-safe client for every Recurring v3 operation.
 
 One instance per process: it owns the connection pool, shares the access token and the
-rate budgets through Redis (or memory when no Redis is given), retries only short
+rate budgets through the stores it is given (`worker.store.vipps_state` has the Redis
+ones; by default they live in this process's memory), retries only short
 transient failures itself (always with the caller's Idempotency-Key), and turns every
 other failure into one exception of `worker.vipps.errors`.
 """
@@ -17,7 +18,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-import redis
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
@@ -30,7 +30,6 @@ from worker.vipps.budgets import (
     Budgets,
     BudgetSlot,
     MemoryBudgetBackend,
-    RedisBudgetBackend,
 )
 from worker.vipps.config import VippsSettings
 from worker.vipps.errors import (
@@ -48,7 +47,7 @@ from worker.vipps.errors import (
 from worker.vipps.headers import check_idempotency_key, path_segment, system_headers
 from worker.vipps.models import Completion
 from worker.vipps.observer import NullObserver, VippsObserver
-from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
+from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import DEFAULT_LIFETIME, Token, TokenCache, TokenGrant
 
 log = logging.getLogger("worker.vipps")
@@ -68,7 +67,8 @@ class VippsClient:
         self,
         settings: VippsSettings,
         *,
-        redis: redis.Redis | None = None,
+        token_store: KeyValue | None = None,
+        budget_backend: BudgetBackend | None = None,
         transport: httpx.BaseTransport | None = None,
         observer: VippsObserver | None = None,
         key_prefix: str = "vipps-billing",
@@ -94,15 +94,17 @@ class VippsClient:
             follow_redirects=False,
             headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
         )
-        store: KeyValue = RedisKeyValue(redis) if redis is not None else MemoryKeyValue()
-        backend: BudgetBackend = RedisBudgetBackend(redis) if redis is not None else MemoryBudgetBackend()
-        self._budgets = Budgets(backend, key_prefix, DEFAULT_RULES if budget_rules is None else budget_rules)
+        self._budgets = Budgets(
+            MemoryBudgetBackend() if budget_backend is None else budget_backend,
+            key_prefix,
+            DEFAULT_RULES if budget_rules is None else budget_rules,
+        )
         # The key names the credentials without revealing them.
         digest = hashlib.sha256(
             "\0".join((settings.secret("client_id"), self._msn, settings.url)).encode()
         ).hexdigest()[:24]
         self._tokens = TokenCache(
-            store,
+            MemoryKeyValue() if token_store is None else token_store,
             f"{key_prefix}:vipps:token:{digest}",
             self._fetch_token,
             margin=settings.token_refresh_margin,

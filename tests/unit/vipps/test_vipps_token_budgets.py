@@ -12,10 +12,11 @@ import redis
 import respx
 from vipps_support import SECRETS
 
+from worker.store.vipps_state import RedisBudgetBackend, RedisKeyValue, lua, redis_backends
 from worker.vipps import VippsClient, VippsSettings, errors
-from worker.vipps.budgets import BudgetRule, Budgets, MemoryBudgetBackend, RedisBudgetBackend
+from worker.vipps.budgets import TAKE_SLOT, BudgetRule, Budgets, MemoryBudgetBackend
 from worker.vipps.observer import NullObserver
-from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
+from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import TokenCache, TokenGrant
 
 KEY = "unit:vipps:token:abc"
@@ -156,7 +157,7 @@ def test_client_token_key_names_no_secret(
     settings: VippsSettings, redis_client: redis.Redis, vipps: respx.MockRouter
 ) -> None:
     vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
-    with VippsClient(settings, redis=redis_client, key_prefix="keys-test") as c:
+    with VippsClient(settings, **redis_backends(redis_client), key_prefix="keys-test") as c:
         c.fetch_agreement("agr_1")
     keys = [k.decode() for k in redis_client.keys("keys-test:*")]
     assert any(":vipps:token:" in k for k in keys)
@@ -168,8 +169,8 @@ def test_two_clients_share_one_token_through_redis(
 ) -> None:
     vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
     with (
-        VippsClient(settings, redis=redis_client, key_prefix="share") as a,
-        VippsClient(settings, redis=redis_client, key_prefix="share") as b,
+        VippsClient(settings, **redis_backends(redis_client), key_prefix="share") as a,
+        VippsClient(settings, **redis_backends(redis_client), key_prefix="share") as b,
     ):
         a.fetch_agreement("agr_1")
         b.fetch_agreement("agr_1")
@@ -236,3 +237,13 @@ def test_a_prepaid_slot_covers_one_send_in_its_block_only(backend: RedisBudgetBa
     assert budgets.take("CreateChargeV3", values) > 0  # two real slots were taken for k1: the budget is full
     with budgets.prepaid(slot), ThreadPoolExecutor(max_workers=1) as pool:  # the block covers only this thread
         assert pool.submit(budgets.take, "CreateChargeV3", values).result() > 0
+
+
+def test_take_slot_is_one_function_that_other_scripts_embed(redis_client: redis.Redis) -> None:
+    assert lua("take_slot.lua") == TAKE_SLOT  # the ledger's claim embeds the very same file
+    script = redis_client.register_script(
+        TAKE_SLOT + "return {take_slot(KEYS[1], 1, 60000, 'a'), take_slot(KEYS[1], 1, 60000, 'b')}"
+    )
+    first, second = script(keys=["embed:slot"])
+    assert first == 0
+    assert 0 < second <= 60_000
