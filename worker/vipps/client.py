@@ -73,12 +73,13 @@ class VippsClient:
         observer: VippsObserver | None = None,
         key_prefix: str = "vipps-billing",
         budget_rules: Mapping[str, BudgetRule] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
         self._observer: VippsObserver = observer or NullObserver()
         self._system_headers = system_headers(settings)
         self._msn = settings.msn or "-"
-        self._sleep: Callable[[float], None] = time.sleep
+        self._sleep = sleep  # the short pauses before a retry; tests pass a no-op
         self._http = httpx.Client(
             base_url=settings.url,
             transport=transport,

@@ -54,10 +54,15 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def observed(settings: VippsSettings, vipps: respx.MockRouter, recorder: Recorder) -> VippsClient:
-    c = VippsClient(settings, observer=recorder, key_prefix="unit")
-    c._sleep = lambda seconds: None
-    return c
+def pauses() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def observed(
+    settings: VippsSettings, vipps: respx.MockRouter, recorder: Recorder, pauses: list[float]
+) -> VippsClient:
+    return VippsClient(settings, observer=recorder, key_prefix="unit", sleep=pauses.append)
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -132,7 +137,7 @@ def test_ids_stay_one_path_segment(client: VippsClient, vipps: respx.MockRouter)
 
 
 def test_5xx_is_retried_once_with_the_same_key(
-    observed: VippsClient, vipps: respx.MockRouter, recorder: Recorder
+    observed: VippsClient, vipps: respx.MockRouter, recorder: Recorder, pauses: list[float]
 ) -> None:
     route = vipps.post(f"{CHARGE_PATH}/capture")
     route.side_effect = [httpx.Response(502), httpx.Response(204)]
@@ -145,6 +150,7 @@ def test_5xx_is_retried_once_with_the_same_key(
     assert keys == ["cap-1", "cap-1"]
     assert bodies[0] == bodies[1]
     assert ("retried", "CaptureChargeV3", "server_error") in recorder.events
+    assert pauses == [0.2]  # a 5xx without Retry-After: a short pause before the retry
 
 
 def test_connect_error_is_retried_and_not_marked_applied(client: VippsClient, vipps: respx.MockRouter) -> None:
@@ -185,11 +191,14 @@ def test_429_with_http_date_is_rate_limited(observed: VippsClient, vipps: respx.
     assert any(e[0] == "rate_limited" for e in recorder.events)
 
 
-def test_429_with_short_retry_after_is_retried(client: VippsClient, vipps: respx.MockRouter) -> None:
+def test_429_with_short_retry_after_is_retried(
+    observed: VippsClient, vipps: respx.MockRouter, pauses: list[float]
+) -> None:
     route = vipps.get(f"/recurring/v3/agreements/{AGR}")
     route.side_effect = [httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(200, json={"id": AGR})]
-    assert client.fetch_agreement(AGR).id == AGR
+    assert observed.fetch_agreement(AGR).id == AGR
     assert route.call_count == 2
+    assert pauses == [1.0]  # waited as long as Vipps asked
 
 
 def test_429_without_retry_after_is_not_retried(client: VippsClient, vipps: respx.MockRouter) -> None:
