@@ -9,13 +9,12 @@ other failure into one exception of `worker.vipps.errors`.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -23,6 +22,7 @@ from pydantic_core import to_json
 
 from worker.vipps import models
 from worker.vipps import operations as ops
+from worker.vipps.auth import OPERATION, BearerAuth
 from worker.vipps.budgets import (
     DEFAULT_RULES,
     BudgetBackend,
@@ -33,7 +33,6 @@ from worker.vipps.budgets import (
 )
 from worker.vipps.config import VippsSettings
 from worker.vipps.errors import (
-    AuthError,
     BudgetExhaustedError,
     ForceAcceptNotAllowed,
     RateLimitedError,
@@ -42,17 +41,16 @@ from worker.vipps.errors import (
     UnexpectedResponseError,
     VippsError,
     error_for_response,
-    parse_problem,
 )
 from worker.vipps.headers import check_idempotency_key, path_segment, system_headers
 from worker.vipps.models import Completion
 from worker.vipps.observer import NullObserver, VippsObserver
+from worker.vipps.responses import completion, parse, parse_list, transport_error
 from worker.vipps.store import KeyValue, MemoryKeyValue
-from worker.vipps.token import DEFAULT_LIFETIME, Token, TokenCache, TokenGrant
+from worker.vipps.token import Token
 
 log = logging.getLogger("worker.vipps")
 
-M = TypeVar("M", bound=BaseModel)
 
 SHORT_WAIT = 1.0  # retry by ourselves only when the wait is at most this long
 SERVER_ERROR_PAUSE = 0.2  # pause before retrying a 5xx that named no Retry-After
@@ -100,17 +98,13 @@ class VippsClient:
             key_prefix,
             DEFAULT_RULES if budget_rules is None else budget_rules,
         )
-        # The key names the credentials without revealing them.
-        digest = hashlib.sha256(
-            "\0".join((settings.secret("client_id"), self._msn, settings.url)).encode()
-        ).hexdigest()[:24]
-        self._tokens = TokenCache(
+        self._auth = BearerAuth(
+            self._http,
+            settings,
             MemoryKeyValue() if token_store is None else token_store,
-            f"{key_prefix}:vipps:token:{digest}",
-            self._fetch_token,
-            margin=settings.token_refresh_margin,
+            key_prefix=key_prefix,
             observer=self._observer,
-            lock_ttl=settings.connect_timeout + settings.write_timeout + settings.read_timeout + 1.0,
+            system_headers=self._system_headers,
         )
 
     def __repr__(self) -> str:
@@ -121,6 +115,11 @@ class VippsClient:
     @property
     def settings(self) -> VippsSettings:
         return self._settings
+
+    @property
+    def credentials_refused(self) -> bool:
+        """Vipps refused the credentials at the last token fetch, or with a fresh token on the last call."""
+        return self._auth.credentials_refused
 
     def close(self) -> None:
         self._http.close()
@@ -142,13 +141,13 @@ class VippsClient:
         with self._logged(op.id):
             self._check_body(op.id, body, models.DraftAgreementV3)
             response = self._send(op, body=body, idempotency_key=idempotency_key)
-            return self._parse(op.id, response, models.DraftAgreementResponseV3)
+            return parse(op.id, response, models.DraftAgreementResponseV3)
 
     def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
         op = ops.FETCH_AGREEMENT
         with self._logged(op.id):
             response = self._send(op, agreement_id=agreement_id)
-            return self._parse(op.id, response, models.AgreementResponseV3)
+            return parse(op.id, response, models.AgreementResponseV3)
 
     def list_agreements(
         self, *, status: models.AgreementStatus | None = None, created_after: int | None = None
@@ -167,7 +166,7 @@ class VippsClient:
             return [
                 item
                 for response in self._pages(op, params=params)
-                for item in self._parse_list(op.id, response, _AGREEMENTS)
+                for item in parse_list(op.id, response, _AGREEMENTS)
             ]
 
     def update_agreement(self, agreement_id: str, body: models.PatchAgreementV3, *, idempotency_key: str) -> Completion:
@@ -175,7 +174,7 @@ class VippsClient:
         with self._logged(op.id):
             self._check_body(op.id, body, models.PatchAgreementV3)
             response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return _completion(response)
+            return completion(response)
 
     def stop_agreement(self, agreement_id: str, *, idempotency_key: str) -> Completion:
         return self.update_agreement(agreement_id, models.PatchAgreementV3.stop(), idempotency_key=idempotency_key)
@@ -195,7 +194,7 @@ class VippsClient:
                     f"{op.id}: phone_number must be 1..15 characters", operation=op.id
                 ) from None
             response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return _completion(response)
+            return completion(response)
 
     # --- charges ------------------------------------------------------------------------------
 
@@ -210,7 +209,7 @@ class VippsClient:
             return [
                 item
                 for response in self._pages(op, agreement_id=agreement_id, params=params)
-                for item in self._parse_list(op.id, response, _CHARGES)
+                for item in parse_list(op.id, response, _CHARGES)
             ]
 
     def create_charge(
@@ -220,25 +219,25 @@ class VippsClient:
         with self._logged(op.id):
             self._check_body(op.id, body, models.CreateChargeV3)
             response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return self._parse(op.id, response, models.ChargeReference)
+            return parse(op.id, response, models.ChargeReference)
 
     def fetch_charge(self, agreement_id: str, charge_id: str) -> models.ChargeResponseV3:
         op = ops.FETCH_CHARGE
         with self._logged(op.id):
             response = self._send(op, agreement_id=agreement_id, charge_id=charge_id)
-            return self._parse(op.id, response, models.ChargeResponseV3)
+            return parse(op.id, response, models.ChargeResponseV3)
 
     def fetch_charge_by_id(self, charge_id: str) -> models.ChargeResponseV3:
         op = ops.FETCH_CHARGE_BY_ID
         with self._logged(op.id):
             response = self._send(op, charge_id=charge_id)
-            return self._parse(op.id, response, models.ChargeResponseV3)
+            return parse(op.id, response, models.ChargeResponseV3)
 
     def cancel_charge(self, agreement_id: str, charge_id: str, *, idempotency_key: str) -> Completion:
         op = ops.CANCEL_CHARGE
         with self._logged(op.id):
             response = self._send(op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key)
-            return _completion(response)
+            return completion(response)
 
     def capture_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
@@ -249,7 +248,7 @@ class VippsClient:
             response = self._send(
                 op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
             )
-            return _completion(response)
+            return completion(response)
 
     def refund_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
@@ -260,7 +259,7 @@ class VippsClient:
             response = self._send(
                 op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
             )
-            return _completion(response)
+            return completion(response)
 
     # --- rate budgets -------------------------------------------------------------------------
 
@@ -315,7 +314,6 @@ class VippsClient:
 
         attempts = max(1, self._settings.max_attempts)
         attempt = 0
-        refreshed = False
         maybe_applied = False
         while True:
             attempt += 1
@@ -328,32 +326,25 @@ class VippsClient:
                     retry_after=wait,
                     maybe_applied=maybe_applied,
                 )
-            token = self._tokens.get()
-            headers["Authorization"] = f"Bearer {token.value}"
-            headers["Ocp-Apim-Subscription-Key"] = self._settings.secret("subscription_key")
             started = time.perf_counter()
             try:
-                response = self._http.request(op.method, path, params=params, content=content, headers=headers)
+                response = self._http.request(
+                    op.method, path, params=params, content=content, headers=headers,
+                    auth=self._auth, extensions={OPERATION: op.id},
+                )
             except httpx.TransportError as exc:
                 self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
-                failure, retry_now = _transport_error(op.id, exc, maybe_applied)
+                failure, retry_now = transport_error(op.id, exc, maybe_applied)
                 maybe_applied = failure.maybe_applied
                 if retry_now and attempt < attempts:
                     self._observer.retried(op.id, type(exc).__name__)
                     continue
                 raise failure from None
-            elapsed = time.perf_counter() - started
+            elapsed = response.elapsed.total_seconds()  # this attempt's own, without a 401 before it
             status = response.status_code
             if 200 <= status < 300:
                 self._observer.request_finished(op.id, status, elapsed, None)
                 return response
-            if status == 401 and not refreshed:
-                self._observer.request_finished(op.id, status, elapsed, parse_problem(status, response.content).type)
-                refreshed = True
-                attempt -= 1  # the refresh retry does not use up a transient attempt
-                self._tokens.invalidate(token)
-                self._observer.retried(op.id, "unauthorized")
-                continue
             error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
             self._observer.request_finished(op.id, status, elapsed, error.problem_type)
             if isinstance(error, TransientError):
@@ -388,43 +379,9 @@ class VippsClient:
 
     # --- token --------------------------------------------------------------------------------
 
-    def _fetch_token(self) -> TokenGrant:
-        op = ops.ACCESS_TOKEN
-        headers = {
-            "client_id": self._settings.secret("client_id"),
-            "client_secret": self._settings.secret("client_secret"),
-            "Ocp-Apim-Subscription-Key": self._settings.secret("subscription_key"),
-            **self._system_headers,
-        }
-        started = time.perf_counter()
-        try:
-            response = self._http.request(op.method, op.path, headers=headers)
-        except httpx.TransportError as exc:
-            self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
-            raise _transport_error(op.id, exc, False)[0] from None
-        elapsed = time.perf_counter() - started
-        status = response.status_code
-        if status != 200:
-            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
-            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
-            if status in (400, 401, 403):
-                raise AuthError(
-                    f"AccessToken: credentials refused (HTTP {status})",
-                    operation=op.id,
-                    status=status,
-                    problem=error.problem,
-                )
-            raise error
-        self._observer.request_finished(op.id, status, elapsed, None)
-        grant = self._parse(op.id, response, models.AccessTokenResponse)
-        lifetime = grant.expires_in
-        if lifetime is None and grant.expires_on is not None:
-            lifetime = grant.expires_on - time.time()
-        return TokenGrant(grant.access_token.get_secret_value(), lifetime or DEFAULT_LIFETIME)
-
     def current_token(self) -> Token:
         """The token in use (refreshing it if due); for diagnostics and tests, never log `.value`."""
-        return self._tokens.get()
+        return self._auth.token()
 
     # --- helpers ------------------------------------------------------------------------------
 
@@ -466,54 +423,6 @@ class VippsClient:
             return str(enum(value).value)
         except ValueError:
             raise RequestValidationError(f"{operation}: unknown {name} {value!r}", operation=operation) from None
-
-    @staticmethod
-    def _parse(operation: str, response: httpx.Response, model: type[M]) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable(operation, response, model.__name__, exc) from None
-
-    @staticmethod
-    def _parse_list(operation: str, response: httpx.Response, adapter: TypeAdapter[list[M]]) -> list[M]:
-        try:
-            return adapter.validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable(operation, response, "a list", exc) from None
-
-
-def _completion(response: httpx.Response) -> Completion:
-    return Completion.ACCEPTED if response.status_code == 202 else Completion.DONE
-
-
-def _unreadable(operation: str, response: httpx.Response, what: str, exc: ValidationError) -> VippsError:
-    # Field locations only: pydantic's own message would echo the body.
-    where = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:3])
-    return UnexpectedResponseError(
-        f"{operation}: HTTP {response.status_code} body is not {what} ({exc.error_count()} errors at {where})",
-        operation=operation,
-        status=response.status_code,
-        maybe_applied=True,
-    )
-
-
-def _transport_error(operation: str, exc: httpx.TransportError, maybe_applied: bool) -> tuple[TransientError, bool]:
-    """(error, retry at once?) for a failure below HTTP."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        applied, retry = False, True  # nothing reached Vipps
-    elif isinstance(exc, httpx.PoolTimeout):
-        applied, retry = False, False  # our own pool is saturated; retrying now only adds load
-    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        applied, retry = True, True  # a dropped connection; the same key makes the retry safe
-    elif isinstance(exc, httpx.TimeoutException | httpx.WriteError):
-        applied, retry = True, False  # read/write timeout: already waited long; let the caller decide
-    else:
-        applied, retry = False, False
-    error = TransientError(
-        f"{operation}: {name}: {str(exc)[:200]}", operation=operation, maybe_applied=applied or maybe_applied
-    )
-    return error, retry
 
 
 def _short_pause(error: TransientError) -> float | None:

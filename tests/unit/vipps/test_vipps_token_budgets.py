@@ -132,6 +132,17 @@ def test_invalidate_only_removes_the_token_that_failed(store: KeyValue) -> None:
     assert fetch.calls == 2
 
 
+def test_a_process_uses_the_token_another_process_refreshed(store: KeyValue) -> None:
+    fetch = CountingFetch()
+    a = make_cache(store, fetch)
+    b = make_cache(store, fetch)
+    first = a.get()
+    b.invalidate(first)  # b met a 401 with it ...
+    assert b.get().value == "token-2"  # ... and refreshed
+    assert a.get().value == "token-2"  # a reads the shared token rather than trusting its older copy
+    assert fetch.calls == 2
+
+
 def test_failed_refresh_keeps_the_current_token_until_expiry(store: KeyValue) -> None:
     clock = FakeClock()
     observer = RecordingObserver()
