@@ -21,6 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from worker.vipps import operations as ops
+from worker.vipps.operations import Operation
+
 
 @dataclass(frozen=True)
 class BudgetRule:
@@ -31,19 +34,19 @@ class BudgetRule:
 
 # Published limits. CreateCharge is keyed on the idempotency key because the charge id is
 # not known before the call; "per merchant" limits are keyed on the MSN.
-DEFAULT_RULES: Mapping[str, BudgetRule] = {
-    "DraftAgreementV3": BudgetRule(300, ("msn",)),
-    "ListAgreementsV3": BudgetRule(5, ("msn",)),
-    "FetchAgreementV3": BudgetRule(120, ("msn", "agreementId")),
-    "UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId")),
-    "ListChargesV3": BudgetRule(10, ("msn", "agreementId")),
-    "CreateChargeV3": BudgetRule(2, ("msn", "agreementId", "idempotencyKey")),
-    "FetchChargeV3": BudgetRule(10, ("msn", "agreementId", "chargeId")),
-    "FetchChargeByIdV3": BudgetRule(100, ("msn", "chargeId")),
-    "CancelChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    "CaptureChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    "RefundChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    # acceptUsingPATCHV3 (force accept, test only): no published limit.
+DEFAULT_RULES: Mapping[Operation, BudgetRule] = {
+    ops.DRAFT_AGREEMENT: BudgetRule(300, ("msn",)),
+    ops.LIST_AGREEMENTS: BudgetRule(5, ("msn",)),
+    ops.FETCH_AGREEMENT: BudgetRule(120, ("msn", "agreementId")),
+    ops.UPDATE_AGREEMENT: BudgetRule(5, ("msn", "agreementId")),
+    ops.LIST_CHARGES: BudgetRule(10, ("msn", "agreementId")),
+    ops.CREATE_CHARGE: BudgetRule(2, ("msn", "agreementId", "idempotencyKey")),
+    ops.FETCH_CHARGE: BudgetRule(10, ("msn", "agreementId", "chargeId")),
+    ops.FETCH_CHARGE_BY_ID: BudgetRule(100, ("msn", "chargeId")),
+    ops.CANCEL_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    ops.CAPTURE_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    ops.REFUND_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    # FORCE_ACCEPT (test only): no published limit.
 }
 
 
@@ -80,26 +83,18 @@ class MemoryBudgetBackend:
 
 
 class Budgets:
-    def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[str, BudgetRule]) -> None:
+    def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[Operation, BudgetRule]) -> None:
         self._backend = backend
         self._prefix = prefix
         self._rules = dict(rules)
         self._prepaid: ContextVar[str | None] = ContextVar(f"prepaid-{id(self)}", default=None)
 
-    def rule(self, operation: str) -> BudgetRule | None:
-        return self._rules.get(operation)
-
-    def key(self, operation: str, values: Mapping[str, str]) -> str | None:
+    def slot(self, operation: Operation, values: Mapping[str, str]) -> BudgetSlot | None:
+        """Where a call of ``operation`` with these values counts, and its rule (None: no published limit)."""
         rule = self._rules.get(operation)
         if rule is None:
             return None
-        return ":".join([self._prefix, "vipps", "budget", operation, *(values[name] for name in rule.scope)])
-
-    def slot(self, operation: str, values: Mapping[str, str]) -> BudgetSlot | None:
-        rule = self._rules.get(operation)
-        key = self.key(operation, values)
-        if rule is None or key is None:
-            return None
+        key = ":".join([self._prefix, "vipps", "budget", operation.id, *(values[name] for name in rule.scope)])
         return BudgetSlot(key, rule.limit, int(rule.window * 1000))
 
     @contextmanager
@@ -111,16 +106,15 @@ class Budgets:
         finally:
             self._prepaid.reset(token)
 
-    def take(self, operation: str, values: Mapping[str, str]) -> float:
+    def take(self, operation: Operation, values: Mapping[str, str]) -> float:
         """0 when the call may go out; otherwise seconds to wait (and nothing is consumed)."""
-        rule = self._rules.get(operation)
-        key = self.key(operation, values)
-        if rule is None or key is None:
+        slot = self.slot(operation, values)
+        if slot is None:
             return 0.0
-        if key == self._prepaid.get():
+        if slot.key == self._prepaid.get():
             self._prepaid.set(None)
             return 0.0
-        return self._backend.take(key, rule.limit, rule.window)
+        return self._backend.take(slot.key, slot.limit, slot.window_ms / 1000)
 
 
 # Until the ledger takes the script from worker.store: the same file, read when first asked for.

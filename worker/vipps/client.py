@@ -70,7 +70,7 @@ class VippsClient:
         transport: httpx.BaseTransport | None = None,
         observer: VippsObserver | None = None,
         key_prefix: str = "vipps-billing",
-        budget_rules: Mapping[str, BudgetRule] | None = None,
+        budget_rules: Mapping[ops.Operation, BudgetRule] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
@@ -263,10 +263,12 @@ class VippsClient:
 
     # --- rate budgets -------------------------------------------------------------------------
 
-    def budget_slot(self, operation: str, *, agreement_id: str | None = None, charge_id: str | None = None,
-                    idempotency_key: str | None = None) -> BudgetSlot | None:
-        """The budget slot a call of ``operation`` with these values takes (None: no published limit)."""
-        return self._budgets.slot(operation, self._budget_values(agreement_id, charge_id, idempotency_key))
+    def budget_slot(self, operation: ops.Operation | str, *, agreement_id: str | None = None,
+                    charge_id: str | None = None, idempotency_key: str | None = None) -> BudgetSlot | None:
+        """The budget slot a call of ``operation`` (or its operationId) with these values takes (None: no
+        published limit)."""
+        op = operation if isinstance(operation, ops.Operation) else ops.by_id(operation)
+        return self._budgets.slot(op, self._budget_values(agreement_id, charge_id, idempotency_key))
 
     def prepaid(self, slot: BudgetSlot | None) -> AbstractContextManager[None]:
         """Calls in this block whose budget slot is ``slot`` send once without taking it (taken already)."""
@@ -317,7 +319,7 @@ class VippsClient:
         maybe_applied = False
         while True:
             attempt += 1
-            wait = self._budgets.take(op.id, budget_values)
+            wait = self._budgets.take(op, budget_values)
             if wait > 0:
                 self._observer.budget_exhausted(op.id, wait)
                 raise BudgetExhaustedError(

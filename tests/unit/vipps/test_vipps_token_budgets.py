@@ -14,7 +14,8 @@ from vipps_support import SECRETS
 
 from worker.store.vipps_state import RedisBudgetBackend, RedisKeyValue, lua, redis_backends
 from worker.vipps import VippsClient, VippsSettings, errors
-from worker.vipps.budgets import TAKE_SLOT, BudgetRule, Budgets, MemoryBudgetBackend
+from worker.vipps import operations as ops
+from worker.vipps.budgets import DEFAULT_RULES, TAKE_SLOT, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
 from worker.vipps.observer import NullObserver
 from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import TokenCache, TokenGrant
@@ -201,53 +202,64 @@ def backend(request: pytest.FixtureRequest) -> RedisBudgetBackend | MemoryBudget
 def test_budget_is_shared_between_pods_and_says_how_long_to_wait(redis_client: redis.Redis) -> None:
     pods = [
         Budgets(
-            RedisBudgetBackend(redis_client), "b", {"UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId"))}
+            RedisBudgetBackend(redis_client), "b", {ops.UPDATE_AGREEMENT: BudgetRule(5, ("msn", "agreementId"))}
         )
         for _ in range(2)
     ]
     values = {"msn": "123456", "agreementId": "agr_1"}
-    waits = [pods[i % 2].take("UpdateAgreementPatchV3", values) for i in range(7)]
+    waits = [pods[i % 2].take(ops.UPDATE_AGREEMENT, values) for i in range(7)]
     assert waits[:5] == [0.0] * 5
     assert all(55 < w <= 60 for w in waits[5:])
-    assert pods[0].take("UpdateAgreementPatchV3", {**values, "agreementId": "agr_2"}) == 0.0
+    assert pods[0].take(ops.UPDATE_AGREEMENT, {**values, "agreementId": "agr_2"}) == 0.0
 
 
 def test_budget_slot_frees_after_the_window(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "w", {"FetchChargeV3": BudgetRule(2, ("chargeId",), window=0.3)})
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
-    wait = budgets.take("FetchChargeV3", {"chargeId": "c"})
+    budgets = Budgets(backend, "w", {ops.FETCH_CHARGE: BudgetRule(2, ("chargeId",), window=0.3)})
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
+    wait = budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"})
     assert 0 < wait <= 0.3
     time.sleep(wait + 0.02)
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
 
 
 def test_budget_is_atomic_under_concurrency(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "c", {"ListChargesV3": BudgetRule(10, ("agreementId",))})
+    budgets = Budgets(backend, "c", {ops.LIST_CHARGES: BudgetRule(10, ("agreementId",))})
     with ThreadPoolExecutor(max_workers=16) as pool:
-        waits = list(pool.map(lambda _: budgets.take("ListChargesV3", {"agreementId": "a"}), range(40)))
+        waits = list(pool.map(lambda _: budgets.take(ops.LIST_CHARGES, {"agreementId": "a"}), range(40)))
     assert waits.count(0.0) == 10
 
 
 def test_operations_without_a_rule_are_unlimited(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
     budgets = Budgets(backend, "u", {})
-    assert all(budgets.take("acceptUsingPATCHV3", {}) == 0.0 for _ in range(50))
+    assert all(budgets.take(ops.FORCE_ACCEPT, {}) == 0.0 for _ in range(50))
 
 
 def test_a_prepaid_slot_covers_one_send_in_its_block_only(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "p", {"CreateChargeV3": BudgetRule(2, ("idempotencyKey",))})
+    budgets = Budgets(backend, "p", {ops.CREATE_CHARGE: BudgetRule(2, ("idempotencyKey",))})
     values = {"idempotencyKey": "k1"}
-    slot = budgets.slot("CreateChargeV3", values)
+    slot = budgets.slot(ops.CREATE_CHARGE, values)
     assert slot is not None and (slot.limit, slot.window_ms) == (2, 60_000)
-    assert budgets.slot("acceptUsingPATCHV3", {}) is None
+    assert budgets.slot(ops.FORCE_ACCEPT, {}) is None
     with budgets.prepaid(slot):
-        assert budgets.take("CreateChargeV3", values) == 0.0  # paid for: nothing taken
-        assert budgets.take("CreateChargeV3", values) == 0.0  # a second send takes the first real slot
-        assert budgets.take("CreateChargeV3", {"idempotencyKey": "k2"}) == 0.0  # another key is not covered
-    assert budgets.take("CreateChargeV3", values) == 0.0
-    assert budgets.take("CreateChargeV3", values) > 0  # two real slots were taken for k1: the budget is full
+        assert budgets.take(ops.CREATE_CHARGE, values) == 0.0  # paid for: nothing taken
+        assert budgets.take(ops.CREATE_CHARGE, values) == 0.0  # a second send takes the first real slot
+        assert budgets.take(ops.CREATE_CHARGE, {"idempotencyKey": "k2"}) == 0.0  # another key is not covered
+    assert budgets.take(ops.CREATE_CHARGE, values) == 0.0
+    assert budgets.take(ops.CREATE_CHARGE, values) > 0  # two real slots were taken for k1: the budget is full
     with budgets.prepaid(slot), ThreadPoolExecutor(max_workers=1) as pool:  # the block covers only this thread
-        assert pool.submit(budgets.take, "CreateChargeV3", values).result() > 0
+        assert pool.submit(budgets.take, ops.CREATE_CHARGE, values).result() > 0
+
+
+def test_client_budget_slot_by_operation_or_by_its_id(settings: VippsSettings) -> None:
+    assert set(DEFAULT_RULES) <= set(ops.V3_OPERATIONS)  # rules name operations of the one table
+    with VippsClient(settings, key_prefix="unit") as c:
+        slot = c.budget_slot(ops.CREATE_CHARGE, agreement_id="agr_1", idempotency_key="k")
+        assert slot == BudgetSlot("unit:vipps:budget:CreateChargeV3:123456:agr_1:k", 2, 60_000)
+        assert c.budget_slot("CreateChargeV3", agreement_id="agr_1", idempotency_key="k") == slot
+        assert c.budget_slot(ops.FORCE_ACCEPT, agreement_id="agr_1") is None  # no published limit
+        with pytest.raises(KeyError):
+            c.budget_slot("NoSuchOperationV3")
 
 
 def test_take_slot_is_one_function_that_other_scripts_embed(redis_client: redis.Redis) -> None:
