@@ -362,3 +362,16 @@ def test_the_contract_and_the_client_share_one_definition_of_each_enum() -> None
     assert models.PricingType is commands.PricingType
     assert models.IntervalUnit is commands.IntervalUnit
 
+
+def test_status_sets_follow_the_notes() -> None:
+    assert {"STOPPED", "EXPIRED"} == models.FINAL_AGREEMENT_STATUSES  # ACTIVE can still be stopped
+    assert {"PENDING", "DUE", "PROCESSING", "UNKNOWN"} == models.CHANGING_CHARGE_STATUSES
+    assert {"PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED"} == models.CANCELLABLE_CHARGE_STATUSES
+
+
+@pytest.mark.parametrize(("status", "changing"), [("UNKNOWN", True), ("DUE", True), ("RESERVED", False)])
+def test_parsed_statuses_are_found_in_the_sets(status: str, changing: bool) -> None:
+    charge = models.ChargeResponseV3.model_validate({"id": "c", "amount": 100, "status": status})
+    assert (charge.status in models.CHANGING_CHARGE_STATUSES) is changing
+    agreement = models.AgreementResponseV3.model_validate({"id": "a", "status": "EXPIRED"})
+    assert agreement.status in models.FINAL_AGREEMENT_STATUSES

@@ -30,8 +30,9 @@ from worker.vipps.models.agreements import (
     TolerantCampaignType,
 )
 from worker.vipps.models.charges import (
+    CANCELLABLE_CHARGE_STATUSES,
+    CHANGING_CHARGE_STATUSES,
     CHARGE_STATUS_UNKNOWN,
-    FINAL_CHARGE_STATUSES,
     CaptureRequestV3,
     ChargeEvent,
     ChargeEventType,
@@ -74,10 +75,11 @@ from worker.vipps.models.common import (
 )
 
 __all__ = [
+    "CANCELLABLE_CHARGE_STATUSES",
+    "CHANGING_CHARGE_STATUSES",
     "CHARGE_STATUS_UNKNOWN",
     "EXTERNAL_ID",
     "FINAL_AGREEMENT_STATUSES",
-    "FINAL_CHARGE_STATUSES",
     "INT32_MAX",
     "MIN_AMOUNT",
     "ORDER_ID",

@@ -33,7 +33,8 @@ class AgreementStatus(StrEnum):
     EXPIRED = "EXPIRED"
 
 
-FINAL_AGREEMENT_STATUSES = frozenset({AgreementStatus.ACTIVE, AgreementStatus.STOPPED, AgreementStatus.EXPIRED})
+# Terminal: a STOPPED agreement cannot be re-activated, an EXPIRED one was never accepted (NOTES §3.1).
+FINAL_AGREEMENT_STATUSES: frozenset[str] = frozenset({AgreementStatus.STOPPED, AgreementStatus.EXPIRED})
 
 
 class CampaignType(StrEnum):

@@ -26,8 +26,14 @@ from worker.vipps.models.common import (
 # In the guide's state table but not in the spec's enum (NOTES §3.2): parsed as this plain string.
 CHARGE_STATUS_UNKNOWN = "UNKNOWN"
 
-FINAL_CHARGE_STATUSES = frozenset(
-    {ChargeStatus.CHARGED, ChargeStatus.FAILED, ChargeStatus.CANCELLED, ChargeStatus.REFUNDED}
+# Vipps may still move the charge by itself, so it is worth polling: not yet processed, being
+# processed, or the transient UNKNOWN (NOTES §3.2).
+CHANGING_CHARGE_STATUSES: frozenset[str] = frozenset(
+    {ChargeStatus.PENDING, ChargeStatus.DUE, ChargeStatus.PROCESSING, CHARGE_STATUS_UNKNOWN}
+)
+# A cancel is accepted: PENDING, DUE and RESERVED become CANCELLED, PARTIALLY_CAPTURED becomes CHARGED (NOTES §3.2).
+CANCELLABLE_CHARGE_STATUSES: frozenset[str] = frozenset(
+    {ChargeStatus.PENDING, ChargeStatus.DUE, ChargeStatus.RESERVED, ChargeStatus.PARTIALLY_CAPTURED}
 )
 
 
