@@ -2,8 +2,8 @@
 
 One instance per process: it owns the connection pool, shares the access token and the
 rate budgets through the stores it is given (`worker.store.vipps_state` has the Redis
-ones; by default they live in this process's memory), retries only short
-transient failures itself (always with the caller's Idempotency-Key), and turns every
+ones; by default they live in this process's memory), retries only short transient
+failures itself (always with the caller's Idempotency-Key, see `sender`), and turns every
 other failure into one exception of `worker.vipps.errors`.
 """
 
@@ -14,47 +14,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import to_json
 
 from worker.vipps import models
 from worker.vipps import operations as ops
-from worker.vipps.auth import OPERATION, BearerAuth
-from worker.vipps.budgets import (
-    DEFAULT_RULES,
-    BudgetBackend,
-    BudgetRule,
-    Budgets,
-    BudgetSlot,
-    MemoryBudgetBackend,
-)
+from worker.vipps.auth import BearerAuth
+from worker.vipps.budgets import DEFAULT_RULES, BudgetBackend, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
 from worker.vipps.config import VippsSettings
-from worker.vipps.errors import (
-    BudgetExhaustedError,
-    ForceAcceptNotAllowed,
-    RateLimitedError,
-    RequestValidationError,
-    TransientError,
-    UnexpectedResponseError,
-    VippsError,
-    error_for_response,
-)
-from worker.vipps.headers import check_idempotency_key, path_segment, system_headers
+from worker.vipps.errors import BudgetExhaustedError, ForceAcceptNotAllowed, RequestValidationError, VippsError
+from worker.vipps.headers import system_headers
 from worker.vipps.models import Completion
 from worker.vipps.observer import NullObserver, VippsObserver
-from worker.vipps.responses import completion, parse, parse_list, transport_error
+from worker.vipps.responses import completion, parse, parse_list
+from worker.vipps.sender import Sender
 from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import Token
 
 log = logging.getLogger("worker.vipps")
 
-
-SHORT_WAIT = 1.0  # retry by ourselves only when the wait is at most this long
-SERVER_ERROR_PAUSE = 0.2  # pause before retrying a 5xx that named no Retry-After
-MAX_PAGES = 1000  # guard against a Continuation-Token loop
+M = TypeVar("M", bound=BaseModel)
 
 _AGREEMENTS = TypeAdapter(list[models.AgreementResponseV3])
 _CHARGES = TypeAdapter(list[models.ChargeResponseV3])
@@ -74,37 +55,31 @@ class VippsClient:
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
-        self._observer: VippsObserver = observer or NullObserver()
-        self._system_headers = system_headers(settings)
-        self._msn = settings.msn or "-"
-        self._sleep = sleep  # the short pauses before a retry; tests pass a no-op
-        self._http = httpx.Client(
-            base_url=settings.url,
-            transport=transport,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.write_timeout,
-                pool=settings.pool_timeout,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
-            ),
-            follow_redirects=False,
-            headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
+        observer = observer or NullObserver()
+        headers = system_headers(settings)
+        self._http = _http_client(settings, transport)
+        self._auth = BearerAuth(
+            self._http,
+            settings,
+            MemoryKeyValue() if token_store is None else token_store,
+            key_prefix=key_prefix,
+            observer=observer,
+            system_headers=headers,
         )
         self._budgets = Budgets(
             MemoryBudgetBackend() if budget_backend is None else budget_backend,
             key_prefix,
             DEFAULT_RULES if budget_rules is None else budget_rules,
         )
-        self._auth = BearerAuth(
+        self._sender = Sender(
             self._http,
-            settings,
-            MemoryKeyValue() if token_store is None else token_store,
-            key_prefix=key_prefix,
-            observer=self._observer,
-            system_headers=self._system_headers,
+            self._auth,
+            self._budgets,
+            observer,
+            system_headers=headers,
+            msn=settings.msn or "-",
+            max_attempts=settings.max_attempts,
+            sleep=sleep,  # the short pauses before a retry; tests pass a no-op
         )
 
     def __repr__(self) -> str:
@@ -140,14 +115,11 @@ class VippsClient:
         op = ops.DRAFT_AGREEMENT
         with self._logged(op.id):
             self._check_body(op.id, body, models.DraftAgreementV3)
-            response = self._send(op, body=body, idempotency_key=idempotency_key)
+            response = self._sender.send(op, body=body, idempotency_key=idempotency_key)
             return parse(op.id, response, models.DraftAgreementResponseV3)
 
     def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
-        op = ops.FETCH_AGREEMENT
-        with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id)
-            return parse(op.id, response, models.AgreementResponseV3)
+        return self._fetch(ops.FETCH_AGREEMENT, models.AgreementResponseV3, agreement_id=agreement_id)
 
     def list_agreements(
         self, *, status: models.AgreementStatus | None = None, created_after: int | None = None
@@ -163,17 +135,13 @@ class VippsClient:
                         f"{op.id}: created_after must be epoch milliseconds >= 0", operation=op.id
                     )
                 params["createdAfter"] = str(created_after)
-            return [
-                item
-                for response in self._pages(op, params=params)
-                for item in parse_list(op.id, response, _AGREEMENTS)
-            ]
+            return self._all_pages(op, _AGREEMENTS, params)
 
     def update_agreement(self, agreement_id: str, body: models.PatchAgreementV3, *, idempotency_key: str) -> Completion:
         op = ops.UPDATE_AGREEMENT
         with self._logged(op.id):
             self._check_body(op.id, body, models.PatchAgreementV3)
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
             return completion(response)
 
     def stop_agreement(self, agreement_id: str, *, idempotency_key: str) -> Completion:
@@ -193,7 +161,7 @@ class VippsClient:
                 raise RequestValidationError(
                     f"{op.id}: phone_number must be 1..15 characters", operation=op.id
                 ) from None
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
             return completion(response)
 
     # --- charges ------------------------------------------------------------------------------
@@ -206,11 +174,7 @@ class VippsClient:
             params: dict[str, str] = {}
             if status is not None:
                 params["status"] = self._enum_value(op.id, "status", status, models.ChargeStatus)
-            return [
-                item
-                for response in self._pages(op, agreement_id=agreement_id, params=params)
-                for item in parse_list(op.id, response, _CHARGES)
-            ]
+            return self._all_pages(op, _CHARGES, params, agreement_id=agreement_id)
 
     def create_charge(
         self, agreement_id: str, body: models.CreateChargeV3, *, idempotency_key: str
@@ -218,45 +182,40 @@ class VippsClient:
         op = ops.CREATE_CHARGE
         with self._logged(op.id):
             self._check_body(op.id, body, models.CreateChargeV3)
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
             return parse(op.id, response, models.ChargeReference)
 
     def fetch_charge(self, agreement_id: str, charge_id: str) -> models.ChargeResponseV3:
-        op = ops.FETCH_CHARGE
-        with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id)
-            return parse(op.id, response, models.ChargeResponseV3)
+        return self._fetch(ops.FETCH_CHARGE, models.ChargeResponseV3, agreement_id=agreement_id, charge_id=charge_id)
 
     def fetch_charge_by_id(self, charge_id: str) -> models.ChargeResponseV3:
-        op = ops.FETCH_CHARGE_BY_ID
-        with self._logged(op.id):
-            response = self._send(op, charge_id=charge_id)
-            return parse(op.id, response, models.ChargeResponseV3)
+        return self._fetch(ops.FETCH_CHARGE_BY_ID, models.ChargeResponseV3, charge_id=charge_id)
 
     def cancel_charge(self, agreement_id: str, charge_id: str, *, idempotency_key: str) -> Completion:
         op = ops.CANCEL_CHARGE
         with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key)
+            response = self._sender.send(
+                op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key
+            )
             return completion(response)
 
     def capture_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
     ) -> Completion:
-        op = ops.CAPTURE_CHARGE
-        with self._logged(op.id):
-            self._check_body(op.id, body, models.ModifyChargeV3)
-            response = self._send(
-                op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
-            )
-            return completion(response)
+        return self._modify_charge(ops.CAPTURE_CHARGE, agreement_id, charge_id, body, idempotency_key)
 
     def refund_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
     ) -> Completion:
-        op = ops.REFUND_CHARGE
+        return self._modify_charge(ops.REFUND_CHARGE, agreement_id, charge_id, body, idempotency_key)
+
+    def _modify_charge(
+        self, op: ops.Operation, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, idempotency_key: str
+    ) -> Completion:
+        """Capture and refund: the same body (amount, description) and the same 202/204 answer."""
         with self._logged(op.id):
             self._check_body(op.id, body, models.ModifyChargeV3)
-            response = self._send(
+            response = self._sender.send(
                 op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
             )
             return completion(response)
@@ -268,116 +227,11 @@ class VippsClient:
         """The budget slot a call of ``operation`` (or its operationId) with these values takes (None: no
         published limit)."""
         op = operation if isinstance(operation, ops.Operation) else ops.by_id(operation)
-        return self._budgets.slot(op, self._budget_values(agreement_id, charge_id, idempotency_key))
+        return self._budgets.slot(op, self._sender.budget_values(agreement_id, charge_id, idempotency_key))
 
     def prepaid(self, slot: BudgetSlot | None) -> AbstractContextManager[None]:
         """Calls in this block whose budget slot is ``slot`` send once without taking it (taken already)."""
         return self._budgets.prepaid(slot)
-
-    def _budget_values(self, agreement_id: str | None, charge_id: str | None,
-                       idempotency_key: str | None) -> dict[str, str]:
-        values = {"msn": self._msn}
-        if agreement_id is not None:
-            values["agreementId"] = agreement_id
-        if charge_id is not None:
-            values["chargeId"] = charge_id
-        if idempotency_key is not None:
-            values["idempotencyKey"] = idempotency_key
-        return values
-
-    # --- the request loop ---------------------------------------------------------------------
-
-    def _send(
-        self,
-        op: ops.Operation,
-        *,
-        agreement_id: str | None = None,
-        charge_id: str | None = None,
-        body: models.RequestModel | None = None,
-        idempotency_key: str | None = None,
-        params: Mapping[str, str] | None = None,
-        continuation: str | None = None,
-    ) -> httpx.Response:
-        path_values: dict[str, str] = {}
-        if agreement_id is not None:
-            path_values["agreementId"] = path_segment(agreement_id, "agreement_id", op.id)
-        if charge_id is not None:
-            path_values["chargeId"] = path_segment(charge_id, "charge_id", op.id)
-        headers = {**self._system_headers, "Content-Type": "application/json"}
-        if op.idempotent:
-            headers["Idempotency-Key"] = check_idempotency_key(idempotency_key, op.id)
-        budget_values = self._budget_values(agreement_id, charge_id, idempotency_key if op.idempotent else None)
-        if continuation is not None:
-            headers["Continuation-Token"] = continuation
-        path = op.path.format(**path_values)
-        content = None
-        if body is not None:
-            content = to_json(body.to_wire())
-
-        attempts = max(1, self._settings.max_attempts)
-        attempt = 0
-        maybe_applied = False
-        while True:
-            attempt += 1
-            wait = self._budgets.take(op, budget_values)
-            if wait > 0:
-                self._observer.budget_exhausted(op.id, wait)
-                raise BudgetExhaustedError(
-                    f"{op.id}: rate budget exhausted, not sent; retry in {wait:.3f}s",
-                    operation=op.id,
-                    retry_after=wait,
-                    maybe_applied=maybe_applied,
-                )
-            started = time.perf_counter()
-            try:
-                response = self._http.request(
-                    op.method, path, params=params, content=content, headers=headers,
-                    auth=self._auth, extensions={OPERATION: op.id},
-                )
-            except httpx.TransportError as exc:
-                self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
-                failure, retry_now = transport_error(op.id, exc, maybe_applied)
-                maybe_applied = failure.maybe_applied
-                if retry_now and attempt < attempts:
-                    self._observer.retried(op.id, type(exc).__name__)
-                    continue
-                raise failure from None
-            elapsed = response.elapsed.total_seconds()  # this attempt's own, without a 401 before it
-            status = response.status_code
-            if 200 <= status < 300:
-                self._observer.request_finished(op.id, status, elapsed, None)
-                return response
-            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
-            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
-            if isinstance(error, TransientError):
-                error.maybe_applied = error.maybe_applied or maybe_applied
-                maybe_applied = error.maybe_applied
-                if isinstance(error, RateLimitedError):
-                    self._observer.rate_limited(op.id, error.retry_after)
-                pause = _short_pause(error)
-                if pause is not None and attempt < attempts:
-                    self._observer.retried(op.id, "rate_limited" if status == 429 else "server_error")
-                    if pause > 0:
-                        self._sleep(pause)
-                    continue
-            raise error
-
-    def _pages(
-        self,
-        op: ops.Operation,
-        *,
-        agreement_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Iterator[httpx.Response]:
-        seen: set[str] = set()
-        continuation: str | None = None
-        for _ in range(MAX_PAGES):
-            response = self._send(op, agreement_id=agreement_id, params=params, continuation=continuation)
-            yield response
-            continuation = response.headers.get("Continuation-Token") or None
-            if continuation is None or continuation in seen:
-                return
-            seen.add(continuation)
 
     # --- token --------------------------------------------------------------------------------
 
@@ -386,6 +240,24 @@ class VippsClient:
         return self._auth.token()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _fetch(
+        self, op: ops.Operation, model: type[M], *, agreement_id: str | None = None, charge_id: str | None = None
+    ) -> M:
+        """A GET of one resource."""
+        with self._logged(op.id):
+            return parse(op.id, self._sender.send(op, agreement_id=agreement_id, charge_id=charge_id), model)
+
+    def _all_pages(
+        self, op: ops.Operation, adapter: TypeAdapter[list[M]], params: Mapping[str, str], *,
+        agreement_id: str | None = None,
+    ) -> list[M]:
+        """The items of every page of a list."""
+        return [
+            item
+            for response in self._sender.pages(op, agreement_id=agreement_id, params=params)
+            for item in parse_list(op.id, response, adapter)
+        ]
 
     @contextmanager
     def _logged(self, operation: str) -> Iterator[None]:
@@ -427,10 +299,20 @@ class VippsClient:
             raise RequestValidationError(f"{operation}: unknown {name} {value!r}", operation=operation) from None
 
 
-def _short_pause(error: TransientError) -> float | None:
-    """Seconds to pause before retrying ourselves, or None to hand the error to the caller."""
-    if isinstance(error, UnexpectedResponseError):
-        return None
-    if error.retry_after is None:
-        return None if isinstance(error, RateLimitedError) else SERVER_ERROR_PAUSE
-    return error.retry_after if error.retry_after <= SHORT_WAIT else None
+
+def _http_client(settings: VippsSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    return httpx.Client(
+        base_url=settings.url,
+        transport=transport,
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.pool_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        ),
+        follow_redirects=False,
+        headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
+    )
