@@ -18,6 +18,7 @@ import uvicorn
 
 from worker.simulator.app import create_app
 from worker.simulator.config import SimulatorConfig
+from worker.store.vipps_state import redis_backends
 from worker.vipps import Completion, VippsClient, errors, load_settings, models
 
 PHONE = "4791234567"
@@ -59,7 +60,7 @@ def admin(simulator_url: str) -> Iterator[httpx.Client]:
 @pytest.fixture
 def vipps(simulator_url: str, redis_client: redis.Redis, admin: httpx.Client) -> Iterator[VippsClient]:
     settings = load_settings(env="simulator", base_url=simulator_url, read_timeout=3.0)
-    with VippsClient(settings, redis=redis_client, key_prefix=f"it-{uuid.uuid4().hex[:8]}") as c:
+    with VippsClient(settings, **redis_backends(redis_client), key_prefix=f"it-{uuid.uuid4().hex[:8]}") as c:
         yield c
 
 
@@ -216,7 +217,7 @@ def test_wrong_credentials_are_an_auth_error(simulator_url: str, admin: httpx.Cl
 
 def test_expired_token_is_refreshed_on_401(simulator_url: str, redis_client: redis.Redis, admin: httpx.Client) -> None:
     settings = load_settings(env="simulator", base_url=simulator_url)
-    with VippsClient(settings, redis=redis_client, key_prefix=f"it-{uuid.uuid4().hex[:8]}") as c:
+    with VippsClient(settings, **redis_backends(redis_client), key_prefix=f"it-{uuid.uuid4().hex[:8]}") as c:
         agreement_id = _active_agreement(c)
         admin.post("/reset", json={"tokens": True}).raise_for_status()  # the simulator forgets issued tokens
         with pytest.raises(errors.PermanentError):  # state was reset too: 404, reached with a fresh token

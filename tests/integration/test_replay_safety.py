@@ -12,13 +12,14 @@ from worker.core.idempotency import idempotency_key
 from worker.core.replay import decide
 from worker.runtime.settings import WorkerSettings
 from worker.store.deadletters import DeadLetter
+from worker.store.vipps_state import redis_backends
 from worker.vipps import VippsClient, load_settings, models
 from worker.vipps.operations import REFUND_CHARGE
 
 
 def test_refund_that_took_effect_is_not_replayed(redis_url: str, redis_client: redis.Redis) -> None:
     sim = Simulator()
-    client = VippsClient(load_settings(base_url=sim.url), redis=redis_client)
+    client = VippsClient(load_settings(base_url=sim.url), **redis_backends(redis_client))
     ops = Control(redis_url, WorkerSettings())
     try:
         msn = client.settings.msn or ""

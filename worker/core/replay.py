@@ -23,7 +23,7 @@ from worker.core.idempotency import idempotency_key
 from worker.store.deadletters import DeadLetter
 from worker.store.ledger import Ledger
 from worker.vipps import VippsClient, errors
-from worker.vipps.models import AGREEMENT_FINAL_STATUSES, CHARGE_CANCELLABLE_STATUSES
+from worker.vipps.models import CANCELLABLE_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
 
 NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}
 READS = {"agreement.fetch", "agreement.list_charges", "charge.fetch"}
@@ -93,7 +93,7 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
         status = str(client.fetch_agreement(command["agreement_id"]).status)
         if kind == "agreement.force_accept":
             return (status == "PENDING"), f"agreement is {status}"
-        if status in AGREEMENT_FINAL_STATUSES:
+        if status in FINAL_AGREEMENT_STATUSES:
             return False, f"agreement is already {status}"
         return True, f"agreement is {status}"
     if kind == "charge.create":
@@ -114,7 +114,7 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
     if any(event.idempotencyKey == original and event.success is not False for event in charge.history or []):
         return False, f"the first attempt took effect at Vipps (charge is {status})"
     if kind == "charge.cancel":
-        return (status in CHARGE_CANCELLABLE_STATUSES), f"charge is {status}"
+        return (status in CANCELLABLE_CHARGE_STATUSES), f"charge is {status}"
     if kind == "charge.capture":
         left = charge.amount - summary.captured - summary.cancelled
         ok = status in ("RESERVED", "PARTIALLY_CAPTURED") and left >= command["amount"]

@@ -27,7 +27,7 @@ from worker.core.events import AGREEMENT_EVENTS, EventBuilder, Origin
 from worker.store.ledger import Ledger
 from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agreement_member, charge_member
 from worker.vipps import VippsClient, errors
-from worker.vipps.models import AGREEMENT_FINAL_STATUSES, CHARGE_UNSETTLED_STATUSES
+from worker.vipps.models import CHANGING_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
 
 log = logging.getLogger("worker.core.watch")
 
@@ -128,7 +128,7 @@ class Watcher:
         if status != state.get("status") and status in AGREEMENT_EVENTS:
             events.append(self.events.agreement_status(agreement["id"], state.get("status"), status,
                                                        self._cause(origin, state), agreement))
-        if status in AGREEMENT_FINAL_STATUSES or (status == "ACTIVE" and not self.policy.agreement_active):
+        if status in FINAL_AGREEMENT_STATUSES or (status == "ACTIVE" and not self.policy.agreement_active):
             return events, WatchChange(member, REMOVE)
         if status == "ACTIVE":
             # ACTIVE lasts until a stop: ours comes as a command, the user's in the Vipps app shows only in a
@@ -166,7 +166,7 @@ class Watcher:
         due = charge.get("due")
         if due and not state.get("due"):
             state["due"] = str(due)[:10]
-        if status in CHARGE_UNSETTLED_STATUSES or state.get("await_change"):
+        if status in CHANGING_CHARGE_STATUSES or state.get("await_change"):
             next_ms = self._next_charge_ms(state)
             if next_ms is not None:
                 return events, WatchChange(member, next_ms, state)

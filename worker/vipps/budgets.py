@@ -1,19 +1,18 @@
-"""Per-key rate budgets mirroring Vipps's published limits (NOTES §5.4), shared through Redis.
+"""Per-key rate budgets mirroring Vipps's published limits (NOTES §5.4).
 
-A sliding-window log per key (a sorted set of send times, trimmed and counted in one
-Lua script, so every pod sees the same count): a call that would exceed its budget is
-not sent, and the caller learns how long until a slot frees.
+A sliding-window log per key, kept by a `BudgetBackend`: in memory here, or shared by every
+pod in Redis (`worker.store.vipps_state.RedisBudgetBackend`). A call that would exceed its
+budget is not sent, and the caller learns how long until a slot frees.
 
-A caller that already makes a Redis round trip before the call (the worker's ledger
-claim) can take the slot in that same script (``TAKE_SLOT``, ``Budgets.slot``) and
-tell the client so (``Budgets.prepaid``): the first send then takes no slot of its own.
+A caller that already makes a Redis round trip before the call (the worker's ledger claim)
+can take the slot in that same script (``Budgets.slot``) and tell the client so
+(``Budgets.prepaid``): the first send then takes no slot of its own.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,7 +20,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis
+from worker.vipps import operations as ops
+from worker.vipps.operations import Operation
 
 
 @dataclass(frozen=True)
@@ -33,20 +33,21 @@ class BudgetRule:
 
 # Published limits. CreateCharge is keyed on the idempotency key because the charge id is
 # not known before the call; "per merchant" limits are keyed on the MSN.
-DEFAULT_RULES: Mapping[str, BudgetRule] = {
-    "DraftAgreementV3": BudgetRule(300, ("msn",)),
-    "ListAgreementsV3": BudgetRule(5, ("msn",)),
-    "FetchAgreementV3": BudgetRule(120, ("msn", "agreementId")),
-    "UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId")),
-    "ListChargesV3": BudgetRule(10, ("msn", "agreementId")),
-    "CreateChargeV3": BudgetRule(2, ("msn", "agreementId", "idempotencyKey")),
-    "FetchChargeV3": BudgetRule(10, ("msn", "agreementId", "chargeId")),
-    "FetchChargeByIdV3": BudgetRule(100, ("msn", "chargeId")),
-    "CancelChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    "CaptureChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    "RefundChargeV3": BudgetRule(5, ("msn", "agreementId", "chargeId")),
-    # acceptUsingPATCHV3 (force accept, test only): no published limit.
+DEFAULT_RULES: Mapping[Operation, BudgetRule] = {
+    ops.DRAFT_AGREEMENT: BudgetRule(300, ("msn",)),
+    ops.LIST_AGREEMENTS: BudgetRule(5, ("msn",)),
+    ops.FETCH_AGREEMENT: BudgetRule(120, ("msn", "agreementId")),
+    ops.UPDATE_AGREEMENT: BudgetRule(5, ("msn", "agreementId")),
+    ops.LIST_CHARGES: BudgetRule(10, ("msn", "agreementId")),
+    ops.CREATE_CHARGE: BudgetRule(2, ("msn", "agreementId", "idempotencyKey")),
+    ops.FETCH_CHARGE: BudgetRule(10, ("msn", "agreementId", "chargeId")),
+    ops.FETCH_CHARGE_BY_ID: BudgetRule(100, ("msn", "chargeId")),
+    ops.CANCEL_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    ops.CAPTURE_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    ops.REFUND_CHARGE: BudgetRule(5, ("msn", "agreementId", "chargeId")),
+    # FORCE_ACCEPT (test only): no published limit.
 }
+
 
 @dataclass(frozen=True)
 class BudgetSlot:
@@ -57,39 +58,10 @@ class BudgetSlot:
     window_ms: int
 
 
-# take_slot(key, limit, window_ms, unique) -> 0 if taken, else ms until one frees (nothing taken).
-TAKE_SLOT = """
-local function take_slot(key, limit, window, unique)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-  if redis.call('ZCARD', key) < limit then
-    redis.call('ZADD', key, now, now .. '-' .. unique)
-    redis.call('PEXPIRE', key, window)
-    return 0
-  end
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  local wait = tonumber(oldest[2]) + window - now
-  if wait < 1 then wait = 1 end
-  return wait
-end
-"""
-_TAKE = TAKE_SLOT + "return take_slot(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3])\n"
-
-
 class BudgetBackend(Protocol):
     def take(self, key: str, limit: int, window: float) -> float:
         """Take one slot; 0 if taken, else the seconds until one frees (nothing taken)."""
         ...
-
-
-class RedisBudgetBackend:
-    def __init__(self, client: redis.Redis) -> None:
-        self._script = client.register_script(_TAKE)
-
-    def take(self, key: str, limit: int, window: float) -> float:
-        wait_ms = int(self._script(keys=[key], args=[limit, int(window * 1000), uuid.uuid4().hex]))
-        return wait_ms / 1000
 
 
 class MemoryBudgetBackend:
@@ -110,26 +82,18 @@ class MemoryBudgetBackend:
 
 
 class Budgets:
-    def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[str, BudgetRule]) -> None:
+    def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[Operation, BudgetRule]) -> None:
         self._backend = backend
         self._prefix = prefix
         self._rules = dict(rules)
         self._prepaid: ContextVar[str | None] = ContextVar(f"prepaid-{id(self)}", default=None)
 
-    def rule(self, operation: str) -> BudgetRule | None:
-        return self._rules.get(operation)
-
-    def key(self, operation: str, values: Mapping[str, str]) -> str | None:
+    def slot(self, operation: Operation, values: Mapping[str, str]) -> BudgetSlot | None:
+        """Where a call of ``operation`` with these values counts, and its rule (None: no published limit)."""
         rule = self._rules.get(operation)
         if rule is None:
             return None
-        return ":".join([self._prefix, "vipps", "budget", operation, *(values[name] for name in rule.scope)])
-
-    def slot(self, operation: str, values: Mapping[str, str]) -> BudgetSlot | None:
-        rule = self._rules.get(operation)
-        key = self.key(operation, values)
-        if rule is None or key is None:
-            return None
+        key = ":".join([self._prefix, "vipps", "budget", operation.id, *(values[name] for name in rule.scope)])
         return BudgetSlot(key, rule.limit, int(rule.window * 1000))
 
     @contextmanager
@@ -141,13 +105,13 @@ class Budgets:
         finally:
             self._prepaid.reset(token)
 
-    def take(self, operation: str, values: Mapping[str, str]) -> float:
+    def take(self, operation: Operation, values: Mapping[str, str]) -> float:
         """0 when the call may go out; otherwise seconds to wait (and nothing is consumed)."""
-        rule = self._rules.get(operation)
-        key = self.key(operation, values)
-        if rule is None or key is None:
+        slot = self.slot(operation, values)
+        if slot is None:
             return 0.0
-        if key == self._prepaid.get():
+        if slot.key == self._prepaid.get():
             self._prepaid.set(None)
             return 0.0
-        return self._backend.take(key, rule.limit, rule.window)
+        return self._backend.take(slot.key, slot.limit, slot.window_ms / 1000)
+

@@ -1,14 +1,14 @@
 """A typed, thread-safe client for every Recurring v3 operation.
 
 One instance per process: it owns the connection pool, shares the access token and the
-rate budgets through Redis (or memory when no Redis is given), retries only short
-transient failures itself (always with the caller's Idempotency-Key), and turns every
+rate budgets through the stores it is given (`worker.store.vipps_state` has the Redis
+ones; by default they live in this process's memory), retries only short transient
+failures itself (always with the caller's Idempotency-Key, see `sender`), and turns every
 other failure into one exception of `worker.vipps.errors`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -17,47 +17,25 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
-import redis
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import to_json
 
 from worker.vipps import models
 from worker.vipps import operations as ops
-from worker.vipps.budgets import (
-    DEFAULT_RULES,
-    BudgetBackend,
-    BudgetRule,
-    Budgets,
-    BudgetSlot,
-    MemoryBudgetBackend,
-    RedisBudgetBackend,
-)
+from worker.vipps.auth import BearerAuth
+from worker.vipps.budgets import DEFAULT_RULES, BudgetBackend, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
 from worker.vipps.config import VippsSettings
-from worker.vipps.errors import (
-    AuthError,
-    BudgetExhaustedError,
-    ForceAcceptNotAllowed,
-    RateLimitedError,
-    RequestValidationError,
-    TransientError,
-    UnexpectedResponseError,
-    VippsError,
-    error_for_response,
-    parse_problem,
-)
-from worker.vipps.headers import check_idempotency_key, path_segment, system_headers
+from worker.vipps.errors import BudgetExhaustedError, ForceAcceptNotAllowed, RequestValidationError, VippsError
+from worker.vipps.headers import system_headers
 from worker.vipps.models import Completion
 from worker.vipps.observer import NullObserver, VippsObserver
-from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
-from worker.vipps.token import DEFAULT_LIFETIME, Token, TokenCache, TokenGrant
+from worker.vipps.responses import completion, parse, parse_list
+from worker.vipps.sender import Sender
+from worker.vipps.store import KeyValue, MemoryKeyValue
+from worker.vipps.token import Token
 
 log = logging.getLogger("worker.vipps")
 
 M = TypeVar("M", bound=BaseModel)
-
-SHORT_WAIT = 1.0  # retry by ourselves only when the wait is at most this long
-SERVER_ERROR_PAUSE = 0.2  # pause before retrying a 5xx that named no Retry-After
-MAX_PAGES = 1000  # guard against a Continuation-Token loop
 
 _AGREEMENTS = TypeAdapter(list[models.AgreementResponseV3])
 _CHARGES = TypeAdapter(list[models.ChargeResponseV3])
@@ -68,46 +46,40 @@ class VippsClient:
         self,
         settings: VippsSettings,
         *,
-        redis: redis.Redis | None = None,
+        token_store: KeyValue | None = None,
+        budget_backend: BudgetBackend | None = None,
         transport: httpx.BaseTransport | None = None,
         observer: VippsObserver | None = None,
         key_prefix: str = "vipps-billing",
-        budget_rules: Mapping[str, BudgetRule] | None = None,
+        budget_rules: Mapping[ops.Operation, BudgetRule] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._settings = settings
-        self._observer: VippsObserver = observer or NullObserver()
-        self._system_headers = system_headers(settings)
-        self._msn = settings.msn or "-"
-        self._sleep: Callable[[float], None] = time.sleep
-        self._http = httpx.Client(
-            base_url=settings.url,
-            transport=transport,
-            timeout=httpx.Timeout(
-                connect=settings.connect_timeout,
-                read=settings.read_timeout,
-                write=settings.write_timeout,
-                pool=settings.pool_timeout,
-            ),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
-            ),
-            follow_redirects=False,
-            headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
+        observer = observer or NullObserver()
+        headers = system_headers(settings)
+        self._http = _http_client(settings, transport)
+        self._auth = BearerAuth(
+            self._http,
+            settings,
+            MemoryKeyValue() if token_store is None else token_store,
+            key_prefix=key_prefix,
+            observer=observer,
+            system_headers=headers,
         )
-        store: KeyValue = RedisKeyValue(redis) if redis is not None else MemoryKeyValue()
-        backend: BudgetBackend = RedisBudgetBackend(redis) if redis is not None else MemoryBudgetBackend()
-        self._budgets = Budgets(backend, key_prefix, DEFAULT_RULES if budget_rules is None else budget_rules)
-        # The key names the credentials without revealing them.
-        digest = hashlib.sha256(
-            "\0".join((settings.secret("client_id"), self._msn, settings.url)).encode()
-        ).hexdigest()[:24]
-        self._tokens = TokenCache(
-            store,
-            f"{key_prefix}:vipps:token:{digest}",
-            self._fetch_token,
-            margin=settings.token_refresh_margin,
-            observer=self._observer,
-            lock_ttl=settings.connect_timeout + settings.write_timeout + settings.read_timeout + 1.0,
+        self._budgets = Budgets(
+            MemoryBudgetBackend() if budget_backend is None else budget_backend,
+            key_prefix,
+            DEFAULT_RULES if budget_rules is None else budget_rules,
+        )
+        self._sender = Sender(
+            self._http,
+            self._auth,
+            self._budgets,
+            observer,
+            system_headers=headers,
+            msn=settings.msn or "-",
+            max_attempts=settings.max_attempts,
+            sleep=sleep,  # the short pauses before a retry; tests pass a no-op
         )
 
     def __repr__(self) -> str:
@@ -118,6 +90,11 @@ class VippsClient:
     @property
     def settings(self) -> VippsSettings:
         return self._settings
+
+    @property
+    def credentials_refused(self) -> bool:
+        """Vipps refused the credentials at the last token fetch, or with a fresh token on the last call."""
+        return self._auth.credentials_refused
 
     def close(self) -> None:
         self._http.close()
@@ -138,14 +115,11 @@ class VippsClient:
         op = ops.DRAFT_AGREEMENT
         with self._logged(op.id):
             self._check_body(op.id, body, models.DraftAgreementV3)
-            response = self._send(op, body=body, idempotency_key=idempotency_key)
-            return self._parse(op.id, response, models.DraftAgreementResponseV3)
+            response = self._sender.send(op, body=body, idempotency_key=idempotency_key)
+            return parse(op.id, response, models.DraftAgreementResponseV3)
 
     def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
-        op = ops.FETCH_AGREEMENT
-        with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id)
-            return self._parse(op.id, response, models.AgreementResponseV3)
+        return self._fetch(ops.FETCH_AGREEMENT, models.AgreementResponseV3, agreement_id=agreement_id)
 
     def list_agreements(
         self, *, status: models.AgreementStatus | None = None, created_after: int | None = None
@@ -161,18 +135,14 @@ class VippsClient:
                         f"{op.id}: created_after must be epoch milliseconds >= 0", operation=op.id
                     )
                 params["createdAfter"] = str(created_after)
-            return [
-                item
-                for response in self._pages(op, params=params)
-                for item in self._parse_list(op.id, response, _AGREEMENTS)
-            ]
+            return self._all_pages(op, _AGREEMENTS, params)
 
     def update_agreement(self, agreement_id: str, body: models.PatchAgreementV3, *, idempotency_key: str) -> Completion:
         op = ops.UPDATE_AGREEMENT
         with self._logged(op.id):
             self._check_body(op.id, body, models.PatchAgreementV3)
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return _completion(response)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return completion(response)
 
     def stop_agreement(self, agreement_id: str, *, idempotency_key: str) -> Completion:
         return self.update_agreement(agreement_id, models.PatchAgreementV3.stop(), idempotency_key=idempotency_key)
@@ -191,8 +161,8 @@ class VippsClient:
                 raise RequestValidationError(
                     f"{op.id}: phone_number must be 1..15 characters", operation=op.id
                 ) from None
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return _completion(response)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return completion(response)
 
     # --- charges ------------------------------------------------------------------------------
 
@@ -204,11 +174,7 @@ class VippsClient:
             params: dict[str, str] = {}
             if status is not None:
                 params["status"] = self._enum_value(op.id, "status", status, models.ChargeStatus)
-            return [
-                item
-                for response in self._pages(op, agreement_id=agreement_id, params=params)
-                for item in self._parse_list(op.id, response, _CHARGES)
-            ]
+            return self._all_pages(op, _CHARGES, params, agreement_id=agreement_id)
 
     def create_charge(
         self, agreement_id: str, body: models.CreateChargeV3, *, idempotency_key: str
@@ -216,214 +182,82 @@ class VippsClient:
         op = ops.CREATE_CHARGE
         with self._logged(op.id):
             self._check_body(op.id, body, models.CreateChargeV3)
-            response = self._send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
-            return self._parse(op.id, response, models.ChargeReference)
+            response = self._sender.send(op, agreement_id=agreement_id, body=body, idempotency_key=idempotency_key)
+            return parse(op.id, response, models.ChargeReference)
 
     def fetch_charge(self, agreement_id: str, charge_id: str) -> models.ChargeResponseV3:
-        op = ops.FETCH_CHARGE
-        with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id)
-            return self._parse(op.id, response, models.ChargeResponseV3)
+        return self._fetch(ops.FETCH_CHARGE, models.ChargeResponseV3, agreement_id=agreement_id, charge_id=charge_id)
 
     def fetch_charge_by_id(self, charge_id: str) -> models.ChargeResponseV3:
-        op = ops.FETCH_CHARGE_BY_ID
-        with self._logged(op.id):
-            response = self._send(op, charge_id=charge_id)
-            return self._parse(op.id, response, models.ChargeResponseV3)
+        return self._fetch(ops.FETCH_CHARGE_BY_ID, models.ChargeResponseV3, charge_id=charge_id)
 
     def cancel_charge(self, agreement_id: str, charge_id: str, *, idempotency_key: str) -> Completion:
         op = ops.CANCEL_CHARGE
         with self._logged(op.id):
-            response = self._send(op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key)
-            return _completion(response)
+            response = self._sender.send(
+                op, agreement_id=agreement_id, charge_id=charge_id, idempotency_key=idempotency_key
+            )
+            return completion(response)
 
     def capture_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
     ) -> Completion:
-        op = ops.CAPTURE_CHARGE
-        with self._logged(op.id):
-            self._check_body(op.id, body, models.ModifyChargeV3)
-            response = self._send(
-                op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
-            )
-            return _completion(response)
+        return self._modify_charge(ops.CAPTURE_CHARGE, agreement_id, charge_id, body, idempotency_key)
 
     def refund_charge(
         self, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, *, idempotency_key: str
     ) -> Completion:
-        op = ops.REFUND_CHARGE
+        return self._modify_charge(ops.REFUND_CHARGE, agreement_id, charge_id, body, idempotency_key)
+
+    def _modify_charge(
+        self, op: ops.Operation, agreement_id: str, charge_id: str, body: models.ModifyChargeV3, idempotency_key: str
+    ) -> Completion:
+        """Capture and refund: the same body (amount, description) and the same 202/204 answer."""
         with self._logged(op.id):
             self._check_body(op.id, body, models.ModifyChargeV3)
-            response = self._send(
+            response = self._sender.send(
                 op, agreement_id=agreement_id, charge_id=charge_id, body=body, idempotency_key=idempotency_key
             )
-            return _completion(response)
+            return completion(response)
 
     # --- rate budgets -------------------------------------------------------------------------
 
-    def budget_slot(self, operation: str, *, agreement_id: str | None = None, charge_id: str | None = None,
-                    idempotency_key: str | None = None) -> BudgetSlot | None:
-        """The budget slot a call of ``operation`` with these values takes (None: no published limit)."""
-        return self._budgets.slot(operation, self._budget_values(agreement_id, charge_id, idempotency_key))
+    def budget_slot(self, operation: ops.Operation | str, *, agreement_id: str | None = None,
+                    charge_id: str | None = None, idempotency_key: str | None = None) -> BudgetSlot | None:
+        """The budget slot a call of ``operation`` (or its operationId) with these values takes (None: no
+        published limit)."""
+        op = operation if isinstance(operation, ops.Operation) else ops.by_id(operation)
+        return self._budgets.slot(op, self._sender.budget_values(agreement_id, charge_id, idempotency_key))
 
     def prepaid(self, slot: BudgetSlot | None) -> AbstractContextManager[None]:
         """Calls in this block whose budget slot is ``slot`` send once without taking it (taken already)."""
         return self._budgets.prepaid(slot)
 
-    def _budget_values(self, agreement_id: str | None, charge_id: str | None,
-                       idempotency_key: str | None) -> dict[str, str]:
-        values = {"msn": self._msn}
-        if agreement_id is not None:
-            values["agreementId"] = agreement_id
-        if charge_id is not None:
-            values["chargeId"] = charge_id
-        if idempotency_key is not None:
-            values["idempotencyKey"] = idempotency_key
-        return values
-
-    # --- the request loop ---------------------------------------------------------------------
-
-    def _send(
-        self,
-        op: ops.Operation,
-        *,
-        agreement_id: str | None = None,
-        charge_id: str | None = None,
-        body: models.RequestModel | None = None,
-        idempotency_key: str | None = None,
-        params: Mapping[str, str] | None = None,
-        continuation: str | None = None,
-    ) -> httpx.Response:
-        path_values: dict[str, str] = {}
-        if agreement_id is not None:
-            path_values["agreementId"] = path_segment(agreement_id, "agreement_id", op.id)
-        if charge_id is not None:
-            path_values["chargeId"] = path_segment(charge_id, "charge_id", op.id)
-        headers = {**self._system_headers, "Content-Type": "application/json"}
-        if op.idempotent:
-            headers["Idempotency-Key"] = check_idempotency_key(idempotency_key, op.id)
-        budget_values = self._budget_values(agreement_id, charge_id, idempotency_key if op.idempotent else None)
-        if continuation is not None:
-            headers["Continuation-Token"] = continuation
-        path = op.path.format(**path_values)
-        content = None
-        if body is not None:
-            content = to_json(body.to_wire())
-
-        attempts = max(1, self._settings.max_attempts)
-        attempt = 0
-        refreshed = False
-        maybe_applied = False
-        while True:
-            attempt += 1
-            wait = self._budgets.take(op.id, budget_values)
-            if wait > 0:
-                self._observer.budget_exhausted(op.id, wait)
-                raise BudgetExhaustedError(
-                    f"{op.id}: rate budget exhausted, not sent; retry in {wait:.3f}s",
-                    operation=op.id,
-                    retry_after=wait,
-                    maybe_applied=maybe_applied,
-                )
-            token = self._tokens.get()
-            headers["Authorization"] = f"Bearer {token.value}"
-            headers["Ocp-Apim-Subscription-Key"] = self._settings.secret("subscription_key")
-            started = time.perf_counter()
-            try:
-                response = self._http.request(op.method, path, params=params, content=content, headers=headers)
-            except httpx.TransportError as exc:
-                self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
-                failure, retry_now = _transport_error(op.id, exc, maybe_applied)
-                maybe_applied = failure.maybe_applied
-                if retry_now and attempt < attempts:
-                    self._observer.retried(op.id, type(exc).__name__)
-                    continue
-                raise failure from None
-            elapsed = time.perf_counter() - started
-            status = response.status_code
-            if 200 <= status < 300:
-                self._observer.request_finished(op.id, status, elapsed, None)
-                return response
-            if status == 401 and not refreshed:
-                self._observer.request_finished(op.id, status, elapsed, parse_problem(status, response.content).type)
-                refreshed = True
-                attempt -= 1  # the refresh retry does not use up a transient attempt
-                self._tokens.invalidate(token)
-                self._observer.retried(op.id, "unauthorized")
-                continue
-            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
-            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
-            if isinstance(error, TransientError):
-                error.maybe_applied = error.maybe_applied or maybe_applied
-                maybe_applied = error.maybe_applied
-                if isinstance(error, RateLimitedError):
-                    self._observer.rate_limited(op.id, error.retry_after)
-                pause = _short_pause(error)
-                if pause is not None and attempt < attempts:
-                    self._observer.retried(op.id, "rate_limited" if status == 429 else "server_error")
-                    if pause > 0:
-                        self._sleep(pause)
-                    continue
-            raise error
-
-    def _pages(
-        self,
-        op: ops.Operation,
-        *,
-        agreement_id: str | None = None,
-        params: Mapping[str, str] | None = None,
-    ) -> Iterator[httpx.Response]:
-        seen: set[str] = set()
-        continuation: str | None = None
-        for _ in range(MAX_PAGES):
-            response = self._send(op, agreement_id=agreement_id, params=params, continuation=continuation)
-            yield response
-            continuation = response.headers.get("Continuation-Token") or None
-            if continuation is None or continuation in seen:
-                return
-            seen.add(continuation)
-
     # --- token --------------------------------------------------------------------------------
-
-    def _fetch_token(self) -> TokenGrant:
-        op = ops.ACCESS_TOKEN
-        headers = {
-            "client_id": self._settings.secret("client_id"),
-            "client_secret": self._settings.secret("client_secret"),
-            "Ocp-Apim-Subscription-Key": self._settings.secret("subscription_key"),
-            **self._system_headers,
-        }
-        started = time.perf_counter()
-        try:
-            response = self._http.request(op.method, op.path, headers=headers)
-        except httpx.TransportError as exc:
-            self._observer.request_finished(op.id, None, time.perf_counter() - started, None)
-            raise _transport_error(op.id, exc, False)[0] from None
-        elapsed = time.perf_counter() - started
-        status = response.status_code
-        if status != 200:
-            error = error_for_response(op.id, status, response.content, response.headers.get("retry-after"))
-            self._observer.request_finished(op.id, status, elapsed, error.problem_type)
-            if status in (400, 401, 403):
-                raise AuthError(
-                    f"AccessToken: credentials refused (HTTP {status})",
-                    operation=op.id,
-                    status=status,
-                    problem=error.problem,
-                )
-            raise error
-        self._observer.request_finished(op.id, status, elapsed, None)
-        grant = self._parse(op.id, response, models.AccessTokenResponse)
-        lifetime = grant.expires_in
-        if lifetime is None and grant.expires_on is not None:
-            lifetime = grant.expires_on - time.time()
-        return TokenGrant(grant.access_token.get_secret_value(), lifetime or DEFAULT_LIFETIME)
 
     def current_token(self) -> Token:
         """The token in use (refreshing it if due); for diagnostics and tests, never log `.value`."""
-        return self._tokens.get()
+        return self._auth.token()
 
     # --- helpers ------------------------------------------------------------------------------
+
+    def _fetch(
+        self, op: ops.Operation, model: type[M], *, agreement_id: str | None = None, charge_id: str | None = None
+    ) -> M:
+        """A GET of one resource."""
+        with self._logged(op.id):
+            return parse(op.id, self._sender.send(op, agreement_id=agreement_id, charge_id=charge_id), model)
+
+    def _all_pages(
+        self, op: ops.Operation, adapter: TypeAdapter[list[M]], params: Mapping[str, str], *,
+        agreement_id: str | None = None,
+    ) -> list[M]:
+        """The items of every page of a list."""
+        return [
+            item
+            for response in self._sender.pages(op, agreement_id=agreement_id, params=params)
+            for item in parse_list(op.id, response, adapter)
+        ]
 
     @contextmanager
     def _logged(self, operation: str) -> Iterator[None]:
@@ -464,59 +298,21 @@ class VippsClient:
         except ValueError:
             raise RequestValidationError(f"{operation}: unknown {name} {value!r}", operation=operation) from None
 
-    @staticmethod
-    def _parse(operation: str, response: httpx.Response, model: type[M]) -> M:
-        try:
-            return model.model_validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable(operation, response, model.__name__, exc) from None
-
-    @staticmethod
-    def _parse_list(operation: str, response: httpx.Response, adapter: TypeAdapter[list[M]]) -> list[M]:
-        try:
-            return adapter.validate_json(response.content)
-        except ValidationError as exc:
-            raise _unreadable(operation, response, "a list", exc) from None
 
 
-def _completion(response: httpx.Response) -> Completion:
-    return Completion.ACCEPTED if response.status_code == 202 else Completion.DONE
-
-
-def _unreadable(operation: str, response: httpx.Response, what: str, exc: ValidationError) -> VippsError:
-    # Field locations only: pydantic's own message would echo the body.
-    where = ", ".join(".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()[:3])
-    return UnexpectedResponseError(
-        f"{operation}: HTTP {response.status_code} body is not {what} ({exc.error_count()} errors at {where})",
-        operation=operation,
-        status=response.status_code,
-        maybe_applied=True,
+def _http_client(settings: VippsSettings, transport: httpx.BaseTransport | None) -> httpx.Client:
+    return httpx.Client(
+        base_url=settings.url,
+        transport=transport,
+        timeout=httpx.Timeout(
+            connect=settings.connect_timeout,
+            read=settings.read_timeout,
+            write=settings.write_timeout,
+            pool=settings.pool_timeout,
+        ),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        ),
+        follow_redirects=False,
+        headers={"User-Agent": f"{settings.system_name}/{settings.system_version}"},
     )
-
-
-def _transport_error(operation: str, exc: httpx.TransportError, maybe_applied: bool) -> tuple[TransientError, bool]:
-    """(error, retry at once?) for a failure below HTTP."""
-    name = type(exc).__name__
-    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
-        applied, retry = False, True  # nothing reached Vipps
-    elif isinstance(exc, httpx.PoolTimeout):
-        applied, retry = False, False  # our own pool is saturated; retrying now only adds load
-    elif isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
-        applied, retry = True, True  # a dropped connection; the same key makes the retry safe
-    elif isinstance(exc, httpx.TimeoutException | httpx.WriteError):
-        applied, retry = True, False  # read/write timeout: already waited long; let the caller decide
-    else:
-        applied, retry = False, False
-    error = TransientError(
-        f"{operation}: {name}: {str(exc)[:200]}", operation=operation, maybe_applied=applied or maybe_applied
-    )
-    return error, retry
-
-
-def _short_pause(error: TransientError) -> float | None:
-    """Seconds to pause before retrying ourselves, or None to hand the error to the caller."""
-    if isinstance(error, UnexpectedResponseError):
-        return None
-    if error.retry_after is None:
-        return None if isinstance(error, RateLimitedError) else SERVER_ERROR_PAUSE
-    return error.retry_after if error.retry_after <= SHORT_WAIT else None

@@ -237,7 +237,7 @@ def describe(operation: str, status: int | None, problem: Problem | None) -> str
 
 
 def error_for_response(operation: str, status: int, body: bytes, retry_after_header: str | None) -> VippsError:
-    """Map a non-success response to the taxonomy (the 401 refresh is the caller's job)."""
+    """Map a non-success response to the taxonomy (the one retry after a 401 is `auth.BearerAuth`'s job)."""
     problem = parse_problem(status, body)
     message = describe(operation, status, problem)
     retry_after = parse_retry_after(retry_after_header)

@@ -49,3 +49,10 @@ V3_OPERATIONS: tuple[Operation, ...] = (
     CAPTURE_CHARGE,
     REFUND_CHARGE,
 )
+
+_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS)}
+
+
+def by_id(operation_id: str) -> Operation:
+    """The operation a spec operationId names; KeyError for one this table does not know."""
+    return _BY_ID[operation_id]

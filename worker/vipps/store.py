@@ -1,21 +1,13 @@
-"""A tiny key-value store for the shared token cache: Redis across pods, or in-process memory."""
+"""A tiny key-value store for the shared token cache: the protocol and its in-process version.
+
+The Redis version, shared across processes and pods, is `worker.store.vipps_state.RedisKeyValue`.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 from typing import Protocol
-
-import redis
-
-# Delete only if the value is still the one we saw, so a late invalidation never removes
-# a token another caller has just stored.
-_DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class KeyValue(Protocol):
@@ -25,37 +17,13 @@ class KeyValue(Protocol):
 
     def set_if_absent(self, key: str, value: str, ttl_ms: int) -> bool: ...
 
-    def delete_if_equal(self, key: str, value: str) -> bool: ...
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    return str(value)
-
-
-class RedisKeyValue:
-    def __init__(self, client: redis.Redis) -> None:
-        self._redis = client
-        self._delete_if_equal = client.register_script(_DELETE_IF_EQUAL)
-
-    def get(self, key: str) -> str | None:
-        return _text(self._redis.get(key))
-
-    def set(self, key: str, value: str, ttl_ms: int) -> None:
-        self._redis.set(key, value, px=max(1, ttl_ms))
-
-    def set_if_absent(self, key: str, value: str, ttl_ms: int) -> bool:
-        return bool(self._redis.set(key, value, px=max(1, ttl_ms), nx=True))
-
     def delete_if_equal(self, key: str, value: str) -> bool:
-        return bool(self._delete_if_equal(keys=[key], args=[value]))
+        """Delete ``key`` only while it still holds ``value``, so a late delete never drops a newer value."""
+        ...
 
 
 class MemoryKeyValue:
-    """Same semantics as RedisKeyValue for one process (tests, single-process tools)."""
+    """The `KeyValue` of one process (tests, single-process tools); same semantics as the Redis one."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

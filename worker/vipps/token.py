@@ -1,7 +1,8 @@
 """The access token, cached and shared by every thread, process and pod.
 
 The token lives in the store (Redis) as JSON {access_token, expires_at, refresh_at}
-under a key that names no secret. It is refreshed `margin` seconds before expiry by
+under a key that names no secret; each process reads it there before every use and keeps
+only a decoded copy. It is refreshed `margin` seconds before expiry by
 one caller at a time, holding a short lock (SET NX PX); the others keep using the
 still-valid token or, when there is none, wait briefly for the refresher.
 """
@@ -91,18 +92,26 @@ class TokenCache:
         return min(5.0, max(0.0, (token.expires_at - token.refresh_at) / 2))
 
     def get(self) -> Token:
+        # Always look at the shared token first: another process may have replaced ours after a 401,
+        # and our local copy would then meet one too. The local copy only spares decoding it again.
+        raw = self._store.get(self._key)
         local = self._local
-        if local is not None and self._clock() < local.refresh_at:
+        if local is not None and raw == local.raw and self._clock() < local.refresh_at:
             return local
-        shared = _decode(self._store.get(self._key))
-        if shared is not None and self._clock() < shared.refresh_at:
-            self._local = shared
+        shared = self._adopt(raw)
+        if shared is not None:
             return shared
         with self._thread_lock:  # one refresher per process; other threads queue here briefly
-            local = self._local
-            if local is not None and self._clock() < local.refresh_at:
-                return local
-            return self._refresh(shared)
+            raw = self._store.get(self._key)
+            return self._adopt(raw) or self._refresh(_decode(raw))
+
+    def _adopt(self, raw: str | None) -> Token | None:
+        """The shared token, kept as our local copy, if it is not yet due for refresh."""
+        shared = _decode(raw)
+        if shared is None or self._clock() >= shared.refresh_at:
+            return None
+        self._local = shared
+        return shared
 
     def invalidate(self, used: Token) -> None:
         """Forget `used` (after a 401), unless someone has already replaced it."""

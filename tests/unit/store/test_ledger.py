@@ -145,3 +145,12 @@ def test_layout_routes_agreement_commands_to_their_own_queue() -> None:
     layout = Layout()
     assert layout.queue_for("agreement.update") == "vipps.agreements"
     assert layout.queue_for("charge.create") == "vipps.charges"
+
+
+def test_take_slot_is_one_function_that_the_budget_and_the_claim_embed(redis_client: redis.Redis) -> None:
+    assert scripts.source("take_slot", "claim").startswith(scripts.source("take_slot"))
+    script = redis_client.register_script(
+        scripts.source("take_slot") + "return {take_slot(KEYS[1], 1, 60000, 'a'), take_slot(KEYS[1], 1, 60000, 'b')}")
+    first, second = script(keys=["embed:slot"])
+    assert first == 0
+    assert 0 < second <= 60_000

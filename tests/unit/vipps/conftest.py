@@ -26,8 +26,8 @@ def vipps() -> Iterator[respx.MockRouter]:
 
 @pytest.fixture
 def client(settings: VippsSettings, vipps: respx.MockRouter) -> Iterator[VippsClient]:
-    with VippsClient(settings, key_prefix="unit") as c:
-        c._sleep = lambda seconds: None  # the client's own short pauses; keep tests fast
+    # No real pauses before the client's own retries: keeps the tests fast.
+    with VippsClient(settings, key_prefix="unit", sleep=lambda seconds: None) as c:
         yield c
 
 

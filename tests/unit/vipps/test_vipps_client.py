@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import respx
-from vipps_support import ACCESS_TOKEN, SECRETS, token_body
+from vipps_support import ACCESS_TOKEN, BASE, SECRETS, token_body
 
-from worker.vipps import Completion, VippsClient, VippsSettings, errors, load_settings, models
+from worker.vipps import Completion, NullObserver, VippsClient, VippsSettings, errors, load_settings, models
+from worker.vipps.auth import BearerAuth, token_cache_key
+from worker.vipps.store import MemoryKeyValue
 
 AGR = "agr_5kSeqz"
 CHR = "chr-123ab"
@@ -54,10 +56,15 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def observed(settings: VippsSettings, vipps: respx.MockRouter, recorder: Recorder) -> VippsClient:
-    c = VippsClient(settings, observer=recorder, key_prefix="unit")
-    c._sleep = lambda seconds: None
-    return c
+def pauses() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def observed(
+    settings: VippsSettings, vipps: respx.MockRouter, recorder: Recorder, pauses: list[float]
+) -> VippsClient:
+    return VippsClient(settings, observer=recorder, key_prefix="unit", sleep=pauses.append)
 
 
 # --- headers ---------------------------------------------------------------------------------------
@@ -132,7 +139,7 @@ def test_ids_stay_one_path_segment(client: VippsClient, vipps: respx.MockRouter)
 
 
 def test_5xx_is_retried_once_with_the_same_key(
-    observed: VippsClient, vipps: respx.MockRouter, recorder: Recorder
+    observed: VippsClient, vipps: respx.MockRouter, recorder: Recorder, pauses: list[float]
 ) -> None:
     route = vipps.post(f"{CHARGE_PATH}/capture")
     route.side_effect = [httpx.Response(502), httpx.Response(204)]
@@ -145,6 +152,7 @@ def test_5xx_is_retried_once_with_the_same_key(
     assert keys == ["cap-1", "cap-1"]
     assert bodies[0] == bodies[1]
     assert ("retried", "CaptureChargeV3", "server_error") in recorder.events
+    assert pauses == [0.2]  # a 5xx without Retry-After: a short pause before the retry
 
 
 def test_connect_error_is_retried_and_not_marked_applied(client: VippsClient, vipps: respx.MockRouter) -> None:
@@ -185,11 +193,14 @@ def test_429_with_http_date_is_rate_limited(observed: VippsClient, vipps: respx.
     assert any(e[0] == "rate_limited" for e in recorder.events)
 
 
-def test_429_with_short_retry_after_is_retried(client: VippsClient, vipps: respx.MockRouter) -> None:
+def test_429_with_short_retry_after_is_retried(
+    observed: VippsClient, vipps: respx.MockRouter, pauses: list[float]
+) -> None:
     route = vipps.get(f"/recurring/v3/agreements/{AGR}")
     route.side_effect = [httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(200, json={"id": AGR})]
-    assert client.fetch_agreement(AGR).id == AGR
+    assert observed.fetch_agreement(AGR).id == AGR
     assert route.call_count == 2
+    assert pauses == [1.0]  # waited as long as Vipps asked
 
 
 def test_429_without_retry_after_is_not_retried(client: VippsClient, vipps: respx.MockRouter) -> None:
@@ -332,6 +343,118 @@ def test_token_endpoint_outage_is_transient(client: VippsClient, vipps: respx.Mo
     with pytest.raises(errors.TransientError) as info:
         client.fetch_agreement(AGR)
     assert info.value.retry_after == 30.0
+
+
+def test_bearer_auth_is_a_plain_httpx_auth(settings: VippsSettings, vipps: respx.MockRouter) -> None:
+    vipps.routes["token"].side_effect = [
+        httpx.Response(200, json=token_body("first-token")),
+        httpx.Response(200, json=token_body("second-token")),
+    ]
+    route = vipps.get("/anything").mock(side_effect=[httpx.Response(401), httpx.Response(200)])
+    with httpx.Client(base_url=BASE) as http:
+        auth = BearerAuth(http, settings, MemoryKeyValue(), key_prefix="unit", observer=NullObserver(),
+                          system_headers={})
+        assert http.get("/anything", auth=auth).status_code == 200
+    assert [c.request.headers["Authorization"] for c in route.calls] == ["Bearer first-token", "Bearer second-token"]
+    assert {c.request.headers["Ocp-Apim-Subscription-Key"] for c in route.calls} == {SECRETS["subscription_key"]}
+
+
+def test_a_wrong_secret_never_uses_the_token_cached_for_the_right_one(
+    settings: VippsSettings, vipps: respx.MockRouter
+) -> None:
+    def token_endpoint(request: httpx.Request) -> httpx.Response:
+        if request.headers["client_secret"] == SECRETS["client_secret"]:
+            return httpx.Response(200, json=token_body())
+        return httpx.Response(401, json={"error": "invalid_client"})
+
+    vipps.routes["token"].side_effect = token_endpoint
+    route = vipps.get(f"/recurring/v3/agreements/{AGR}").respond(200, json={"id": AGR})
+    wrong = load_settings(env="test", msn="123456", **{**SECRETS, "client_secret": "wrong-secret-value"})
+    shared = MemoryKeyValue()  # one store, as two processes sharing Redis
+    with VippsClient(settings, token_store=shared) as good, VippsClient(wrong, token_store=shared) as bad:
+        good.fetch_agreement(AGR)
+        with pytest.raises(errors.AuthError) as info:
+            bad.fetch_agreement(AGR)
+        assert info.value.operation == "AccessToken"
+        assert bad.credentials_refused is True
+        assert good.credentials_refused is False
+    assert route.call_count == 1  # nothing went out with the wrong secret
+    assert vipps.routes["token"].call_count == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("client_id", "another-client-id"),
+        ("client_secret", "another-secret"),
+        ("subscription_key", "another-subscription-key"),
+        ("msn", "654321"),
+        ("base_url", "https://elsewhere.example"),
+    ],
+)
+def test_the_token_key_depends_on_every_credential_and_shows_none(
+    settings: VippsSettings, field: str, value: str
+) -> None:
+    other = load_settings(**{"env": "test", "msn": "123456", **SECRETS, field: value})
+    key = token_cache_key(settings, "unit")
+    assert token_cache_key(other, "unit") != key
+    assert key == token_cache_key(load_settings(env="test", msn="123456", **SECRETS), "unit")
+    assert not [s for s in (*SECRETS.values(), value) if s in key]
+
+
+def test_a_client_sends_the_token_another_client_refreshed(settings: VippsSettings, vipps: respx.MockRouter) -> None:
+    vipps.routes["token"].side_effect = [
+        httpx.Response(200, json=token_body("first-token")),
+        httpx.Response(200, json=token_body("second-token")),
+    ]
+    accepted = {"Bearer first-token"}
+
+    def api(request: httpx.Request) -> httpx.Response:
+        if request.headers["Authorization"] in accepted:
+            return httpx.Response(200, json={"id": AGR})
+        return httpx.Response(401, text="The access token is invalid")
+
+    route = vipps.get(f"/recurring/v3/agreements/{AGR}").mock(side_effect=api)
+    shared = MemoryKeyValue()
+    with VippsClient(settings, token_store=shared) as a, VippsClient(settings, token_store=shared) as b:
+        a.fetch_agreement(AGR)  # a now holds first-token
+        accepted = {"Bearer second-token"}  # Vipps stops accepting it ...
+        b.fetch_agreement(AGR)  # ... b meets the 401 and stores second-token
+        a.fetch_agreement(AGR)
+    sent = [c.request.headers["Authorization"] for c in route.calls]
+    assert sent == ["Bearer first-token", "Bearer first-token", "Bearer second-token", "Bearer second-token"]
+    assert vipps.routes["token"].call_count == 2
+
+
+def test_credentials_refused_follows_the_token_endpoints_last_answer(
+    client: VippsClient, vipps: respx.MockRouter
+) -> None:
+    vipps.get(f"/recurring/v3/agreements/{AGR}").respond(200, json={"id": AGR})
+    assert client.credentials_refused is False
+    vipps.routes["token"].respond(401, json={"error": "invalid_client"})
+    with pytest.raises(errors.AuthError):
+        client.fetch_agreement(AGR)
+    assert client.credentials_refused is True
+    vipps.routes["token"].respond(200, json=token_body())
+    client.fetch_agreement(AGR)
+    assert client.credentials_refused is False
+
+
+def test_a_401_even_with_a_fresh_token_counts_as_refused(client: VippsClient, vipps: respx.MockRouter) -> None:
+    route = vipps.get(f"/recurring/v3/agreements/{AGR}")
+    route.side_effect = [httpx.Response(401), httpx.Response(401), httpx.Response(200, json={"id": AGR})]
+    with pytest.raises(errors.AuthError):
+        client.fetch_agreement(AGR)
+    assert client.credentials_refused is True
+    client.fetch_agreement(AGR)
+    assert client.credentials_refused is False
+
+
+def test_a_token_endpoint_outage_is_no_refusal(client: VippsClient, vipps: respx.MockRouter) -> None:
+    vipps.routes["token"].respond(503)
+    with pytest.raises(errors.TransientError):
+        client.fetch_agreement(AGR)
+    assert client.credentials_refused is False
 
 
 # --- other behaviour -------------------------------------------------------------------------------

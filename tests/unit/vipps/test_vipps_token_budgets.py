@@ -12,10 +12,12 @@ import redis
 import respx
 from vipps_support import SECRETS
 
+from worker.store.vipps_state import RedisBudgetBackend, RedisKeyValue, redis_backends
 from worker.vipps import VippsClient, VippsSettings, errors
-from worker.vipps.budgets import BudgetRule, Budgets, MemoryBudgetBackend, RedisBudgetBackend
+from worker.vipps import operations as ops
+from worker.vipps.budgets import DEFAULT_RULES, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
 from worker.vipps.observer import NullObserver
-from worker.vipps.store import KeyValue, MemoryKeyValue, RedisKeyValue
+from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import TokenCache, TokenGrant
 
 KEY = "unit:vipps:token:abc"
@@ -131,6 +133,17 @@ def test_invalidate_only_removes_the_token_that_failed(store: KeyValue) -> None:
     assert fetch.calls == 2
 
 
+def test_a_process_uses_the_token_another_process_refreshed(store: KeyValue) -> None:
+    fetch = CountingFetch()
+    a = make_cache(store, fetch)
+    b = make_cache(store, fetch)
+    first = a.get()
+    b.invalidate(first)  # b met a 401 with it ...
+    assert b.get().value == "token-2"  # ... and refreshed
+    assert a.get().value == "token-2"  # a reads the shared token rather than trusting its older copy
+    assert fetch.calls == 2
+
+
 def test_failed_refresh_keeps_the_current_token_until_expiry(store: KeyValue) -> None:
     clock = FakeClock()
     observer = RecordingObserver()
@@ -156,7 +169,7 @@ def test_client_token_key_names_no_secret(
     settings: VippsSettings, redis_client: redis.Redis, vipps: respx.MockRouter
 ) -> None:
     vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
-    with VippsClient(settings, redis=redis_client, key_prefix="keys-test") as c:
+    with VippsClient(settings, **redis_backends(redis_client), key_prefix="keys-test") as c:
         c.fetch_agreement("agr_1")
     keys = [k.decode() for k in redis_client.keys("keys-test:*")]
     assert any(":vipps:token:" in k for k in keys)
@@ -168,8 +181,8 @@ def test_two_clients_share_one_token_through_redis(
 ) -> None:
     vipps.get("/recurring/v3/agreements/agr_1").respond(200, json={"id": "agr_1"})
     with (
-        VippsClient(settings, redis=redis_client, key_prefix="share") as a,
-        VippsClient(settings, redis=redis_client, key_prefix="share") as b,
+        VippsClient(settings, **redis_backends(redis_client), key_prefix="share") as a,
+        VippsClient(settings, **redis_backends(redis_client), key_prefix="share") as b,
     ):
         a.fetch_agreement("agr_1")
         b.fetch_agreement("agr_1")
@@ -189,50 +202,61 @@ def backend(request: pytest.FixtureRequest) -> RedisBudgetBackend | MemoryBudget
 def test_budget_is_shared_between_pods_and_says_how_long_to_wait(redis_client: redis.Redis) -> None:
     pods = [
         Budgets(
-            RedisBudgetBackend(redis_client), "b", {"UpdateAgreementPatchV3": BudgetRule(5, ("msn", "agreementId"))}
+            RedisBudgetBackend(redis_client), "b", {ops.UPDATE_AGREEMENT: BudgetRule(5, ("msn", "agreementId"))}
         )
         for _ in range(2)
     ]
     values = {"msn": "123456", "agreementId": "agr_1"}
-    waits = [pods[i % 2].take("UpdateAgreementPatchV3", values) for i in range(7)]
+    waits = [pods[i % 2].take(ops.UPDATE_AGREEMENT, values) for i in range(7)]
     assert waits[:5] == [0.0] * 5
     assert all(55 < w <= 60 for w in waits[5:])
-    assert pods[0].take("UpdateAgreementPatchV3", {**values, "agreementId": "agr_2"}) == 0.0
+    assert pods[0].take(ops.UPDATE_AGREEMENT, {**values, "agreementId": "agr_2"}) == 0.0
 
 
 def test_budget_slot_frees_after_the_window(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "w", {"FetchChargeV3": BudgetRule(2, ("chargeId",), window=0.3)})
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
-    wait = budgets.take("FetchChargeV3", {"chargeId": "c"})
+    budgets = Budgets(backend, "w", {ops.FETCH_CHARGE: BudgetRule(2, ("chargeId",), window=0.3)})
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
+    wait = budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"})
     assert 0 < wait <= 0.3
     time.sleep(wait + 0.02)
-    assert budgets.take("FetchChargeV3", {"chargeId": "c"}) == 0.0
+    assert budgets.take(ops.FETCH_CHARGE, {"chargeId": "c"}) == 0.0
 
 
 def test_budget_is_atomic_under_concurrency(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "c", {"ListChargesV3": BudgetRule(10, ("agreementId",))})
+    budgets = Budgets(backend, "c", {ops.LIST_CHARGES: BudgetRule(10, ("agreementId",))})
     with ThreadPoolExecutor(max_workers=16) as pool:
-        waits = list(pool.map(lambda _: budgets.take("ListChargesV3", {"agreementId": "a"}), range(40)))
+        waits = list(pool.map(lambda _: budgets.take(ops.LIST_CHARGES, {"agreementId": "a"}), range(40)))
     assert waits.count(0.0) == 10
 
 
 def test_operations_without_a_rule_are_unlimited(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
     budgets = Budgets(backend, "u", {})
-    assert all(budgets.take("acceptUsingPATCHV3", {}) == 0.0 for _ in range(50))
+    assert all(budgets.take(ops.FORCE_ACCEPT, {}) == 0.0 for _ in range(50))
 
 
 def test_a_prepaid_slot_covers_one_send_in_its_block_only(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "p", {"CreateChargeV3": BudgetRule(2, ("idempotencyKey",))})
+    budgets = Budgets(backend, "p", {ops.CREATE_CHARGE: BudgetRule(2, ("idempotencyKey",))})
     values = {"idempotencyKey": "k1"}
-    slot = budgets.slot("CreateChargeV3", values)
+    slot = budgets.slot(ops.CREATE_CHARGE, values)
     assert slot is not None and (slot.limit, slot.window_ms) == (2, 60_000)
-    assert budgets.slot("acceptUsingPATCHV3", {}) is None
+    assert budgets.slot(ops.FORCE_ACCEPT, {}) is None
     with budgets.prepaid(slot):
-        assert budgets.take("CreateChargeV3", values) == 0.0  # paid for: nothing taken
-        assert budgets.take("CreateChargeV3", values) == 0.0  # a second send takes the first real slot
-        assert budgets.take("CreateChargeV3", {"idempotencyKey": "k2"}) == 0.0  # another key is not covered
-    assert budgets.take("CreateChargeV3", values) == 0.0
-    assert budgets.take("CreateChargeV3", values) > 0  # two real slots were taken for k1: the budget is full
+        assert budgets.take(ops.CREATE_CHARGE, values) == 0.0  # paid for: nothing taken
+        assert budgets.take(ops.CREATE_CHARGE, values) == 0.0  # a second send takes the first real slot
+        assert budgets.take(ops.CREATE_CHARGE, {"idempotencyKey": "k2"}) == 0.0  # another key is not covered
+    assert budgets.take(ops.CREATE_CHARGE, values) == 0.0
+    assert budgets.take(ops.CREATE_CHARGE, values) > 0  # two real slots were taken for k1: the budget is full
     with budgets.prepaid(slot), ThreadPoolExecutor(max_workers=1) as pool:  # the block covers only this thread
-        assert pool.submit(budgets.take, "CreateChargeV3", values).result() > 0
+        assert pool.submit(budgets.take, ops.CREATE_CHARGE, values).result() > 0
+
+
+def test_client_budget_slot_by_operation_or_by_its_id(settings: VippsSettings) -> None:
+    assert set(DEFAULT_RULES) <= set(ops.V3_OPERATIONS)  # rules name operations of the one table
+    with VippsClient(settings, key_prefix="unit") as c:
+        slot = c.budget_slot(ops.CREATE_CHARGE, agreement_id="agr_1", idempotency_key="k")
+        assert slot == BudgetSlot("unit:vipps:budget:CreateChargeV3:123456:agr_1:k", 2, 60_000)
+        assert c.budget_slot("CreateChargeV3", agreement_id="agr_1", idempotency_key="k") == slot
+        assert c.budget_slot(ops.FORCE_ACCEPT, agreement_id="agr_1") is None  # no published limit
+        with pytest.raises(KeyError):
+            c.budget_slot("NoSuchOperationV3")

@@ -1,0 +1,139 @@
+"""Charges: create, capture, refund, and what Vipps returns for them (NOTES §2.6-2.12, §3.2-3.5)."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import Field, Strict, field_validator
+
+from schemas.commands import ChargeStatus, TransactionType
+from worker.vipps.models.common import (
+    EXTERNAL_ID,
+    ORDER_ID,
+    Amount,
+    Currency,
+    LenientDate,
+    RequestModel,
+    ResponseModel,
+    TolerantCurrency,
+    TolerantDateTime,
+    TolerantTransactionType,
+)
+
+# In the guide's state table but not in the spec's enum (NOTES §3.2): parsed as this plain string.
+CHARGE_STATUS_UNKNOWN = "UNKNOWN"
+
+# Vipps may still move the charge by itself, so it is worth polling: not yet processed, being
+# processed, or the transient UNKNOWN (NOTES §3.2).
+CHANGING_CHARGE_STATUSES: frozenset[str] = frozenset(
+    {ChargeStatus.PENDING, ChargeStatus.DUE, ChargeStatus.PROCESSING, CHARGE_STATUS_UNKNOWN}
+)
+# A cancel is accepted: PENDING, DUE and RESERVED become CANCELLED, PARTIALLY_CAPTURED becomes CHARGED (NOTES §3.2).
+CANCELLABLE_CHARGE_STATUSES: frozenset[str] = frozenset(
+    {ChargeStatus.PENDING, ChargeStatus.DUE, ChargeStatus.RESERVED, ChargeStatus.PARTIALLY_CAPTURED}
+)
+
+
+class ChargeType(StrEnum):
+    INITIAL = "INITIAL"
+    RECURRING = "RECURRING"
+
+
+class ChargeEventType(StrEnum):
+    CREATE = "CREATE"
+    RESERVE = "RESERVE"
+    CAPTURE = "CAPTURE"
+    REFUND = "REFUND"
+    CANCEL = "CANCEL"
+    FAIL = "FAIL"
+
+
+class FailureReason(StrEnum):
+    USER_ACTION_REQUIRED = "user_action_required"
+    CHARGE_AMOUNT_TOO_HIGH = "charge_amount_too_high"
+    NON_TECHNICAL_ERROR = "non_technical_error"
+    TECHNICAL_ERROR = "technical_error"
+
+
+TolerantChargeStatus = Annotated[ChargeStatus | str, Field(union_mode="left_to_right")]
+TolerantChargeType = Annotated[ChargeType | str, Field(union_mode="left_to_right")]
+TolerantEventType = Annotated[ChargeEventType | str, Field(union_mode="left_to_right")]
+TolerantFailureReason = Annotated[FailureReason | str, Field(union_mode="left_to_right")]
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+class CreateChargeV3(RequestModel):
+    amount: Amount
+    transactionType: TransactionType
+    description: str = Field(min_length=1, max_length=45)
+    due: date
+    retryDays: Annotated[int, Strict(), Field(ge=0, le=14)]
+    orderId: str | None = Field(default=None, pattern=ORDER_ID)
+    externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
+
+    @field_validator("due", mode="before")
+    @classmethod
+    def _date_only(cls, value: Any) -> Any:
+        # A datetime would silently lose its time; the API takes a calendar date.
+        if isinstance(value, datetime):
+            raise ValueError("due is a date (YYYY-MM-DD), not a date-time")
+        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            raise ValueError("due must be formatted YYYY-MM-DD")
+        return value
+
+
+class ModifyChargeV3(RequestModel):
+    """Body of capture (CaptureRequestV3) and refund (RefundRequest)."""
+
+    amount: Amount
+    description: str = Field(min_length=1)
+
+
+CaptureRequestV3 = ModifyChargeV3
+RefundRequest = ModifyChargeV3
+
+
+# --- responses ------------------------------------------------------------------------------------
+
+
+class ChargeSummary(ResponseModel):
+    captured: int = 0
+    refunded: int = 0
+    cancelled: int = 0
+
+
+class ChargeEvent(ResponseModel):
+    occurred: TolerantDateTime
+    event: TolerantEventType
+    amount: int
+    idempotencyKey: str | None = None
+    success: bool
+
+
+class ChargeResponseV3(ResponseModel):
+    id: str  # no length check: orderId-derived ids reach 50 characters despite the spec's 15
+    agreementId: str | None = None
+    amount: int
+    currency: TolerantCurrency = Currency.NOK
+    description: str | None = None
+    due: LenientDate | None = None
+    retryDays: int | None = None
+    status: TolerantChargeStatus
+    type: TolerantChargeType = ChargeType.RECURRING
+    transactionType: TolerantTransactionType | None = None
+    transactionId: str | None = None  # null until CHARGED
+    externalId: str | None = None
+    externalAgreementId: str | None = None
+    failureReason: TolerantFailureReason | None = None
+    failureDescription: str | None = None
+    summary: ChargeSummary = Field(default_factory=ChargeSummary)
+    history: list[ChargeEvent] = Field(default_factory=list)
+
+
+class ChargeReference(ResponseModel):
+    chargeId: str
