@@ -29,13 +29,13 @@ class TokenStore:
         subscription_key = headers.get("ocp-apim-subscription-key")
         if subscription_key is None:
             raise Problem(401, "not-authorized", "Access denied due to missing subscription key")
-        if not hmac.compare_digest(subscription_key, self.config.subscription_key):
+        if not hmac.compare_digest(subscription_key, self.config.secret("subscription_key")):
             raise Problem(401, "not-authorized", "Access denied due to invalid subscription key")
         if (
             client_id is None
             or client_secret is None
-            or not hmac.compare_digest(client_id, self.config.client_id)
-            or not hmac.compare_digest(client_secret, self.config.client_secret)
+            or not hmac.compare_digest(client_id, self.config.secret("client_id"))
+            or not hmac.compare_digest(client_secret, self.config.secret("client_secret"))
         ):
             raise Problem(401, "not-authorized", "Invalid client_id or client_secret")
         msn = headers.get("merchant-serial-number")
@@ -78,7 +78,7 @@ class TokenStore:
         subscription_key = headers.get("ocp-apim-subscription-key")
         if subscription_key is None:
             raise Problem(401, "not-authorized", "Access denied due to missing subscription key")
-        if subscription_key != self.config.subscription_key:
+        if subscription_key != self.config.secret("subscription_key"):
             raise Problem(401, "not-authorized", "Access denied due to invalid subscription key")
         authorization = headers.get("authorization")
         if authorization is None:
