@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from worker.simulator import agreements
 from worker.simulator.clock import iso, parse_iso
 from worker.simulator.config import FaultConfig
 from worker.simulator.problems import Problem
@@ -132,21 +133,14 @@ async def post_scripts(request: Request) -> Response:
         engine.scripts.add_rules(body)
         for item in _listed(body.get("user_accepts")):
             target = item if isinstance(item, dict) else {"agreement_id": item}
-            agreement = engine.agreement(str(target["agreement_id"]))
-            if agreement.status != "PENDING":
-                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not PENDING")
-            if target.get("phone_number"):
-                agreement.phone_number = str(target["phone_number"])
-            engine.accept(agreement, "user.accept", f"{agreement.id}-UserAccept", target.get("max_amount"))
+            phone = str(target["phone_number"]) if target.get("phone_number") else None
+            agreements.user_accepts(engine, str(target["agreement_id"]), phone, target.get("max_amount"))
         for item in _listed(body.get("user_rejects")):
-            engine.user_rejects(str(item))
+            agreements.user_rejects(engine, str(item))
         for item in _listed(body.get("user_stops")):
-            agreement = engine.agreement(str(item))
-            if agreement.status != "ACTIVE":
-                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not ACTIVE")
-            engine.stop_agreement(agreement, "user.stop", f"{agreement.id}-UserStop", by_user=True)
+            agreements.user_stops(engine, str(item))
         for item in _listed(body.get("user_max_amount")):
-            engine.set_max_amount(str(item["agreement_id"]), int(item["max_amount"]))
+            agreements.set_max_amount(engine, str(item["agreement_id"]), int(item["max_amount"]))
     except (ScriptError, KeyError, TypeError, ValueError) as exc:
         return _error(400, f"invalid script: {exc}")
     return _json(engine.scripts.snapshot())
