@@ -39,11 +39,16 @@ class Checker:
         if self.errors:
             raise validation_error(self.errors)
 
-    def obj(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any] | None:
+    def _present(self, parent: dict[str, Any], key: str, path: str, required: bool) -> Any:
+        """The value, or None when absent (a failure if it is required)."""
         value = parent.get(key)
+        if value is None and required:
+            self.fail(path, "must not be null")
+        return value
+
+    def obj(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any] | None:
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         if not isinstance(value, dict):
             self.fail(path, "must be an object")
@@ -59,10 +64,8 @@ class Checker:
         minimum: int | None = None,
         maximum: int | None = None,
     ) -> int | None:
-        value = parent.get(key)
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         number: int | None = None
         if isinstance(value, bool):
@@ -95,10 +98,8 @@ class Checker:
         pattern: re.Pattern[str] | None = None,
         enum: tuple[str, ...] | None = None,
     ) -> str | None:
-        value = parent.get(key)
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.fail(path, "must be a string")

@@ -314,9 +314,8 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             if plan.drop_before and has_body:
                 # Take the whole request first: closing with unread bytes makes the kernel send RST.
                 await request.body()
-            early = await _before(sim, plan, request.url.path)
+            early = await _injected(sim, plan, op.operation_id, request.url.path)
             if early is not None:
-                sim.count(op.operation_id, 0 if isinstance(early, DropConnection) else early.status_code)
                 return early
         body = await request.body() if has_body else b""
         response = process(sim, op, request, body)
@@ -330,17 +329,22 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
-async def _before(sim: Simulator, plan: FaultPlan, path: str) -> Response | None:
+async def _injected(sim: Simulator, plan: FaultPlan, operation: str, path: str) -> Response | None:
+    """The planned delay, then the fault that answers instead of the operation (counted), if any."""
     if plan.delay:
         await _sleep(plan.delay)
+    early: Response | None = None
     if plan.drop_before:
-        return DropConnection()
-    if plan.status_5xx is not None:
-        return Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
-    if plan.status_429:
+        early = DropConnection()
+    elif plan.status_5xx is not None:
+        early = Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
+    elif plan.status_429:
         retry = str(sim.faults.config.retry_after_seconds)
-        return Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
-    return None
+        early = Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
+    if early is not None:
+        # A dropped connection has no status; 0 stands for it in the counts.
+        sim.count(operation, 0 if isinstance(early, DropConnection) else early.status_code)
+    return early
 
 
 async def _sleep(seconds: float) -> None:
@@ -350,12 +354,9 @@ async def _sleep(seconds: float) -> None:
 async def access_token(request: Request) -> Response:
     sim: Simulator = request.app.state.simulator
     if sim.faults.config.include_token_endpoint:
-        plan = sim.faults.plan("AccessToken")
-        if plan is not NO_FAULT:
-            early = await _before(sim, plan, request.url.path)
-            if early is not None:
-                sim.count("AccessToken", 0 if isinstance(early, DropConnection) else early.status_code)
-                return early
+        early = await _injected(sim, sim.faults.plan("AccessToken"), "AccessToken", request.url.path)
+        if early is not None:
+            return early
     now = sim.now()
     try:
         body = sim.tokens.issue(request.headers, now)
