@@ -18,7 +18,7 @@ from worker.simulator import agreements
 from worker.simulator.clock import iso, parse_iso
 from worker.simulator.config import FaultConfig
 from worker.simulator.problems import Problem
-from worker.simulator.scripts import ScriptError, Scripts, as_list
+from worker.simulator.scripts import ScriptError, Scripts, as_list, check_rule_names
 from worker.simulator.state import Simulator
 from worker.simulator.validation import require_object
 
@@ -131,6 +131,8 @@ async def post_scripts(request: Request) -> Response:
     engine = sim.engine
     sim.now()
     try:
+        # Before anything is applied: a misspelt rule would otherwise be silently ignored.
+        check_rule_names(body)
         engine.scripts.add_rules(body)
         for item in as_list(body.get("user_accepts")):
             target = item if isinstance(item, dict) else {"agreement_id": item}

@@ -18,10 +18,20 @@ FAILURE_REASONS = {
     "technical_error": "Technical error",
 }
 DEFAULT_REASON = "user_action_required"
+# Rules that stay until the scripts are cleared, and user actions carried out when posted.
+RULES = ("charge_amount_fails", "agreement_fails", "charge_fails", "agreement_never_accepts", "agreement_rejects")
+USER_ACTIONS = ("user_accepts", "user_rejects", "user_stops", "user_max_amount")
 
 
 class ScriptError(ValueError):
     pass
+
+
+def check_rule_names(payload: dict[str, Any]) -> None:
+    unknown = sorted(set(payload) - {*RULES, *USER_ACTIONS})
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ScriptError(f"unknown rule {names} (known: {', '.join((*RULES, *USER_ACTIONS))})")
 
 
 @dataclass
