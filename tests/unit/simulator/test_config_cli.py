@@ -10,7 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from worker.cli import app as root_app
-from worker.simulator.cli import parse_duration, parse_latency
+from worker.simulator.cli_options import parse_duration, parse_latency
 from worker.simulator.config import SimulatorConfig, SimulatorConfigError
 
 
