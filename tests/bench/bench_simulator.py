@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -26,6 +28,13 @@ CREDENTIALS = {
     "client_id": "simulator-client-id",
     "client_secret": "simulator-client-secret",
     "Ocp-Apim-Subscription-Key": "simulator-subscription-key",
+}
+AGREEMENT = {
+    "pricing": {"amount": 100000, "currency": "NOK"},
+    "interval": {"unit": "MONTH", "count": 1},
+    "merchantRedirectUrl": "https://example.com/r",
+    "merchantAgreementUrl": "https://example.com/a",
+    "productName": "Bench",
 }
 
 
@@ -106,24 +115,20 @@ def drive(port: int, requests: list[bytes], clients: int, connections: int) -> d
     }
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per scenario")
     parser.add_argument("--clients", type=int, default=2, help="client processes")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections per client process")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    port = free_port()
+
+@contextlib.contextmanager
+def simulator(port: int) -> Iterator[str]:
+    """`vipps-billing simulator --no-rate-limits` on ``port``; its base URL once it answers."""
+    command = ["simulator", "--port", str(port), "--no-rate-limits"]
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "from worker.cli.app import main; main()",
-            "simulator",
-            "--port",
-            str(port),
-            "--no-rate-limits",
-        ],
+        [sys.executable, "-c", "from worker.cli.app import main; main()", *command],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         stdout=subprocess.DEVNULL,
     )
@@ -135,23 +140,24 @@ def main() -> None:
                 break
             except httpx.TransportError:
                 time.sleep(0.1)
-        http = httpx.Client(base_url=base)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def active_agreements(base: str, count: int) -> tuple[dict[str, str], list[str]]:
+    """Auth headers and ``count`` ACTIVE agreements to aim the scenarios at."""
+    with httpx.Client(base_url=base) as http:
         token = http.post("/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
         auth = {
             "Authorization": f"Bearer {token}",
             "Ocp-Apim-Subscription-Key": CREDENTIALS["Ocp-Apim-Subscription-Key"],
         }
         agreement_ids = []
-        for i in range(200):
-            body = {
-                "pricing": {"amount": 100000, "currency": "NOK"},
-                "interval": {"unit": "MONTH", "count": 1},
-                "merchantRedirectUrl": "https://example.com/r",
-                "merchantAgreementUrl": "https://example.com/a",
-                "productName": "Bench",
-            }
+        for i in range(count):
             agreement_id = http.post(
-                "/recurring/v3/agreements", json=body, headers={**auth, "Idempotency-Key": f"d{i}"}
+                "/recurring/v3/agreements", json=AGREEMENT, headers={**auth, "Idempotency-Key": f"d{i}"}
             ).json()["agreementId"]
             http.patch(
                 f"/recurring/v3/agreements/{agreement_id}/accept",
@@ -159,63 +165,51 @@ def main() -> None:
                 headers={**auth, "Idempotency-Key": f"a{i}"},
             )
             agreement_ids.append(agreement_id)
-        http.close()
+    return auth, agreement_ids
 
-        due = (datetime.now(UTC).date() + timedelta(days=5)).isoformat()
-        n = args.requests
-        scenarios = {
-            "fetch agreement (GET)": [
-                build_request("GET", f"/recurring/v3/agreements/{agreement_ids[i % 200]}", auth) for i in range(n)
-            ],
-            "create charge (POST, new key each)": [
-                build_request(
-                    "POST",
-                    f"/recurring/v3/agreements/{agreement_ids[i % 200]}/charges",
-                    {**auth, "Idempotency-Key": f"bench-charge-{i}"},
-                    json.dumps(
-                        {
-                            "amount": 10000,
-                            "description": "Bench",
-                            "due": due,
-                            "retryDays": 2,
-                            "transactionType": "DIRECT_CAPTURE",
-                        }
-                    ).encode(),
-                )
-                for i in range(n)
-            ],
-            "idempotent replay (POST, same key)": [
-                build_request(
-                    "POST",
-                    f"/recurring/v3/agreements/{agreement_ids[0]}/charges",
-                    {**auth, "Idempotency-Key": "bench-charge-0"},
-                    json.dumps(
-                        {
-                            "amount": 10000,
-                            "description": "Bench",
-                            "due": due,
-                            "retryDays": 2,
-                            "transactionType": "DIRECT_CAPTURE",
-                        }
-                    ).encode(),
-                )
-                for _ in range(n)
-            ],
-        }
+
+def create_charge(agreement_id: str, auth: dict[str, str], key: str, due: str) -> bytes:
+    body = {"amount": 10000, "description": "Bench", "due": due, "retryDays": 2, "transactionType": "DIRECT_CAPTURE"}
+    path = f"/recurring/v3/agreements/{agreement_id}/charges"
+    return build_request("POST", path, {**auth, "Idempotency-Key": key}, json.dumps(body).encode())
+
+
+def scenarios(auth: dict[str, str], agreement_ids: list[str], n: int) -> dict[str, list[bytes]]:
+    """Each scenario's ``n`` raw requests, spread over the agreements."""
+    due = (datetime.now(UTC).date() + timedelta(days=5)).isoformat()
+    count = len(agreement_ids)
+    return {
+        "fetch agreement (GET)": [
+            build_request("GET", f"/recurring/v3/agreements/{agreement_ids[i % count]}", auth) for i in range(n)
+        ],
+        "create charge (POST, new key each)": [
+            create_charge(agreement_ids[i % count], auth, f"bench-charge-{i}", due) for i in range(n)
+        ],
+        "idempotent replay (POST, same key)": [
+            create_charge(agreement_ids[0], auth, "bench-charge-0", due) for _ in range(n)
+        ],
+    }
+
+
+def report(name: str, result: dict[str, float]) -> str:
+    return (
+        f"  {name:38s} {result['requests']:>7.0f} req in {result['seconds']:.2f} s = "
+        f"{result['rps']:>7.0f} req/s   p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
+        f"statuses {result['statuses']}"
+    )
+
+
+def main() -> None:
+    args = parse_args()
+    port = free_port()
+    with simulator(port) as base:
+        auth, agreement_ids = active_agreements(base, 200)
         print(
             f"simulator throughput, 1 server process, {args.clients} client processes x {args.connections} "
             f"connections, {os.cpu_count()} CPUs, faults off, rate limits off"
         )
-        for name, requests in scenarios.items():
-            result = drive(port, requests, args.clients, args.connections)
-            print(
-                f"  {name:38s} {result['requests']:>7.0f} req in {result['seconds']:.2f} s = "
-                f"{result['rps']:>7.0f} req/s   p50 {result['p50_ms']:.1f} ms  p99 {result['p99_ms']:.1f} ms  "
-                f"statuses {result['statuses']}"
-            )
-    finally:
-        server.terminate()
-        server.wait(10)
+        for name, requests in scenarios(auth, agreement_ids, args.requests).items():
+            print(report(name, drive(port, requests, args.clients, args.connections)))
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import subprocess
@@ -12,9 +13,10 @@ from typing import Any
 
 import httpx
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from worker.cli.app import app as cli
+from worker.simulator.cli import app as simulator_app
 
 CREDENTIALS = {
     "client_id": "simulator-client-id",
@@ -36,18 +38,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
+@contextlib.contextmanager
+def _serve(*args: str) -> Iterator[str]:
+    """`vipps-billing simulator --port <free> *args` in a subprocess; its URL once it answers."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-c", "from worker.cli.app import main; main()",
-         "simulator", "--port", str(port), "--seed", "5"],
+        [sys.executable, "-c", "from worker.cli.app import main; main()", "simulator", "--port", str(port), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(100):
+            if process.poll() is not None:
+                assert process.stderr is not None
+                raise RuntimeError(f"simulator exited: {process.stderr.read().decode()}")
             try:
                 if httpx.get(url + "/_simulator/health").status_code == 200:
                     break
@@ -64,6 +69,12 @@ def base_url() -> Iterator[str]:
         assert "Traceback" not in errors, errors
 
 
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    with _serve("--seed", "5") as url:
+        yield url
+
+
 @pytest.fixture
 def client(base_url: str) -> Iterator[httpx.Client]:
     httpx.post(base_url + "/_simulator/reset", json={})
@@ -76,7 +87,7 @@ def client(base_url: str) -> Iterator[httpx.Client]:
 
 
 def _cli(base_url: str, *args: str) -> Any:
-    result = CliRunner().invoke(cli, ["simulator", *args, "--url", base_url])
+    result = CliRunner().invoke(cli, ["simulator", *args, "--url", base_url, "--json"])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -150,3 +161,69 @@ def test_injected_5xx_and_429_over_http(client: httpx.Client, base_url: str) -> 
     shown = _cli(base_url, "faults", "show")
     assert shown["injected"] == {"status_429": 1, "status_5xx": 1}
     _cli(base_url, "faults", "off")
+
+
+def _sim_cli(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    """The simulator's own typer app, with neither VIPPS_BASE_URL nor SIMULATOR_URL unless given."""
+    return CliRunner().invoke(
+        simulator_app, list(args), env={"VIPPS_BASE_URL": None, "SIMULATOR_URL": None, **(env or {})}
+    )
+
+
+@pytest.mark.parametrize("variable", ["VIPPS_BASE_URL", "SIMULATOR_URL"])
+def test_admin_commands_find_the_simulator_from_the_environment(base_url: str, variable: str) -> None:
+    httpx.put(base_url + "/_simulator/clock", json={"now": "2032-07-01T12:00:00Z"}).raise_for_status()
+    result = _sim_cli("clock", "show", "--json", env={variable: base_url})
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["now"].startswith("2032-07-01T12:0")
+    httpx.post(base_url + "/_simulator/reset", json={}).raise_for_status()
+
+
+def test_tables_by_default_and_json_with_the_flag(client: httpx.Client, base_url: str) -> None:
+    client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-table"})
+    expected = {
+        ("clock", "show"): ["Simulated clock", "next processing round"],
+        ("faults", "show"): ["Fault injection", "--5xx-rate", "No faults injected so far."],
+        ("effects",): ["Effects", "agreement.draft", "it-table"],
+        ("stats",): ["Requests", "DraftAgreementV3", "Totals"],
+        ("script", '{"charge_amount_fails": 151}'): ["Scripted outcomes", "amount 151 øre"],
+    }
+    for command, shown in expected.items():
+        # A terminal wide enough that no id is folded over two lines.
+        table = _sim_cli(*command, "--url", base_url, env={"COLUMNS": "200"})
+        assert table.exit_code == 0, table.output
+        assert all(text in table.stdout for text in shown), (command, table.stdout)
+        with pytest.raises(ValueError):
+            json.loads(table.stdout)
+        as_json = _sim_cli(*command, "--url", base_url, "--json")
+        assert as_json.exit_code == 0 and isinstance(json.loads(as_json.stdout), dict | list), as_json.output
+
+
+def test_the_clock_cannot_go_back_in_one_line(base_url: str) -> None:
+    httpx.put(base_url + "/_simulator/clock", json={"now": "2031-05-01T12:00:00Z"}).raise_for_status()
+    result = _sim_cli("clock", "set", "2031-04-30T00:00:00Z", "--url", base_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: the clock cannot go back") and result.stderr.count("\n") == 1
+    assert "/_simulator" not in result.stderr and "reset" in result.stderr
+    assert _sim_cli("clock", "show", "--json", "--url", base_url).stdout.count("2031-05-01T12:0") == 1
+    httpx.post(base_url + "/_simulator/reset", json={}).raise_for_status()
+
+
+def test_an_unknown_script_rule_sent_anyway_is_refused_by_the_simulator(base_url: str) -> None:
+    response = httpx.post(base_url + "/_simulator/scripts", json={"charge_amount_fail": 151})
+    assert response.status_code == 400 and "unknown rule 'charge_amount_fail'" in response.json()["error"]
+
+
+def test_start_up_takes_the_fault_options_of_faults_set() -> None:
+    flags = ["--seed", "3", "--429-rate", "1", "--retry-after", "4", "--operation", "ListAgreementsV3"]
+    with _serve(*flags) as url:
+        config = httpx.get(url + "/_simulator/faults").json()["config"]
+        assert (config["seed"], config["error_429_rate"], config["retry_after_seconds"]) == (3, 1.0, 4)
+        assert config["operations"] == ["ListAgreementsV3"]
+        token = httpx.post(url + "/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Ocp-Apim-Subscription-Key": CREDENTIALS["Ocp-Apim-Subscription-Key"],
+        }
+        limited = httpx.get(url + "/recurring/v3/agreements", headers=headers)
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "4"

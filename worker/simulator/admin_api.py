@@ -6,6 +6,7 @@ It never collides with Vipps paths, needs no credentials and is never subject to
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,11 +14,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from worker.simulator import agreements
 from worker.simulator.clock import iso, parse_iso
 from worker.simulator.config import FaultConfig
 from worker.simulator.problems import Problem
-from worker.simulator.scripts import ScriptError
+from worker.simulator.scripts import ScriptError, Scripts, as_list, check_rule_names
 from worker.simulator.state import Simulator
+from worker.simulator.validation import require_object
 
 PREFIX = "/_simulator"
 
@@ -38,9 +41,7 @@ async def _body(request: Request) -> dict[str, Any]:
         value = json.loads(raw)
     except ValueError:
         raise Problem(400, "invalid-json", "The request body is not valid JSON") from None
-    if not isinstance(value, dict):
-        raise Problem(400, "invalid-json", "The request body must be a JSON object")
-    return value
+    return require_object(value)
 
 
 def _sim(request: Request) -> Simulator:
@@ -62,6 +63,15 @@ async def get_clock(request: Request) -> Response:
     return _json(_clock_body(_sim(request)))
 
 
+def _move_clock(sim: Simulator, move: Callable[[], None]) -> Response:
+    """Move the clock, running every transition on the way; the answer counts them."""
+    before = len(sim.engine.effects.items)
+    sim.now()
+    move()
+    sim.now()
+    return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
+
+
 async def put_clock(request: Request) -> Response:
     sim = _sim(request)
     body = await _body(request)
@@ -69,13 +79,9 @@ async def put_clock(request: Request) -> Response:
         target = parse_iso(str(body["now"]))
     except (KeyError, ValueError):
         return _error(400, 'body must be {"now": "<ISO-8601 date-time>"}')
-    before = len(sim.engine.effects.items)
-    current = sim.now()
-    if target.timestamp() < current - 1:
+    if target.timestamp() < sim.clock.timestamp() - 1:
         return _error(400, "the clock only moves forward (POST /_simulator/reset to start over)")
-    sim.clock.set(target)
-    sim.now()
-    return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
+    return _move_clock(sim, lambda: sim.clock.set(target))
 
 
 async def advance_clock(request: Request) -> Response:
@@ -84,11 +90,7 @@ async def advance_clock(request: Request) -> Response:
     seconds = body.get("seconds")
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or seconds < 0:
         return _error(400, 'body must be {"seconds": <non-negative number>}')
-    before = len(sim.engine.effects.items)
-    sim.now()
-    sim.clock.advance(float(seconds))
-    sim.now()
-    return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
+    return _move_clock(sim, lambda: sim.clock.advance(float(seconds)))
 
 
 async def get_faults(request: Request) -> Response:
@@ -129,33 +131,22 @@ async def post_scripts(request: Request) -> Response:
     engine = sim.engine
     sim.now()
     try:
+        # Before anything is applied: a misspelt rule would otherwise be silently ignored.
+        check_rule_names(body)
         engine.scripts.add_rules(body)
-        for item in _listed(body.get("user_accepts")):
+        for item in as_list(body.get("user_accepts")):
             target = item if isinstance(item, dict) else {"agreement_id": item}
-            agreement = engine.agreement(str(target["agreement_id"]))
-            if agreement.status != "PENDING":
-                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not PENDING")
-            if target.get("phone_number"):
-                agreement.phone_number = str(target["phone_number"])
-            engine.accept(agreement, "user.accept", f"{agreement.id}-UserAccept", target.get("max_amount"))
-        for item in _listed(body.get("user_rejects")):
-            engine.user_rejects(str(item))
-        for item in _listed(body.get("user_stops")):
-            agreement = engine.agreement(str(item))
-            if agreement.status != "ACTIVE":
-                raise Problem(409, "conflict", f"Agreement is {agreement.status}, not ACTIVE")
-            engine.stop_agreement(agreement, "user.stop", f"{agreement.id}-UserStop", by_user=True)
-        for item in _listed(body.get("user_max_amount")):
-            engine.set_max_amount(str(item["agreement_id"]), int(item["max_amount"]))
+            phone = str(target["phone_number"]) if target.get("phone_number") else None
+            agreements.user_accepts(engine, str(target["agreement_id"]), phone, target.get("max_amount"))
+        for item in as_list(body.get("user_rejects")):
+            agreements.user_rejects(engine, str(item))
+        for item in as_list(body.get("user_stops")):
+            agreements.user_stops(engine, str(item))
+        for item in as_list(body.get("user_max_amount")):
+            agreements.set_max_amount(engine, str(item["agreement_id"]), int(item["max_amount"]))
     except (ScriptError, KeyError, TypeError, ValueError) as exc:
         return _error(400, f"invalid script: {exc}")
     return _json(engine.scripts.snapshot())
-
-
-def _listed(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    return value if isinstance(value, list) else [value]
 
 
 async def get_scripts(request: Request) -> Response:
@@ -164,7 +155,7 @@ async def get_scripts(request: Request) -> Response:
 
 async def delete_scripts(request: Request) -> Response:
     engine = _sim(request).engine
-    engine.scripts.__init__()  # type: ignore[misc]
+    engine.scripts = Scripts()
     return _json(engine.scripts.snapshot())
 
 

@@ -17,6 +17,11 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
+def _same(given: str | None, expected: str) -> bool:
+    """Constant-time comparison; bytes, because compare_digest refuses non-ASCII str (a header may hold any)."""
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
 class TokenStore:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
@@ -24,18 +29,10 @@ class TokenStore:
         self._key = secrets.token_bytes(32)
 
     def issue(self, headers: Any, now: float) -> dict[str, str]:
-        client_id = headers.get("client_id")
-        client_secret = headers.get("client_secret")
-        subscription_key = headers.get("ocp-apim-subscription-key")
-        if subscription_key is None:
-            raise Problem(401, "not-authorized", "Access denied due to missing subscription key")
-        if not hmac.compare_digest(subscription_key, self.config.subscription_key):
-            raise Problem(401, "not-authorized", "Access denied due to invalid subscription key")
-        if (
-            client_id is None
-            or client_secret is None
-            or not hmac.compare_digest(client_id, self.config.client_id)
-            or not hmac.compare_digest(client_secret, self.config.client_secret)
+        self._check_subscription_key(headers)
+        if not (
+            _same(headers.get("client_id"), self.config.secret("client_id"))
+            and _same(headers.get("client_secret"), self.config.secret("client_secret"))
         ):
             raise Problem(401, "not-authorized", "Invalid client_id or client_secret")
         msn = headers.get("merchant-serial-number")
@@ -57,6 +54,13 @@ class TokenStore:
             "access_token": token,
         }
 
+    def _check_subscription_key(self, headers: Any) -> None:
+        subscription_key = headers.get("ocp-apim-subscription-key")
+        if subscription_key is None:
+            raise Problem(401, "not-authorized", "Access denied due to missing subscription key")
+        if not _same(subscription_key, self.config.secret("subscription_key")):
+            raise Problem(401, "not-authorized", "Access denied due to invalid subscription key")
+
     def _mint(self, now: float, expires: float) -> str:
         # Shaped like the JWT Vipps issues; only this store can vouch for it.
         header = _b64(json.dumps({"typ": "JWT", "alg": "HS256"}).encode())
@@ -75,11 +79,7 @@ class TokenStore:
 
     def check(self, headers: Any, now: float) -> None:
         """Subscription key, Bearer token, MSN; raises the matching problem."""
-        subscription_key = headers.get("ocp-apim-subscription-key")
-        if subscription_key is None:
-            raise Problem(401, "not-authorized", "Access denied due to missing subscription key")
-        if subscription_key != self.config.subscription_key:
-            raise Problem(401, "not-authorized", "Access denied due to invalid subscription key")
+        self._check_subscription_key(headers)
         authorization = headers.get("authorization")
         if authorization is None:
             raise Problem(401, "not-authorized", "Missing Authorization header")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 
 class SimClock:
@@ -35,3 +35,12 @@ def parse_iso(value: str) -> datetime:
     """Parse an ISO-8601 date-time; naive values are taken as UTC."""
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def midnight(day: date) -> float:
+    """The epoch timestamp of 00:00 UTC on ``day``."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+
+
+def utc_date(ts: float) -> date:
+    return datetime.fromtimestamp(ts, UTC).date()

@@ -1,23 +1,46 @@
 """Simulator settings: credentials (the same ``VIPPS_*`` variables a worker reads), clock rules, faults.
 
-Read from the environment by ``SimulatorConfig.from_env()``; ``SIMULATOR_*`` variables tune the rest.
-Secrets may come from files (``VIPPS_CLIENT_SECRET_FILE`` and friends), like the worker's settings.
+``SimulatorConfig(...)`` is exactly what the caller passes and reads nothing from the environment, so a
+test never picks up a developer's ``VIPPS_*``. ``SimulatorConfig.from_env()`` is the one place that reads
+it (pydantic-settings): ``SIMULATOR_<FIELD>`` for every field (``SIMULATOR_FAULTS`` as JSON),
+``VIPPS_CLIENT_ID``, ``VIPPS_CLIENT_SECRET``, ``VIPPS_SUBSCRIPTION_KEY``, ``VIPPS_MSN`` for the
+credentials, or a file named by ``VIPPS_CLIENT_SECRET_FILE`` and friends, as the worker's settings do.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
+ENV_PREFIX = "SIMULATOR_"
+# Field -> the variable the worker reads for it; the simulator accepts exactly what a worker sends.
+CREDENTIAL_VARIABLES = {
+    "client_id": "VIPPS_CLIENT_ID",
+    "client_secret": "VIPPS_CLIENT_SECRET",
+    "subscription_key": "VIPPS_SUBSCRIPTION_KEY",
+    "msn": "VIPPS_MSN",
+}
 DEFAULT_CREDENTIALS = {
     "client_id": "simulator-client-id",
     "client_secret": "simulator-client-secret",
     "subscription_key": "simulator-subscription-key",
     "msn": "123456",
 }
+
+
+class SimulatorConfigError(ValueError):
+    """The environment does not make a valid configuration. The message names variables, never values."""
 
 
 class LatencyConfig(BaseModel):
@@ -63,11 +86,19 @@ class FaultConfig(BaseModel):
         )
 
 
-class SimulatorConfig(BaseModel):
-    client_id: str = DEFAULT_CREDENTIALS["client_id"]
-    client_secret: str = DEFAULT_CREDENTIALS["client_secret"]
-    subscription_key: str = DEFAULT_CREDENTIALS["subscription_key"]
-    msn: str = DEFAULT_CREDENTIALS["msn"]
+def _credential(name: str) -> Any:
+    return Field(default=SecretStr(DEFAULT_CREDENTIALS[name]), validation_alias=CREDENTIAL_VARIABLES[name])
+
+
+class SimulatorConfig(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", validate_by_name=True, validate_by_alias=True
+    )
+
+    client_id: SecretStr = _credential("client_id")
+    client_secret: SecretStr = _credential("client_secret")
+    subscription_key: SecretStr = _credential("subscription_key")
+    msn: str = Field(default=DEFAULT_CREDENTIALS["msn"], validation_alias=CREDENTIAL_VARIABLES["msn"])
 
     seed: int = 0
     token_lifetime_seconds: int = Field(default=3600, ge=1)
@@ -77,7 +108,8 @@ class SimulatorConfig(BaseModel):
     pending_agreement_ttl_seconds: float = Field(default=600.0, gt=0)
     # A charge turns DUE when its due date is this close (FAQ: 30 days).
     due_visibility_days: int = Field(default=30, ge=0)
-    processing_hours_utc: list[int] = Field(default_factory=lambda: [7, 15])
+    # From the environment as "7,15" (NoDecode: not JSON).
+    processing_hours_utc: Annotated[list[int], NoDecode] = Field(default_factory=lambda: [7, 15])
     capture_window_days: int = 180
     refund_window_days: int = 365
     legacy_max_multiplier: int = 5
@@ -94,36 +126,80 @@ class SimulatorConfig(BaseModel):
     public_url: str | None = None
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
+    @field_validator("processing_hours_utc", mode="before")
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> SimulatorConfig:
-        env = dict(os.environ if environ is None else environ)
-        values: dict[str, object] = {}
-        for name in ("client_id", "client_secret", "subscription_key", "msn"):
-            value = _read(env, f"VIPPS_{name.upper()}")
-            if value is not None:
-                values[name] = value
-        for name, field in cls.model_fields.items():
-            raw = env.get(f"SIMULATOR_{name.upper()}")
-            if raw is not None and name != "faults":
-                values[name] = _parse_list(raw) if field.annotation == list[int] else raw
-        config = cls.model_validate(values)
-        faults_json = env.get("SIMULATOR_FAULTS")
-        if faults_json:
-            config.faults = FaultConfig.model_validate_json(faults_json)
-        return config
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
-def _read(env: dict[str, str], key: str) -> str | None:
-    if env.get(key):
-        return env[key]
-    path = env.get(f"{key}_FILE")
-    if path:
+    @classmethod
+    def from_env(cls, **overrides: Any) -> SimulatorConfig:
+        """Overrides (the CLI's options) > ``SIMULATOR_*`` / ``VIPPS_*`` > ``VIPPS_*_FILE`` > defaults."""
         try:
-            return Path(path).read_text().strip()
-        except OSError as exc:
-            raise ValueError(f"{key}_FILE cannot be read: {exc.strerror}") from None
-    return None
+            return _FromEnvironment(**overrides)
+        except ValidationError as exc:
+            raise SimulatorConfigError(_describe(exc)) from None
+        except SettingsError as exc:
+            # Raised for undecodable JSON (SIMULATOR_FAULTS); its message names the field, not the value.
+            raise SimulatorConfigError(f"invalid simulator configuration: {exc}") from None
+
+    def secret(self, name: Literal["client_id", "client_secret", "subscription_key"]) -> str:
+        value: SecretStr = getattr(self, name)
+        return value.get_secret_value()
 
 
-def _parse_list(raw: str) -> list[int]:
-    return [int(part) for part in raw.replace(" ", "").split(",") if part]
+class _FromEnvironment(SimulatorConfig):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _CredentialFiles(settings_cls))
+
+
+class _CredentialFiles(PydanticBaseSettingsSource):
+    """``VIPPS_CLIENT_SECRET_FILE`` and friends name a file holding the value (a mounted Kubernetes Secret)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # not used: __call__ reads every file at once
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for variable in CREDENTIAL_VARIABLES.values():
+            path = os.environ.get(f"{variable}_FILE")
+            if not path:
+                continue
+            try:
+                # Keyed by the variable, like the environment source, so a set variable wins over its file.
+                values[variable] = Path(path).read_text().strip()
+            except OSError as exc:
+                raise SimulatorConfigError(f"{variable}_FILE cannot be read: {exc.strerror}") from None
+        return values
+
+
+def _describe(exc: ValidationError) -> str:
+    """Pydantic's errors without the inputs (they may be secrets), each under the variable it came from."""
+    reasons = []
+    for error in exc.errors(include_input=False, include_url=False):
+        head, *rest = [str(part) for part in error["loc"]] or ["settings"]
+        if head in CREDENTIAL_VARIABLES:
+            head = CREDENTIAL_VARIABLES[head]
+        variable = head if head in CREDENTIAL_VARIABLES.values() else ENV_PREFIX + head.upper()
+        reasons.append(": ".join([variable, *rest, error["msg"]]))
+    return "invalid simulator configuration: " + "; ".join(reasons)

@@ -18,10 +18,20 @@ FAILURE_REASONS = {
     "technical_error": "Technical error",
 }
 DEFAULT_REASON = "user_action_required"
+# Rules that stay until the scripts are cleared, and user actions carried out when posted.
+RULES = ("charge_amount_fails", "agreement_fails", "charge_fails", "agreement_never_accepts", "agreement_rejects")
+USER_ACTIONS = ("user_accepts", "user_rejects", "user_stops", "user_max_amount")
 
 
 class ScriptError(ValueError):
     pass
+
+
+def check_rule_names(payload: dict[str, Any]) -> None:
+    unknown = sorted(set(payload) - {*RULES, *USER_ACTIONS})
+    if unknown:
+        names = ", ".join(repr(name) for name in unknown)
+        raise ScriptError(f"unknown rule {names} (known: {', '.join((*RULES, *USER_ACTIONS))})")
 
 
 @dataclass
@@ -51,23 +61,23 @@ class Scripts:
         }
 
     def add_rules(self, payload: dict[str, Any]) -> None:
-        for item in _items(payload.get("charge_amount_fails")):
+        for item in as_list(payload.get("charge_amount_fails")):
             amount, reason = _target(item, "amount")
             if not isinstance(amount, int) or isinstance(amount, bool):
                 raise ScriptError("charge_amount_fails: amount must be an integer (minor units)")
             self.amount_fails[amount] = reason
-        for item in _items(payload.get("agreement_fails")):
+        for item in as_list(payload.get("agreement_fails")):
             agreement_id, reason = _target(item, "agreement_id")
             self.agreement_fails[str(agreement_id)] = reason
-        for item in _items(payload.get("charge_fails")):
+        for item in as_list(payload.get("charge_fails")):
             charge_id, reason = _target(item, "charge_id")
             attempts = item.get("attempts") if isinstance(item, dict) else None
             if attempts is not None and (not isinstance(attempts, int) or attempts < 1):
                 raise ScriptError("charge_fails: attempts must be a positive integer")
             self.charge_fails[str(charge_id)] = ChargeRule(reason, attempts)
-        for item in _items(payload.get("agreement_never_accepts")):
+        for item in as_list(payload.get("agreement_never_accepts")):
             self.never_accepts.add(str(item))
-        for item in _items(payload.get("agreement_rejects")):
+        for item in as_list(payload.get("agreement_rejects")):
             self.rejects.add(str(item))
 
     def refuses(self, agreement: Agreement) -> bool:
@@ -99,7 +109,8 @@ class Scripts:
         return None
 
 
-def _items(value: Any) -> list[Any]:
+def as_list(value: Any) -> list[Any]:
+    """A rule's value: one item or a list of them."""
     if value is None:
         return []
     return value if isinstance(value, list) else [value]

@@ -39,11 +39,16 @@ class Checker:
         if self.errors:
             raise validation_error(self.errors)
 
-    def obj(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any] | None:
+    def _present(self, parent: dict[str, Any], key: str, path: str, required: bool) -> Any:
+        """The value, or None when absent (a failure if it is required)."""
         value = parent.get(key)
+        if value is None and required:
+            self.fail(path, "must not be null")
+        return value
+
+    def obj(self, parent: dict[str, Any], key: str, path: str, required: bool = False) -> dict[str, Any] | None:
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         if not isinstance(value, dict):
             self.fail(path, "must be an object")
@@ -59,10 +64,8 @@ class Checker:
         minimum: int | None = None,
         maximum: int | None = None,
     ) -> int | None:
-        value = parent.get(key)
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         number: int | None = None
         if isinstance(value, bool):
@@ -95,10 +98,8 @@ class Checker:
         pattern: re.Pattern[str] | None = None,
         enum: tuple[str, ...] | None = None,
     ) -> str | None:
-        value = parent.get(key)
+        value = self._present(parent, key, path, required)
         if value is None:
-            if required:
-                self.fail(path, "must not be null")
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             self.fail(path, "must be a string")
@@ -168,21 +169,7 @@ def draft_agreement(body: Any, skip_landing_page_allowed: bool) -> dict[str, Any
     out: dict[str, Any] = {}
     pricing = c.obj(body, "pricing", "pricing", required=True)
     if pricing is not None:
-        ptype = c.str_(pricing, "type", "pricing.type", enum=("LEGACY", "VARIABLE")) or "LEGACY"
-        c.str_(pricing, "currency", "pricing.currency", required=True, enum=("NOK",))
-        out["pricing_type"] = ptype
-        if ptype == "LEGACY":
-            out["amount"] = c.int_(pricing, "amount", "pricing.amount", required=True, minimum=100)
-        else:
-            suggested = c.int_(pricing, "suggestedMaxAmount", "pricing.suggestedMaxAmount", required=True, minimum=100)
-            if suggested is not None and suggested > 2_000_000:
-                raise Problem(
-                    400,
-                    "invalid-suggested-max-amount",
-                    "suggestedMaxAmount must be at most 2000000 (20 000 NOK)",
-                    extra=[{"field": "pricing.suggestedMaxAmount", "text": "must be less than or equal to 2000000"}],
-                )
-            out["suggested_max_amount"] = suggested
+        out.update(_pricing(c, pricing))
     out["interval"] = c.period(body, "interval", "interval")
     is_app = c.bool_(body, "isApp", "isApp")
     out["is_app"] = is_app
@@ -205,18 +192,7 @@ def draft_agreement(body: Any, skip_landing_page_allowed: bool) -> dict[str, Any
     skip_landing = c.bool_(body, "skipLandingPage", "skipLandingPage")
     initial = c.obj(body, "initialCharge", "initialCharge")
     if initial is not None:
-        out["initial_charge"] = {
-            # No minimum in the spec ("no price limit"); a non-positive payment is meaningless.
-            "amount": c.int_(initial, "amount", "initialCharge.amount", required=True, minimum=1),
-            "description": c.str_(initial, "description", "initialCharge.description", required=True, min_len=1),
-            "transaction_type": c.str_(
-                initial, "transactionType", "initialCharge.transactionType", required=True, enum=TRANSACTION_TYPES
-            ),
-            "order_id": c.str_(initial, "orderId", "initialCharge.orderId", pattern=ORDER_ID),
-            "external_id": c.str_(
-                initial, "externalId", "initialCharge.externalId", min_len=1, max_len=64, pattern=EXTERNAL_ID
-            ),
-        }
+        out["initial_charge"] = _initial_charge(c, initial)
     campaign = c.obj(body, "campaign", "campaign")
     if campaign is not None:
         out["campaign"] = _campaign(c, campaign)
@@ -226,6 +202,39 @@ def draft_agreement(body: Any, skip_landing_page_allowed: bool) -> dict[str, Any
     if skip_landing and not skip_landing_page_allowed:
         raise Problem(403, "invalid-sale-unit", "skipLandingPage is not enabled for this sales unit")
     return out
+
+
+def _pricing(c: Checker, pricing: dict[str, Any]) -> dict[str, Any]:
+    ptype = c.str_(pricing, "type", "pricing.type", enum=("LEGACY", "VARIABLE")) or "LEGACY"
+    c.str_(pricing, "currency", "pricing.currency", required=True, enum=("NOK",))
+    if ptype == "LEGACY":
+        amount = c.int_(pricing, "amount", "pricing.amount", required=True, minimum=100)
+        return {"pricing_type": ptype, "amount": amount}
+    suggested = c.int_(pricing, "suggestedMaxAmount", "pricing.suggestedMaxAmount", required=True, minimum=100)
+    if suggested is not None and suggested > 2_000_000:
+        # Its own problem type, not a validation-error (NOTES §5.2).
+        raise Problem(
+            400,
+            "invalid-suggested-max-amount",
+            "suggestedMaxAmount must be at most 2000000 (20 000 NOK)",
+            extra=[{"field": "pricing.suggestedMaxAmount", "text": "must be less than or equal to 2000000"}],
+        )
+    return {"pricing_type": ptype, "suggested_max_amount": suggested}
+
+
+def _initial_charge(c: Checker, initial: dict[str, Any]) -> dict[str, Any]:
+    return {
+        # No minimum in the spec ("no price limit"); a non-positive payment is meaningless.
+        "amount": c.int_(initial, "amount", "initialCharge.amount", required=True, minimum=1),
+        "description": c.str_(initial, "description", "initialCharge.description", required=True, min_len=1),
+        "transaction_type": c.str_(
+            initial, "transactionType", "initialCharge.transactionType", required=True, enum=TRANSACTION_TYPES
+        ),
+        "order_id": c.str_(initial, "orderId", "initialCharge.orderId", pattern=ORDER_ID),
+        "external_id": c.str_(
+            initial, "externalId", "initialCharge.externalId", min_len=1, max_len=64, pattern=EXTERNAL_ID
+        ),
+    }
 
 
 def _campaign(c: Checker, campaign: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,8 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.simulator import validation
-from worker.simulator.engine import utc_date
+from worker.simulator import agreements, charges, validation
+from worker.simulator.clock import utc_date
 from worker.simulator.faults import NO_FAULT, DropConnection, FaultPlan
 from worker.simulator.idempotency import Stored, fingerprint
 from worker.simulator.models import Charge
@@ -130,7 +130,7 @@ def draft_agreement(call: Call) -> Response:
     sim = call.sim
     data = validation.draft_agreement(call.json(), sim.config.skip_landing_page_allowed)
     base = sim.config.public_url or f"{call.request.url.scheme}://{call.request.url.netloc}"
-    agreement, charge_id = sim.engine.draft_agreement(data, call.key, base.rstrip("/"))
+    agreement, charge_id = agreements.draft(sim.engine, data, call.key, base.rstrip("/"))
     return json_response(
         {
             "agreementId": agreement.id,
@@ -149,13 +149,13 @@ def fetch_agreement(call: Call) -> Response:
 
 def update_agreement(call: Call) -> Response:
     changes = validation.patch_agreement(call.json())
-    call.sim.engine.update_agreement(call.params["agreementId"], changes, call.key)
+    agreements.update(call.sim.engine, call.params["agreementId"], changes, call.key)
     return Response(status_code=NO_CONTENT)
 
 
 def force_accept(call: Call) -> Response:
     phone = validation.force_accept(call.json())
-    call.sim.engine.force_accept(call.params["agreementId"], phone, call.key)
+    agreements.force_accept(call.sim.engine, call.params["agreementId"], phone, call.key)
     return Response(status_code=NO_CONTENT)
 
 
@@ -165,8 +165,8 @@ def list_charges(call: Call) -> Response:
     status = call.request.query_params.get("status")
     if status is not None and status not in CHARGE_STATUSES:
         raise validation.validation_error([{"field": "status", "text": "must be a ChargeStatus"}])
-    charges: list[Charge] = [engine.charges[c] for c in agreement.charge_ids]
-    return json_response([engine.charge_json(c) for c in charges if status is None or c.status == status])
+    listed: list[Charge] = [engine.charges[c] for c in agreement.charge_ids]
+    return json_response([engine.charge_json(c) for c in listed if status is None or c.status == status])
 
 
 def create_charge(call: Call) -> Response:
@@ -176,7 +176,7 @@ def create_charge(call: Call) -> Response:
     data = validation.create_charge(
         call.json(), utc_date(sim.engine.now), sim.config.min_due_lead_days, sim.config.max_due_days
     )
-    charge = sim.engine.create_charge(agreement_id, data, call.key)
+    charge = charges.create(sim.engine, agreement_id, data, call.key)
     return json_response({"chargeId": charge.id}, 201)
 
 
@@ -192,20 +192,19 @@ def fetch_charge_by_id(call: Call) -> Response:
 
 
 def cancel_charge(call: Call) -> Response:
-    call.sim.engine.cancel_charge(call.params["agreementId"], call.params["chargeId"], call.key)
+    charges.cancel(call.sim.engine, call.params["agreementId"], call.params["chargeId"], call.key)
     return Response(status_code=NO_CONTENT)
 
 
-def capture_charge(call: Call) -> Response:
-    amount, _ = validation.amount_request(call.json())
-    call.sim.engine.capture_charge(call.params["agreementId"], call.params["chargeId"], amount, call.key)
-    return Response(status_code=NO_CONTENT)
+def move_money(movement: charges.Movement) -> Handler:
+    """Capture or refund: the same body, the same checks, another movement."""
 
+    def run(call: Call) -> Response:
+        amount, _ = validation.amount_request(call.json())
+        charges.move(call.sim.engine, movement, call.params["agreementId"], call.params["chargeId"], amount, call.key)
+        return Response(status_code=NO_CONTENT)
 
-def refund_charge(call: Call) -> Response:
-    amount, _ = validation.amount_request(call.json())
-    call.sim.engine.refund_charge(call.params["agreementId"], call.params["chargeId"], amount, call.key)
-    return Response(status_code=NO_CONTENT)
+    return run
 
 
 AGREEMENTS = "/recurring/v3/agreements"
@@ -241,12 +240,17 @@ OPERATIONS = (
         "CaptureChargeV3",
         "POST",
         CHARGE + "/capture",
-        capture_charge,
+        move_money(charges.CAPTURE),
         mutating=True,
         rate_key=("agreementId", "chargeId"),
     ),
     Operation(
-        "RefundChargeV3", "POST", CHARGE + "/refund", refund_charge, mutating=True, rate_key=("agreementId", "chargeId")
+        "RefundChargeV3",
+        "POST",
+        CHARGE + "/refund",
+        move_money(charges.REFUND),
+        mutating=True,
+        rate_key=("agreementId", "chargeId"),
     ),
 )
 
@@ -310,9 +314,8 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             if plan.drop_before and has_body:
                 # Take the whole request first: closing with unread bytes makes the kernel send RST.
                 await request.body()
-            early = await _before(sim, plan, request.url.path)
+            early = await _injected(sim, plan, op.operation_id, request.url.path)
             if early is not None:
-                sim.count(op.operation_id, 0 if isinstance(early, DropConnection) else early.status_code)
                 return early
         body = await request.body() if has_body else b""
         response = process(sim, op, request, body)
@@ -326,17 +329,22 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
     return handle
 
 
-async def _before(sim: Simulator, plan: FaultPlan, path: str) -> Response | None:
+async def _injected(sim: Simulator, plan: FaultPlan, operation: str, path: str) -> Response | None:
+    """The planned delay, then the fault that answers instead of the operation (counted), if any."""
     if plan.delay:
         await _sleep(plan.delay)
+    early: Response | None = None
     if plan.drop_before:
-        return DropConnection()
-    if plan.status_5xx is not None:
-        return Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
-    if plan.status_429:
+        early = DropConnection()
+    elif plan.status_5xx is not None:
+        early = Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
+    elif plan.status_429:
         retry = str(sim.faults.config.retry_after_seconds)
-        return Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
-    return None
+        early = Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
+    if early is not None:
+        # A dropped connection has no status; 0 stands for it in the counts.
+        sim.count(operation, 0 if isinstance(early, DropConnection) else early.status_code)
+    return early
 
 
 async def _sleep(seconds: float) -> None:
@@ -346,12 +354,9 @@ async def _sleep(seconds: float) -> None:
 async def access_token(request: Request) -> Response:
     sim: Simulator = request.app.state.simulator
     if sim.faults.config.include_token_endpoint:
-        plan = sim.faults.plan("AccessToken")
-        if plan is not NO_FAULT:
-            early = await _before(sim, plan, request.url.path)
-            if early is not None:
-                sim.count("AccessToken", 0 if isinstance(early, DropConnection) else early.status_code)
-                return early
+        early = await _injected(sim, sim.faults.plan("AccessToken"), "AccessToken", request.url.path)
+        if early is not None:
+            return early
     now = sim.now()
     try:
         body = sim.tokens.issue(request.headers, now)

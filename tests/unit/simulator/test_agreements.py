@@ -161,3 +161,14 @@ def test_list_agreements_filters_and_paginates() -> None:
     assert len(seen) == 5 and set(seen) == active
     assert [a["id"] for a in vipps.call("GET", "/recurring/v3/agreements?status=PENDING").json()] == [pending]
     assert vipps.call("GET", "/recurring/v3/agreements?createdAfter=99999999999999").json() == []
+
+
+def test_an_unknown_script_rule_is_refused_and_nothing_is_applied(vipps: Vipps) -> None:
+    pending = vipps.agreement_id()
+    response = vipps.http.request(
+        "POST", "/_simulator/scripts", json={"charge_amount_fail": 151, "user_accepts": pending}
+    )
+    assert response.status_code == 400
+    assert "unknown rule 'charge_amount_fail'" in response.json()["error"]
+    assert vipps.admin("GET", "/scripts")["charge_amount_fails"] == {}
+    assert vipps.agreement(pending)["status"] == "PENDING"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,43 +10,82 @@ import typer
 from typer.testing import CliRunner
 
 from worker.cli.app import app as root_app
-from worker.simulator.cli import parse_duration, parse_latency
-from worker.simulator.config import SimulatorConfig
+from worker.simulator.cli_options import parse_duration, parse_latency
+from worker.simulator.config import SimulatorConfig, SimulatorConfigError
 
 
-def test_defaults_match_the_worker_simulator_defaults() -> None:
-    config = SimulatorConfig.from_env({})
-    assert (config.client_id, config.client_secret, config.subscription_key, config.msn) == (
+@pytest.fixture
+def environ(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """A process environment with none of the simulator's variables, to set some in."""
+    for name in list(os.environ):
+        if name.startswith(("VIPPS_", "SIMULATOR_")):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_defaults_match_the_worker_simulator_defaults(environ: pytest.MonkeyPatch) -> None:
+    config = SimulatorConfig.from_env()
+    assert (config.secret("client_id"), config.secret("client_secret"), config.secret("subscription_key")) == (
         "simulator-client-id",
         "simulator-client-secret",
         "simulator-subscription-key",
-        "123456",
     )
+    assert config.msn == "123456"
     assert config.token_lifetime_seconds == 3600 and config.min_due_lead_days == 1
     assert not config.faults.active()
 
 
-def test_credentials_from_variables_and_files(tmp_path: Path) -> None:
+def test_credentials_from_variables_and_files(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("from-file\n")
-    config = SimulatorConfig.from_env(
-        {
-            "VIPPS_CLIENT_ID": "cid",
-            "VIPPS_CLIENT_SECRET_FILE": str(secret),
-            "VIPPS_MSN": "654321",
-            "SIMULATOR_MIN_DUE_LEAD_DAYS": "2",
-            "SIMULATOR_PROCESSING_HOURS_UTC": "9,17",
-            "SIMULATOR_FAULTS": '{"error_5xx_rate": 0.1, "seed": 4}',
-        }
-    )
-    assert config.client_id == "cid" and config.client_secret == "from-file" and config.msn == "654321"
+    for name, value in {
+        "VIPPS_CLIENT_ID": "cid",
+        "VIPPS_CLIENT_SECRET_FILE": str(secret),
+        "VIPPS_MSN": "654321",
+        "SIMULATOR_MIN_DUE_LEAD_DAYS": "2",
+        "SIMULATOR_PROCESSING_HOURS_UTC": "9,17",
+        "SIMULATOR_FAULTS": '{"error_5xx_rate": 0.1, "seed": 4}',
+    }.items():
+        environ.setenv(name, value)
+    config = SimulatorConfig.from_env()
+    assert config.secret("client_id") == "cid" and config.secret("client_secret") == "from-file"
+    assert config.msn == "654321"
     assert config.min_due_lead_days == 2 and config.processing_hours_utc == [9, 17]
     assert config.faults.error_5xx_rate == 0.1 and config.faults.seed == 4
 
 
-def test_unreadable_secret_file_names_the_variable_not_the_value(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="VIPPS_CLIENT_SECRET_FILE"):
-        SimulatorConfig.from_env({"VIPPS_CLIENT_SECRET_FILE": str(tmp_path / "missing")})
+def test_a_variable_wins_over_its_file_and_options_over_both(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-file")
+    environ.setenv("VIPPS_CLIENT_SECRET_FILE", str(secret))
+    environ.setenv("VIPPS_CLIENT_SECRET", "from-variable")
+    environ.setenv("SIMULATOR_SEED", "3")
+    config = SimulatorConfig.from_env(seed=9)
+    assert config.secret("client_secret") == "from-variable" and config.seed == 9
+
+
+def test_built_in_code_the_config_reads_no_environment(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("VIPPS_CLIENT_ID", "from-the-environment")
+    environ.setenv("SIMULATOR_LIST_PAGE_SIZE", "7")
+    config = SimulatorConfig(list_page_size=2)
+    assert config.secret("client_id") == "simulator-client-id" and config.list_page_size == 2
+
+
+def test_unreadable_secret_file_names_the_variable_not_the_value(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    environ.setenv("VIPPS_CLIENT_SECRET_FILE", str(tmp_path / "missing"))
+    with pytest.raises(SimulatorConfigError, match="VIPPS_CLIENT_SECRET_FILE"):
+        SimulatorConfig.from_env()
+
+
+def test_invalid_variables_are_named_without_their_values(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("SIMULATOR_TOKEN_LIFETIME_SECONDS", "-5")
+    environ.setenv("VIPPS_CLIENT_SECRET", "s3cret-value")
+    environ.setenv("SIMULATOR_FAULTS", '{"error_5xx_rate": 7}')
+    with pytest.raises(SimulatorConfigError) as caught:
+        SimulatorConfig.from_env()
+    message = str(caught.value)
+    assert "SIMULATOR_TOKEN_LIFETIME_SECONDS" in message and "SIMULATOR_FAULTS: error_5xx_rate" in message
+    assert "-5" not in message and "s3cret" not in message and "\n" not in message
 
 
 def test_durations_and_latencies() -> None:
