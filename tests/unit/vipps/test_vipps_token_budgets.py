@@ -262,11 +262,11 @@ def test_client_budget_slot_by_operation_or_by_its_id(settings: VippsSettings) -
             c.budget_slot("NoSuchOperationV3")
 
 
-def test_take_slot_is_one_function_that_other_scripts_embed(redis_client: redis.Redis) -> None:
-    assert lua("take_slot.lua") == TAKE_SLOT  # the ledger's claim embeds the very same file
-    script = redis_client.register_script(
-        TAKE_SLOT + "return {take_slot(KEYS[1], 1, 60000, 'a'), take_slot(KEYS[1], 1, 60000, 'b')}"
-    )
-    first, second = script(keys=["embed:slot"])
-    assert first == 0
-    assert 0 < second <= 60_000
+def test_take_slot_is_one_function_that_other_scripts_embed() -> None:
+    # The ledger's claim prepends this very file to its own script, so it may only define the function;
+    # tests/unit/test_worker_units.py runs that claim.
+    assert lua("take_slot.lua") == TAKE_SLOT
+    code = [line for line in TAKE_SLOT.splitlines() if line.strip() and not line.startswith("--")]
+    assert code[0].startswith("local function take_slot(key, limit, window, unique)")
+    assert code[-1] == "end"
+    assert [line for line in code if not line.startswith(" ")] == [code[0], "end"]  # nothing after the function
