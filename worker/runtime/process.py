@@ -22,6 +22,7 @@ from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
 from worker.runtime import metrics
 from worker.runtime.broker import BillingRedisBroker, LedgerAckingConsumer
+from worker.runtime.loops import Loop, Loops
 from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
 from worker.store.clock import now_ms
@@ -71,38 +72,21 @@ class Runtime:
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=metrics.PipelineMetrics())
         self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings)
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self.loops = Loops()
         self._orphans: dict[str, set[str]] = {}  # per queue: seen held by nobody on the last round
 
     def start_loops(self, alive: Callable[[], bool] | None = None,
                     consumers: Callable[[], dict[str, Any]] | None = None) -> None:
-        loops: list[tuple[str, float, Callable[[], Any]]] = [
-            ("relay", self.settings.relay_interval_seconds, self.relay.relay),
-            ("sweeper", self.settings.sweep_interval_seconds, self.sweeper.sweep),
-            ("watch", self.settings.watch_interval_seconds, lambda: self.watcher.poll_once(self.settings.watch_batch)),
-        ]
+        settings = self.settings
+        loops = [Loop("relay", settings.relay_interval_seconds, self.relay.relay, busy_again=True),
+                 Loop("sweeper", settings.sweep_interval_seconds, self.sweeper.sweep),
+                 Loop("watch", settings.watch_interval_seconds, lambda: self.watcher.poll_once(settings.watch_batch),
+                      busy_again=True)]
         if alive is not None:
-            loops.append(("health", 2.0, lambda: self._beat(alive)))
+            loops.append(Loop("health", 2.0, lambda: self._beat(alive)))
         if consumers is not None and isinstance(self.broker, BillingRedisBroker):
-            loops.append(("orphans", self.settings.sweep_interval_seconds,
-                          lambda: self.requeue_orphans(consumers())))
-        for name, interval, step in loops:
-            thread = threading.Thread(target=self._loop, args=(name, interval, step), name=f"vipps-{name}",
-                                      daemon=True)
-            thread.start()
-            self._threads.append(thread)
-
-    def _loop(self, name: str, interval: float, step: Callable[[], Any]) -> None:
-        while not self._stop.is_set():
-            busy = False
-            try:
-                result = step()
-                busy = bool(result) and name in ("relay", "watch")
-            except Exception:
-                log.exception("background loop failed", extra={"loop": name})
-            if not busy:
-                self._stop.wait(interval)
+            loops.append(Loop("orphans", settings.sweep_interval_seconds, lambda: self.requeue_orphans(consumers())))
+        self.loops.start(loops)
 
     def requeue_orphans(self, consumers: dict[str, Any]) -> int:
         """Put back messages this process fetched but holds nowhere, once seen so on two rounds in a row
@@ -129,9 +113,7 @@ class Runtime:
             (directory / f"health-{os.getpid()}").touch()
 
     def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
+        self.loops.stop()
         directory = self.settings.prometheus_multiproc_dir
         if directory is not None:
             (directory / f"health-{os.getpid()}").unlink(missing_ok=True)
