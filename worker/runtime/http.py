@@ -8,7 +8,6 @@ still served (they matter most then) and ``vipps_billing_redis_up`` is 0.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,11 +22,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from worker.runtime import health
 from worker.runtime.settings import WorkerSettings, get_settings
 from worker.store.keys import Layout
 from worker.store.state import RedisState, read_state
-
-HEALTH_STALE_SECONDS = 15.0
 
 
 class RedisStateCollector(Collector):
@@ -77,14 +75,6 @@ def state_gauges(state: RedisState) -> Iterator[GaugeMetricFamily]:
     yield workers
 
 
-def healthy(directory: Path | None) -> bool:
-    """Every worker process beat recently (and there is at least one)."""
-    if directory is None:
-        return True
-    beats = list(directory.glob("health-*"))
-    return bool(beats) and all(time.time() - b.stat().st_mtime < HEALTH_STALE_SECONDS for b in beats)
-
-
 def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | None) -> Starlette:
     redis_state = RedisStateCollector(client, settings.layout(), settings.heartbeat_timeout_ms)
 
@@ -96,7 +86,7 @@ def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | 
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     def healthz(request: Request) -> Response:
-        ok = healthy(metrics_dir)
+        ok = metrics_dir is None or health.alive(health.read_beats(metrics_dir))
         return PlainTextResponse("ok\n" if ok else "worker threads not beating\n", status_code=200 if ok else 503)
 
     def readyz(request: Request) -> Response:
@@ -104,6 +94,9 @@ def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | 
             client.ping()
         except redis.RedisError as exc:
             return PlainTextResponse(f"redis unavailable: {type(exc).__name__}\n", status_code=503)
+        refused = [b.pid for b in health.read_beats(metrics_dir) if b.credentials_refused] if metrics_dir else []
+        if refused:
+            return PlainTextResponse(f"Vipps refused the credentials (worker processes {refused})\n", status_code=503)
         return PlainTextResponse("ok\n")
 
     # Sync endpoints run in starlette's thread pool: a slow Redis read holds one thread, not the loop.

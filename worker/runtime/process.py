@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +21,7 @@ from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
 from worker.runtime import metrics
 from worker.runtime.broker import BillingRedisBroker, LedgerAckingConsumer
+from worker.runtime.health import beat_file, write_beat
 from worker.runtime.loops import Loop, Loops
 from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
@@ -110,13 +110,13 @@ class Runtime:
     def _beat(self, alive: Callable[[], bool]) -> None:
         directory = self.settings.prometheus_multiproc_dir
         if directory is not None and alive():
-            (directory / f"health-{os.getpid()}").touch()
+            write_beat(directory, credentials_refused=self.client.credentials_refused)
 
     def stop(self) -> None:
         self.loops.stop()
         directory = self.settings.prometheus_multiproc_dir
         if directory is not None:
-            (directory / f"health-{os.getpid()}").unlink(missing_ok=True)
+            beat_file(directory).unlink(missing_ok=True)
         self.client.close()
         self.redis.close()
 

@@ -37,10 +37,21 @@ def test_metrics_read_redis_state_when_it_answers(redis_client: redis.Redis) -> 
 def test_health_needs_a_recent_beat_of_every_worker_process(tmp_path: Path, redis_client: redis.Redis) -> None:
     with app_on(redis_client, tmp_path) as http:
         assert http.get("/healthz").status_code == 503  # no worker process beat yet
-        (tmp_path / "health-1").touch()
+        (tmp_path / "health-1").write_text('{"credentials_refused": false}')
         assert http.get("/healthz").status_code == 200
 
 
 def test_unknown_paths_are_404(redis_client: redis.Redis) -> None:
     with app_on(redis_client) as http:
         assert http.get("/nope").status_code == 404
+
+
+def test_a_worker_whose_credentials_vipps_refused_is_not_ready(tmp_path: Path, redis_client: redis.Redis) -> None:
+    health = tmp_path / "health-41"
+    health.write_text('{"credentials_refused": false}')
+    with app_on(redis_client, tmp_path) as http:
+        assert http.get("/readyz").status_code == 200
+        (tmp_path / "health-42").write_text('{"credentials_refused": true}')
+        response = http.get("/readyz")
+        assert response.status_code == 503 and "refused the credentials" in response.text and "42" in response.text
+        assert http.get("/healthz").status_code == 200  # alive all the same: a restart would not help
