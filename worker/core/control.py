@@ -142,9 +142,13 @@ class Control:
     def status(self) -> dict[str, Any]:
         """Queue depths, in flight, retries, watchlist, dead letters, outbox and workers, from Redis."""
         state = read_state(self.redis, self.layout, heartbeat_timeout_ms=self.settings.heartbeat_timeout_ms)
+        events = state.queues[self.layout.events_queue]
         return {
-            "queues": {name: {"ready": q.ready, "delayed": q.delayed, "dead": q.dead}
+            "queues": {name: {"ready": q.ready, "delayed": q.delayed, "dead": q.dead,
+                              "oldest_age_seconds": round(q.oldest_age_seconds, 1)}
                        for name, q in state.queues.items()},
+            # Published, not yet taken by the billing system's consumer.
+            "events": {"waiting": events.ready, "oldest_age_seconds": round(events.oldest_age_seconds, 1)},
             "in_flight": state.in_flight,
             "retry_scheduled": state.retry_scheduled,
             "watchlist": {"agreements": state.watch_agreements, "charges": state.watch_charges},
