@@ -8,6 +8,10 @@ still served (they matter most then) and ``vipps_billing_redis_up`` is 0.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,6 +30,8 @@ from worker.runtime import health
 from worker.runtime.settings import WorkerSettings, get_settings
 from worker.store.keys import Layout
 from worker.store.state import RedisState, read_state
+
+log = logging.getLogger("worker.runtime.http")
 
 
 class RedisStateCollector(Collector):
@@ -105,10 +111,22 @@ def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | 
                              Route("/readyz", readyz, methods=["GET", "HEAD"])])
 
 
-def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None) -> None:
+def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None) -> int:
+    """Serve until stopped; 1 at once if the port is taken (then the whole worker is stopped too)."""
+    try:
+        sock = socket.create_server((settings.metrics_host, settings.metrics_port), reuse_port=False)
+    except OSError as exc:
+        # dramatiq does not watch its fork processes: without this, the worker would go on consuming with
+        # no metrics and no health endpoint, and its pod would never become ready.
+        log.critical("metrics port %s:%s is not free (%s); stopping the worker", settings.metrics_host,
+                     settings.metrics_port, exc.strerror)
+        os.kill(os.getppid(), signal.SIGTERM)
+        return 1
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
-    uvicorn.run(make_app(client, settings, metrics_dir), host=settings.metrics_host, port=settings.metrics_port,
-                log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(make_app(client, settings, metrics_dir), log_level="warning", access_log=False,
+                            lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+    return 0
 
 
 def serve_from_env() -> int:
@@ -116,5 +134,4 @@ def serve_from_env() -> int:
     from worker.runtime.main import DEFAULT_REDIS_URL
 
     settings = get_settings()
-    serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir)
-    return 0
+    return serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir)
