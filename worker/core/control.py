@@ -7,6 +7,7 @@ before we could see them.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
@@ -43,6 +44,34 @@ class CommandFailed(OperationError):
 
 class NoOutcome(OperationError):
     pass
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A command on its way: not yet seen by a worker, being tried, or waiting for its next attempt."""
+
+    command_id: str
+    status: str                                # queued, in_progress or retry_wait
+    attempts: int
+    next_attempt_ms: int | None = None
+    error: dict[str, Any] | None = None        # what Vipps (or the network) said last
+    waiting: dict[str, Any] | None = None      # our own share of Vipps's rate limit, used up for now
+
+    def describe(self) -> str:
+        if self.status == "queued":
+            return "queued, not yet taken by a worker"
+        if self.status != "retry_wait" or self.next_attempt_ms is None:
+            return f"attempt {self.attempts} under way"
+        at = dt.datetime.fromtimestamp(self.next_attempt_ms / 1000).strftime("%H:%M:%S")
+        return f"retry {self.attempts + 1} at {at}: {problem_text(self.waiting or self.error or {})}"
+
+
+def problem_text(problem: dict[str, Any]) -> str:
+    """A recorded problem in one line, with Vipps's contextId when there is one."""
+    text = str(problem.get("detail") or problem.get("title") or problem.get("reason") or "no reason recorded")
+    if problem.get("context_id"):
+        text += f" (Vipps contextId {problem['context_id']})"
+    return text
 
 
 @dataclass
@@ -102,24 +131,47 @@ class Control:
             return None
         return Outcome(command_id, str(record["status"]), list(record.get("events") or []))
 
-    def wait(self, command_id: str, timeout: float, tick: Callable[[], None] | None = None) -> Outcome:
-        """The command's outcome once the worker recorded it; raises if it failed or none came in time."""
+    def progress(self, command_id: str) -> Progress:
+        """Where a command that has no outcome yet stands, from its ledger record."""
+        record = self.ledger.get(command_id) or {}
+        next_ms = record.get("next_attempt_ms")
+        return Progress(command_id, str(record.get("status") or "queued"), int(record.get("attempts") or 0),
+                        int(next_ms) if next_ms else None, record.get("error") or None,
+                        record.get("waiting") or None)
+
+    def wait(self, command_id: str, timeout: float = 60.0, tick: Callable[[], None] | None = None,
+             on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+        """The command's outcome once the worker recorded it; raises if it failed, or if it made no progress
+        for ``timeout`` seconds. A retry the worker has scheduled is progress: the wait goes on until that
+        retry is due (the worker bounds its retries), and ``on_progress`` hears of every change."""
         deadline = time.monotonic() + timeout
+        seen: Progress | None = None
         while True:
             found = self.outcome(command_id)
             if found is not None:
                 if found.status != "succeeded":
                     raise CommandFailed(command_id, found.status, found.events)
                 return found
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            progress = self.progress(command_id)
+            if progress != seen:
+                seen = progress
+                deadline = max(deadline, now + timeout)
+                if progress.next_attempt_ms is not None:
+                    deadline = max(deadline, now + max(0.0, progress.next_attempt_ms / 1000 - time.time()) + timeout)
+                if on_progress is not None:
+                    on_progress(progress)
+            if now > deadline:
                 hint = "" if self.workers_alive() else " and no worker is running (see `vipps-billing status`)"
-                raise NoOutcome(f"command {command_id} is queued but had no outcome after {timeout:.0f} s{hint}")
+                raise NoOutcome(f"command {command_id} ({progress.describe()}) had no outcome after "
+                                f"{timeout:.0f} s without progress{hint}")
             if tick is not None:
                 tick()
             time.sleep(0.1)
 
-    def run(self, command: dict[str, Any], timeout: float = 60.0, tick: Callable[[], None] | None = None) -> Outcome:
-        return self.wait(self.send(command), timeout, tick)
+    def run(self, command: dict[str, Any], timeout: float = 60.0, tick: Callable[[], None] | None = None,
+            on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+        return self.wait(self.send(command), timeout, tick, on_progress)
 
     # -- state -------------------------------------------------------------------------------------
 

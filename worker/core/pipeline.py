@@ -108,7 +108,7 @@ class Pipeline:
             return "duplicate"
         try:
             if claim.budget_wait_ms:
-                raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000)
+                raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000, slot.rule if slot else "")
             with self.ctx.client.prepaid(slot):
                 outcome = handle(self.ctx, cmd)
         except errors.PermanentError as exc:
@@ -122,11 +122,12 @@ class Pipeline:
         self._done(cmd, "succeeded")
         return "succeeded"
 
-    def _budget_exhausted(self, cmd: Command, wait: float) -> errors.BudgetExhaustedError:
+    def _budget_exhausted(self, cmd: Command, wait: float, rule: str) -> errors.BudgetExhaustedError:
         operation = FIRST_CALL[cmd.type].id
         self.observer.budget_wait(operation)
-        return errors.BudgetExhaustedError(f"{operation}: rate budget exhausted, not sent; retry in {wait:.3f}s",
-                                           operation=operation, retry_after=wait)
+        return errors.BudgetExhaustedError(
+            f"{operation}: rate budget exhausted, not sent; retry in {wait:.3f}s ({rule})", operation=operation,
+            retry_after=wait)
 
     # -- outcomes --------------------------------------------------------------------------------
 

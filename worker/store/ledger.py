@@ -256,7 +256,7 @@ class Ledger:
         if not raw:
             return None
         record = {text(k): text(v) for k, v in raw.items()}
-        for name in ("events", "error", "payload"):
+        for name in ("events", "error", "waiting", "payload"):
             if record.get(name):
                 record[name] = json.loads(record[name])
         return record

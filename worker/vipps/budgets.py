@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from worker.vipps import operations as ops
@@ -29,6 +29,13 @@ class BudgetRule:
     limit: int
     scope: tuple[str, ...]  # names of the values that make up the key, e.g. ("agreementId", "chargeId")
     window: float = 60.0
+
+    def describe(self, operation: Operation) -> str:
+        """The published limit in words: ``Vipps allows 2 CreateChargeV3 a minute per charge``."""
+        per = "charge" if {"chargeId", "idempotencyKey"} & set(self.scope) else \
+            "agreement" if "agreementId" in self.scope else "merchant"
+        window = "a minute" if self.window == 60 else f"in {self.window:g} s"
+        return f"Vipps allows {self.limit} {operation.id} {window} per {per}"
 
 
 # Published limits. CreateCharge is keyed on the idempotency key because the charge id is
@@ -56,6 +63,7 @@ class BudgetSlot:
     key: str
     limit: int
     window_ms: int
+    rule: str = field(default="", compare=False)  # the published limit in words, for people
 
 
 class BudgetBackend(Protocol):
@@ -94,7 +102,12 @@ class Budgets:
         if rule is None:
             return None
         key = ":".join([self._prefix, "vipps", "budget", operation.id, *(values[name] for name in rule.scope)])
-        return BudgetSlot(key, rule.limit, int(rule.window * 1000))
+        return BudgetSlot(key, rule.limit, int(rule.window * 1000), rule.describe(operation))
+
+    def describe(self, operation: Operation) -> str:
+        """The published limit of ``operation`` in words ('' if it has none)."""
+        rule = self._rules.get(operation)
+        return rule.describe(operation) if rule else ""
 
     @contextmanager
     def prepaid(self, slot: BudgetSlot | None) -> Iterator[None]:

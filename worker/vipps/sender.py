@@ -147,7 +147,7 @@ class Sender:
         if wait > 0:
             self._observer.budget_exhausted(op.id, wait)
             raise BudgetExhaustedError(
-                f"{op.id}: rate budget exhausted, not sent; retry in {wait:.3f}s",
+                f"{op.id}: rate budget exhausted, not sent; retry in {wait:.3f}s ({self._budgets.describe(op)})",
                 operation=op.id,
                 retry_after=wait,
                 maybe_applied=maybe_applied,

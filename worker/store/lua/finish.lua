@@ -24,7 +24,7 @@ if create == '1' and not before then
              'first_attempt_ms', now)
 end
 redis.call('HSET', command, 'status', status, 'events', events, 'finished_ms', now, 'error', error)
-redis.call('HDEL', command, 'lease_until', 'next_attempt_ms')
+redis.call('HDEL', command, 'lease_until', 'next_attempt_ms', 'waiting')
 redis.call('EXPIRE', command, retention)
 redis.call('ZREM', inflight, command_id)
 redis.call('ZREM', retry, command_id)
