@@ -60,5 +60,5 @@ def test_a_budget_wait_does_not_hide_what_vipps_said(control: Control) -> None:
 
 
 def test_silence_still_ends_the_wait(control: Control) -> None:
-    with pytest.raises(NoOutcome, match="queued, not yet taken by a worker.*no worker is running"):
+    with pytest.raises(NoOutcome, match=r"queued, not yet taken by a worker.*no worker is running"):
         control.wait("never-sent", timeout=0.5)
