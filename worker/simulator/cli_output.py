@@ -57,8 +57,8 @@ def _columns(title: str, headers: Iterable[str], rows: Iterable[Iterable[Any]]) 
 
 def _span(seconds: float) -> str:
     """``+1d 2h 3m 4s`` for a clock offset."""
-    sign = "-" if seconds < 0 else "+"
     rest = round(abs(seconds))
+    sign = "-" if seconds < 0 and rest else "+"
     parts = []
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if rest >= size:
