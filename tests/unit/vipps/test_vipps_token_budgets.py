@@ -18,7 +18,7 @@ from worker.vipps import operations as ops
 from worker.vipps.budgets import DEFAULT_RULES, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
 from worker.vipps.observer import NullObserver
 from worker.vipps.store import KeyValue, MemoryKeyValue
-from worker.vipps.token import TokenCache, TokenGrant
+from worker.vipps.token import SHARED_CHECK_SECONDS, TokenCache, TokenGrant
 
 KEY = "unit:vipps:token:abc"
 
@@ -134,14 +134,36 @@ def test_invalidate_only_removes_the_token_that_failed(store: KeyValue) -> None:
 
 
 def test_a_process_uses_the_token_another_process_refreshed(store: KeyValue) -> None:
+    clock = FakeClock()
     fetch = CountingFetch()
-    a = make_cache(store, fetch)
-    b = make_cache(store, fetch)
+    a = make_cache(store, fetch, clock=clock)
+    b = make_cache(store, fetch, clock=clock)
     first = a.get()
     b.invalidate(first)  # b met a 401 with it ...
     assert b.get().value == "token-2"  # ... and refreshed
+    clock.now += SHARED_CHECK_SECONDS
     assert a.get().value == "token-2"  # a reads the shared token rather than trusting its older copy
     assert fetch.calls == 2
+
+
+def test_a_recently_checked_local_copy_is_used_without_reading_the_store() -> None:
+    clock = FakeClock()
+    reads = {"n": 0}
+
+    class CountingStore(MemoryKeyValue):
+        def get(self, key: str) -> str | None:
+            reads["n"] += 1
+            return super().get(key)
+
+    cache = make_cache(CountingStore(), CountingFetch(), clock=clock)
+    cache.get()
+    before = reads["n"]
+    for _ in range(100):
+        cache.get()
+    assert reads["n"] == before  # no Redis round trip per Vipps call
+    clock.now += SHARED_CHECK_SECONDS
+    cache.get()
+    assert reads["n"] == before + 1
 
 
 def test_failed_refresh_keeps_the_current_token_until_expiry(store: KeyValue) -> None:
