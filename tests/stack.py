@@ -17,7 +17,7 @@ import httpx
 import redis
 
 from worker.core.producer import Producer
-from worker.local.redis import free_port
+from worker.local.processes import free_port
 from worker.runtime.settings import WorkerSettings
 
 EVENTS_QUEUE = "vipps.events"

@@ -39,7 +39,7 @@ import httpx
 import redis
 import typer
 
-from worker.local.redis import free_port
+from worker.local.processes import free_port
 
 app = typer.Typer(add_completion=False, help="Benchmarks of the worker against the simulator; prints a table of "
                   "the figures against their targets and writes JSON.\n\n"

@@ -46,7 +46,7 @@ def worker(
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing worker --processes 1 --threads 16
     """
-    from worker.local.redis import RedisUnavailable, redis_url
+    from worker.local.redis import RedisUnavailable, find_redis
     from worker.runtime.settings import SettingsError, get_settings
     from worker.vipps import ConfigError, load_settings
 
@@ -56,8 +56,8 @@ def worker(
     except (SettingsError, ConfigError) as exc:
         raise fail(str(exc)) from None
     try:
-        with redis_url() as url:
-            raise typer.Exit(run_worker(url, processes or settings.worker_processes,
+        with find_redis(settings.redis_url) as found:
+            raise typer.Exit(run_worker(found.url, processes or settings.worker_processes,
                                         threads or settings.worker_threads))
     except RedisUnavailable as exc:
         raise fail(str(exc)) from None
@@ -105,7 +105,8 @@ def enqueue(
     Example: vipps-billing enqueue charges-december.jsonl
     """
     from worker.core.producer import InvalidCommand, Producer, prepare
-    from worker.local.redis import RedisUnavailable, redis_url
+    from worker.local.redis import RedisUnavailable, find_redis
+    from worker.runtime.settings import get_settings
 
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text()
@@ -117,8 +118,8 @@ def enqueue(
     except (ValueError, InvalidCommand) as exc:
         raise fail(str(exc)) from None
     try:
-        with redis_url() as url:
-            producer = Producer(url)
+        with find_redis(get_settings().redis_url) as found:
+            producer = Producer(found.url)
             for command in prepared:
                 producer.send(command)
             producer.close()

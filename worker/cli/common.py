@@ -18,8 +18,8 @@ from rich.console import Console
 
 from worker.core.control import Control, OperationError
 from worker.core.producer import InvalidCommand
-from worker.local.redis import DEFAULT_URL, RedisUnavailable, _redact
-from worker.local.stack import StackError
+from worker.local.processes import StackError
+from worker.local.redis import DEFAULT_URL, RedisUnavailable, redact_url
 from worker.runtime.settings import SettingsError, get_settings
 from worker.vipps import ConfigError, errors
 
@@ -42,7 +42,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def describe(exc: BaseException) -> str:
     """One line for an error we know; never a value from the environment."""
     if isinstance(exc, redis.RedisError):
-        return f"cannot reach Redis at {_redact(redis_url())}: {exc}"
+        return f"cannot reach Redis at {redact_url(redis_url())}: {exc}"
     if isinstance(exc, errors.BudgetExhaustedError):
         return f"{exc} (Vipps's published rate limit for this call, shared with the workers)"
     if isinstance(exc, errors.VippsError):
@@ -80,7 +80,7 @@ def open_ops() -> Control:
     try:
         return Control(redis_url(), get_settings())
     except OperationError as exc:
-        raise OperationError(f"{exc} (at {_redact(redis_url())}; set REDIS_URL)") from None
+        raise OperationError(f"{exc} (at {redact_url(redis_url())}; set REDIS_URL)") from None
 
 
 def emit_json(data: Any) -> None:

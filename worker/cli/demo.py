@@ -17,6 +17,7 @@ from worker.cli.common import JsonOption, console, emit_json, err_console, fail,
 from worker.cli.golive import STEPS, Checklist, Report, RunState, SimulatorClock
 from worker.core.control import Control, OperationError
 from worker.local.stack import local_stack, tail
+from worker.runtime.settings import get_settings
 
 SIMULATOR_PHONE = "4791234567"
 STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the worker")
@@ -85,14 +86,15 @@ def demo(
         def on_stack(text: str) -> None:
             progress.update(task, description=text, completed=STACK_STEPS.index(text))
 
-        with local_stack(force_embedded=embedded_redis, on_step=on_stack) as stack:
-            extra = {"redis": stack.redis_origin, "simulator_url": stack.simulator_url,
+        with local_stack(redis_url=get_settings().redis_url, force_embedded=embedded_redis,
+                         on_step=on_stack) as stack:
+            extra = {"redis": stack.redis.origin, "simulator_url": stack.simulator_url,
                      "metrics_url": stack.metrics_url}
             if not as_json:
-                progress.console.print(f"Redis     {stack.shown_redis} ({stack.redis_origin})")
+                progress.console.print(f"Redis     {stack.redis.shown} ({stack.redis.origin})")
                 progress.console.print(f"Simulator {stack.simulator_url}")
                 progress.console.print(f"Metrics   {stack.metrics_url}  (health: {stack.metrics_url[:-8]}/healthz)")
-            ops = Control(stack.redis_url, stack.settings)
+            ops = Control(stack.redis.url, stack.settings)
             clock = SimulatorClock(stack.simulator_url)
             try:
                 report = _run(ops, Checklist.new_state("simulator", SIMULATOR_PHONE), state_file, clock, progress,
