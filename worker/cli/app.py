@@ -7,8 +7,7 @@ import sys
 
 import typer
 
-from worker.bench import run as bench
-from worker.cli import agreement, charge, checklist, command, demo, dlq, enqueue, status
+from worker.cli import agreement, bench, charge, checklist, command, demo, dlq, enqueue, status
 from worker.cli import worker as worker_command
 from worker.cli.common import KNOWN_ERRORS, describe, err_console
 from worker.simulator import cli as simulator_cli
