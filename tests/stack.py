@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,8 +16,10 @@ import httpx
 import redis
 
 from worker.core.producer import Producer
-from worker.local.redis import free_port
+from worker.local.processes import free_port
+from worker.local.wait import wait_until
 from worker.runtime.settings import WorkerSettings
+from worker.store.keys import DramatiqKeys
 
 EVENTS_QUEUE = "vipps.events"
 
@@ -27,13 +28,7 @@ SCRATCH = tempfile.TemporaryDirectory(prefix="vipps-billing-tests-")
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+    return wait_until(predicate, timeout, what or str(predicate), every=interval, error=AssertionError)
 
 
 class Simulator:
@@ -124,7 +119,7 @@ class Events:
 
     def __init__(self, client: redis.Redis, namespace: str = "dramatiq") -> None:
         self.redis = client
-        self.key = f"{namespace}:{EVENTS_QUEUE}.msgs"
+        self.key = DramatiqKeys(namespace).messages(EVENTS_QUEUE)
 
     def all(self) -> list[dict[str, Any]]:
         out = []

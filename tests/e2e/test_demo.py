@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+import psutil
 import redis
 
 from tests.e2e.clirun import cli, ok_json, one_line_error
-from worker.local.redis import _answers
+from worker.local.redis import redis_answers
+from worker.local.wait import wait_until
 
 
 def test_demo_runs_the_checklist_through_the_queues_and_cleans_up(redis_url: str, redis_client: redis.Redis) -> None:
@@ -49,35 +51,20 @@ def test_demo_prints_a_table_and_exits_zero(redis_url: str, redis_client: redis.
         assert text in result.stdout + result.stderr
 
 
-def _children(pid: int) -> set[int]:
-    """Every live descendant of a process, from /proc."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            parents[int(stat.parent.name)] = int(fields[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
+def _descendants(pid: int) -> dict[int, str]:
+    """Every live descendant of a process, with its command line."""
+    found = {}
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            found[child.pid] = " ".join(child.cmdline())
     return found
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except OSError:
-        return ""
 
 
 def _alive(pid: int) -> bool:
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    return state != "Z"
 
 
 def test_ctrl_c_stops_the_embedded_redis_simulator_and_worker() -> None:
@@ -85,16 +72,14 @@ def test_ctrl_c_stops_the_embedded_redis_simulator_and_worker() -> None:
     demo = subprocess.Popen([sys.executable, "-m", "worker.cli.app", "demo", "--embedded-redis"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 30
-        seen: set[int] = set()
-        while time.monotonic() < deadline:
-            seen |= _children(demo.pid)
-            lines = {pid: _cmdline(pid) for pid in seen}
-            if any("redis-server" in c for c in lines.values()) and any("dramatiq" in c for c in lines.values()):
-                break
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"the demo did not start its children: {lines}")
+        lines: dict[int, str] = {}
+
+        def started() -> bool:
+            lines.update(_descendants(demo.pid))
+            return any("redis-server" in c for c in lines.values()) and any("dramatiq" in c for c in lines.values())
+
+        wait_until(started, 30, "the demo's children", error=AssertionError)
+        seen = set(lines)
         redis_port = next(c for c in lines.values() if "redis-server" in c).rsplit(":", 1)[1].split()[0]
         demo.send_signal(signal.SIGINT)
         _, stderr = demo.communicate(timeout=40)
@@ -104,7 +89,7 @@ def test_ctrl_c_stops_the_embedded_redis_simulator_and_worker() -> None:
     assert demo.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted" in stderr
     assert [pid for pid in seen if _alive(pid)] == []
-    assert not _answers(f"redis://127.0.0.1:{redis_port}/0")
+    assert not redis_answers(f"redis://127.0.0.1:{redis_port}/0")
 
 
 def test_demo_help_has_an_example() -> None:

@@ -1,12 +1,12 @@
 """The baseline of ``vipps-billing bench``: a naive dramatiq actor making the same single Vipps POST.
 
 No ledger, outbox, events or metrics: one httpx POST per message, then a counter increment so the bench
-can see it finish. Run by the bench as ``dramatiq worker.bench.naive`` with the worker's processes and threads.
+can see it finish. The bench runs it as ``dramatiq worker.bench.naive:setup`` with the worker's processes
+and threads; ``setup`` is the naive process's composition root (dramatiq calls it in every process).
 """
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
@@ -15,43 +15,54 @@ import httpx
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
-from worker.vipps import load_settings
+from worker.local.redis import DEFAULT_URL
+from worker.runtime.settings import get_settings
+from worker.vipps import VippsSettings, load_settings
 
 QUEUE = "bench.naive"
+ACTOR = "naive_charge_create"
 DONE_KEY = "bench:naive:done"
 
-redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
-broker = RedisBroker(url=redis_url)
-dramatiq.set_broker(broker)
-counter = redis.Redis.from_url(redis_url)
-settings = load_settings()
-http = httpx.Client(base_url=settings.url, timeout=10, limits=httpx.Limits(max_connections=64))
-_token: dict[str, str] = {}
-_lock = threading.Lock()
+
+class NaiveCharger:
+    """POST a charge with a token fetched once; count what is done."""
+
+    def __init__(self, settings: VippsSettings, counter: redis.Redis) -> None:
+        self.settings = settings
+        self.counter = counter
+        self.http = httpx.Client(base_url=settings.url, timeout=10, limits=httpx.Limits(max_connections=64))
+        self._token: str | None = None
+        self._lock = threading.Lock()
+
+    def _headers(self) -> dict[str, str]:
+        s = self.settings
+        with self._lock:
+            if self._token is None:
+                response = self.http.post("/accesstoken/get", headers={
+                    "client_id": s.secret("client_id"), "client_secret": s.secret("client_secret"),
+                    "Ocp-Apim-Subscription-Key": s.secret("subscription_key")})
+                self._token = str(response.raise_for_status().json()["access_token"])
+        headers = {"Authorization": f"Bearer {self._token}", "Ocp-Apim-Subscription-Key": s.secret("subscription_key"),
+                   "Vipps-System-Name": s.system_name, "Vipps-System-Version": s.system_version,
+                   "Vipps-System-Plugin-Name": s.plugin_name, "Vipps-System-Plugin-Version": s.plugin_version}
+        if s.msn:
+            headers["Merchant-Serial-Number"] = s.msn
+        return headers
+
+    def charge_create(self, command: dict[str, Any]) -> None:
+        body = {"amount": command["amount"], "description": command["description"], "due": command["due"],
+                "retryDays": command["retry_days"], "transactionType": command["transaction_type"]}
+        response = self.http.post(f"/recurring/v3/agreements/{command['agreement_id']}/charges", json=body,
+                                  headers=self._headers() | {"Idempotency-Key": command["command_id"][:40]})
+        response.raise_for_status()
+        self.counter.incr(DONE_KEY)
 
 
-def _headers() -> dict[str, str]:
-    with _lock:
-        if "value" not in _token:
-            response = http.post("/accesstoken/get", headers={
-                "client_id": settings.secret("client_id"), "client_secret": settings.secret("client_secret"),
-                "Ocp-Apim-Subscription-Key": settings.secret("subscription_key")})
-            _token["value"] = response.raise_for_status().json()["access_token"]
-    headers = {"Authorization": f"Bearer {_token['value']}",
-               "Ocp-Apim-Subscription-Key": settings.secret("subscription_key"),
-               "Vipps-System-Name": settings.system_name, "Vipps-System-Version": settings.system_version,
-               "Vipps-System-Plugin-Name": settings.plugin_name,
-               "Vipps-System-Plugin-Version": settings.plugin_version}
-    if settings.msn:
-        headers["Merchant-Serial-Number"] = settings.msn
-    return headers
-
-
-@dramatiq.actor(queue_name=QUEUE, actor_name="naive_charge_create", max_retries=0)
-def naive_charge_create(command: dict[str, Any]) -> None:
-    body = {"amount": command["amount"], "description": command["description"], "due": command["due"],
-            "retryDays": command["retry_days"], "transactionType": command["transaction_type"]}
-    response = http.post(f"/recurring/v3/agreements/{command['agreement_id']}/charges", json=body,
-                         headers=_headers() | {"Idempotency-Key": command["command_id"][:40]})
-    response.raise_for_status()
-    counter.incr(DONE_KEY)
+def setup() -> None:
+    """The broker and the one actor, from the environment the bench gave this process."""
+    settings = get_settings()
+    redis_url = settings.redis_url or DEFAULT_URL
+    broker = RedisBroker(url=redis_url, namespace=settings.dramatiq_namespace)
+    dramatiq.set_broker(broker)
+    charger = NaiveCharger(load_settings(), redis.Redis.from_url(redis_url))
+    dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name=ACTOR, max_retries=0)(charger.charge_create)

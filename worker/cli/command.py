@@ -8,9 +8,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from worker.cli.common import JsonOption, console, emit_json, fail, guard, open_ops
+from worker.cli.common import JsonOption, console, control, emit_json, fail, guard
 from worker.core.control import Control
 from worker.core.replay import replay_id
+from worker.runtime.settings import get_settings
 from worker.store.deadletters import dead_letter_id
 
 app = typer.Typer(no_args_is_help=True, help="Look up a command the worker was given.\n\n"
@@ -80,12 +81,8 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
 
     Example: vipps-billing command show inv-2024-12-0042 --json
     """
-    with guard():
-        ops = open_ops()
-        try:
-            found = lookup(ops, command_id)
-        finally:
-            ops.close()
+    with guard(), control(get_settings()) as ops:
+        found = lookup(ops, command_id)
     if found is None:
         raise fail(f"no command {command_id} in the ledger or the dead letters: still queued, never sent, or "
                    "older than LEDGER_RETENTION_DAYS")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import logging
-import os
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -18,13 +16,10 @@ from rich.console import Console
 
 from worker.core.control import Control, OperationError
 from worker.core.producer import InvalidCommand
-from worker.local.redis import DEFAULT_URL, RedisUnavailable, _redact
-from worker.local.stack import StackError
-from worker.runtime.settings import SettingsError, get_settings
+from worker.local.processes import StackError
+from worker.local.redis import RedisUnavailable, find_redis
+from worker.runtime.settings import SettingsError, WorkerSettings
 from worker.vipps import ConfigError, errors
-
-# The client's own log lines would repeat what the one-line error says.
-logging.getLogger("worker").addHandler(logging.NullHandler())
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -42,7 +37,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 def describe(exc: BaseException) -> str:
     """One line for an error we know; never a value from the environment."""
     if isinstance(exc, redis.RedisError):
-        return f"cannot reach Redis at {_redact(redis_url())}: {exc}"
+        return f"cannot reach Redis: {exc}"
     if isinstance(exc, errors.BudgetExhaustedError):
         return f"{exc} (Vipps's published rate limit for this call, shared with the workers)"
     if isinstance(exc, errors.VippsError):
@@ -71,16 +66,23 @@ def guard() -> Iterator[None]:
         raise fail("interrupted", 130) from None
 
 
-def redis_url() -> str:
-    return os.environ.get("REDIS_URL") or DEFAULT_URL
+@contextlib.contextmanager
+def control(settings: WorkerSettings) -> Iterator[Control]:
+    """The running worker, through the Redis it uses (``REDIS_URL``, default localhost:6379/0).
 
-
-def open_ops() -> Control:
-    """The Redis the worker uses (``REDIS_URL``, default localhost:6379/0); support commands never embed one."""
-    try:
-        return Control(redis_url(), get_settings())
-    except OperationError as exc:
-        raise OperationError(f"{exc} (at {_redact(redis_url())}; set REDIS_URL)") from None
+    Support commands never embed a Redis: a private one would hold none of the worker's state.
+    """
+    with find_redis(settings.redis_url, embed=False) as found:
+        try:
+            ops = Control(found.url, settings)
+        except OperationError as exc:
+            raise OperationError(f"{exc} (at {found.shown}; set REDIS_URL)") from None
+        try:
+            yield ops
+        except redis.RedisError as exc:
+            raise OperationError(f"cannot reach Redis at {found.shown}: {exc}") from None
+        finally:
+            ops.close()
 
 
 def emit_json(data: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
 from typing import Annotated
 
 import typer
@@ -14,16 +15,17 @@ from worker.cli.common import (
     YesOption,
     confirm,
     console,
+    control,
     emit_json,
     err_console,
     fail,
     guard,
-    open_ops,
     since_option,
     when,
 )
 from worker.core.control import Control
 from worker.core.replay import Decision, decide
+from worker.runtime.settings import get_settings
 from worker.store.deadletters import DeadLetter
 
 app = typer.Typer(no_args_is_help=True, help="Dead letters: commands the worker will not carry out by itself.\n\n"
@@ -61,13 +63,9 @@ def dlq_list(reason: ReasonOption = None, ctype: TypeOption = None, since: Since
 
     Example: vipps-billing dlq list --type charge.capture --since 1d
     """
-    with guard():
-        ops = open_ops()
-        try:
-            letters = _select(ops, None, reason, ctype, since, limit)
-            total = ops.dead_letters.count()
-        finally:
-            ops.close()
+    with guard(), control(get_settings()) as ops:
+        letters = _select(ops, None, reason, ctype, since, limit)
+        total = ops.dead_letters.count()
     if as_json:
         emit_json([_summary(x) for x in letters])
         return
@@ -86,16 +84,10 @@ def dlq_show(letter_id: Annotated[str, typer.Argument(help="Dead-letter id.")], 
 
     Example: vipps-billing dlq show 3f2a9c0d1e4b5a6978c0d1e2
     """
-    with guard():
-        ops = open_ops()
-        try:
-            letter = ops.dead_letters.get(letter_id)
-        finally:
-            ops.close()
+    with guard(), control(get_settings()) as ops:
+        letter = ops.dead_letters.get(letter_id)
     if letter is None:
         raise fail(f"no dead letter {letter_id}")
-    from dataclasses import asdict
-
     data = asdict(letter)
     if as_json:
         emit_json(data)
@@ -136,17 +128,13 @@ def dlq_replay(
     """
     if not ids and not (reason or ctype or since is not None or all_letters):
         raise fail("name dead-letter ids, or select with --reason/--type/--since, or pass --all")
-    with guard():
-        ops = open_ops()
-        try:
-            letters = _select(ops, ids, reason, ctype, since, limit)
-            decisions = _decide_all(ops, letters, as_json)
-            todo = [d for d in decisions if d.replay]
-            if todo and not dry_run:
-                confirm(f"Replay {len(todo)} of {len(decisions)} dead letter(s)?", yes)
-                _send_all(ops, todo, rate, as_json)
-        finally:
-            ops.close()
+    with guard(), control(get_settings()) as ops:
+        letters = _select(ops, ids, reason, ctype, since, limit)
+        decisions = _decide_all(ops, letters, as_json)
+        todo = [d for d in decisions if d.replay]
+        if todo and not dry_run:
+            confirm(f"Replay {len(todo)} of {len(decisions)} dead letter(s)?", yes)
+            _send_all(ops, todo, rate, as_json)
     if as_json:
         emit_json({"dry_run": dry_run, "decisions": [d.as_dict() for d in decisions]})
         return
@@ -205,17 +193,13 @@ def dlq_purge(
     """
     if not ids and not (reason or ctype or older_than is not None or all_letters):
         raise fail("name dead-letter ids, or select with --reason/--type/--older-than, or pass --all")
-    with guard():
-        ops = open_ops()
-        try:
-            letters = _select(ops, ids, reason, ctype, None, 1_000_000)
-            if older_than is not None:
-                letters = [x for x in letters if x.at_ms < older_than]
-            if letters:
-                confirm(f"Delete {len(letters)} dead letter(s) for good?", yes)
-            removed = ops.dead_letters.remove([x.id for x in letters])
-        finally:
-            ops.close()
+    with guard(), control(get_settings()) as ops:
+        letters = _select(ops, ids, reason, ctype, None, 1_000_000)
+        if older_than is not None:
+            letters = [x for x in letters if x.at_ms < older_than]
+        if letters:
+            confirm(f"Delete {len(letters)} dead letter(s) for good?", yes)
+        removed = ops.dead_letters.remove([x.id for x in letters])
     if as_json:
         emit_json({"removed": removed, "ids": [x.id for x in letters]})
     else:

@@ -23,12 +23,14 @@ from typing import Any
 import httpx
 
 from worker.core.control import Control, OperationError, Outcome
+from worker.local.wait import wait_until
 
 ACTIVE, STOPPED, CHARGED, REFUNDED = "agreement ACTIVE", "agreement STOPPED", "charge CHARGED", "charge REFUNDED"
 STATES = (ACTIVE, STOPPED, CHARGED, REFUNDED)
 STEPS = ("create agreements", "accept agreements", "agreements active", "create charges", "stop agreement",
          "charges processed", "refund charge", "verify")
 CHARGE_AMOUNT = 19900
+SIMULATOR_PHONE = "4791234567"  # the test user force-accept names on the simulator (it accepts any number)
 
 
 @dataclass
@@ -154,12 +156,8 @@ class Checklist:
         self.state.done.append(name)
         self.state.save(self.path)
 
-    def _until(self, what: str, check: Callable[[], bool], timeout: float, every: float = 1.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise OperationError(f"timed out after {timeout:.0f} s waiting for {what}")
-            time.sleep(every)
+    def _until(self, what: str, check: Callable[[], bool]) -> None:
+        wait_until(check, self.timeout, what, every=0.5, error=OperationError)
 
     def agreement_status(self, agreement_id: str) -> str:
         snap = self._fetch({"type": "agreement.fetch", "agreement_id": agreement_id}).event("agreement.snapshot")
@@ -180,64 +178,74 @@ class Checklist:
     # -- the run -------------------------------------------------------------------------------------
 
     def run(self) -> Report:
-        s = self.state
-        if self._step("create agreements"):
-            for role in ("active", "stopped"):
-                created = self._run(f"{role}-create", self._agreement(role)).event("agreement.created")
-                s.agreements[role] = str((created or {}).get("agreement_id"))
-            self._done("create agreements")
-        if self._step("accept agreements"):
-            for role, agreement_id in s.agreements.items():
-                self._run(f"{role}-accept", {"type": "agreement.force_accept", "agreement_id": agreement_id,
-                                             "phone_number": s.phone})
-            self._done("accept agreements")
-        if self._step("agreements active"):
-            for agreement_id in s.agreements.values():
-                self._until(f"agreement {agreement_id} to become ACTIVE", self._agreement_is(agreement_id, "ACTIVE"),
-                            self.timeout, 0.5)
-            self._done("agreements active")
-        if self._step("create charges"):
-            today = self.clock.today() if self.clock else dt.datetime.now(dt.UTC).date()
-            s.due = (today + dt.timedelta(days=1)).isoformat()
-            for role in ("charged", "refunded"):
-                created = self._run(f"{role}-charge", {
-                    "type": "charge.create", "agreement_id": s.agreements["active"], "amount": CHARGE_AMOUNT,
-                    "description": f"Go-live check ({role})", "due": s.due, "retry_days": 2,
-                    "transaction_type": "DIRECT_CAPTURE"}).event("charge.created")
-                s.charges[role] = str((created or {}).get("charge_id"))
-            self._done("create charges")
-        if self._step("stop agreement"):
-            self._run("stop", {"type": "agreement.update", "agreement_id": s.agreements["stopped"],
-                               "status": "STOPPED"})
-            self._until(f"agreement {s.agreements['stopped']} to become STOPPED",
-                        self._agreement_is(s.agreements["stopped"], "STOPPED"), self.timeout, 0.5)
-            self._done("stop agreement")
-        if self._step("charges processed"):
-            if self.clock is not None:
-                self.clock.advance(2 * 86_400)  # past the due date's processing rounds
-                for charge_id in s.charges.values():
-                    self._until(f"charge {charge_id} to be CHARGED", self._charge_is(charge_id, "CHARGED"),
-                                self.timeout, 0.5)
-            else:
-                statuses = {c: self.charge(s.agreements["active"], c).get("status") for c in s.charges.values()}
-                if any(st != "CHARGED" for st in statuses.values()):
-                    failed = {c: st for c, st in statuses.items() if st in ("FAILED", "CANCELLED")}
-                    if failed:
-                        return self._finish("failed", f"charges did not go through: {failed}")
-                    s.save(self.path)
-                    return Report("waiting", s, f"charges are {', '.join(sorted(set(map(str, statuses.values()))))}"
-                                  f"; Vipps processes them on {s.due} (07:00-08:00 UTC, later on retries): run "
-                                  f"`vipps-billing checklist --resume` after that")
-            self._done("charges processed")
-        if self._step("refund charge"):
-            self._run("refund", {"type": "charge.refund", "agreement_id": s.agreements["active"],
-                                 "charge_id": s.charges["refunded"], "amount": CHARGE_AMOUNT,
-                                 "description": "Go-live check refund"})
-            self._until(f"charge {s.charges['refunded']} to be REFUNDED",
-                        self._charge_is(s.charges["refunded"], "REFUNDED"), self.timeout, 0.5)
-            self._done("refund charge")
+        """Every step not done yet, in order; a step may end the run early (failed, or waiting for Vipps)."""
+        steps: dict[str, Callable[[], Report | None]] = {
+            "create agreements": self._create_agreements, "accept agreements": self._accept_agreements,
+            "agreements active": self._agreements_active, "create charges": self._create_charges,
+            "stop agreement": self._stop_agreement, "charges processed": self._charges_processed,
+            "refund charge": self._refund_charge}
+        for name, step in steps.items():
+            if self._step(name):
+                early = step()
+                if early is not None:
+                    return early
+                self._done(name)
         self._step("verify")
         return self.verify()
+
+    def _create_agreements(self) -> None:
+        for role in ("active", "stopped"):
+            created = self._run(f"{role}-create", self._agreement(role)).event("agreement.created")
+            self.state.agreements[role] = str((created or {}).get("agreement_id"))
+
+    def _accept_agreements(self) -> None:
+        for role, agreement_id in self.state.agreements.items():
+            self._run(f"{role}-accept", {"type": "agreement.force_accept", "agreement_id": agreement_id,
+                                         "phone_number": self.state.phone})
+
+    def _agreements_active(self) -> None:
+        for agreement_id in self.state.agreements.values():
+            self._until(f"agreement {agreement_id} to become ACTIVE", self._agreement_is(agreement_id, "ACTIVE"))
+
+    def _create_charges(self) -> None:
+        s = self.state
+        today = self.clock.today() if self.clock else dt.datetime.now(dt.UTC).date()
+        s.due = (today + dt.timedelta(days=1)).isoformat()
+        for role in ("charged", "refunded"):
+            created = self._run(f"{role}-charge", {
+                "type": "charge.create", "agreement_id": s.agreements["active"], "amount": CHARGE_AMOUNT,
+                "description": f"Go-live check ({role})", "due": s.due, "retry_days": 2,
+                "transaction_type": "DIRECT_CAPTURE"}).event("charge.created")
+            s.charges[role] = str((created or {}).get("charge_id"))
+
+    def _stop_agreement(self) -> None:
+        stopped = self.state.agreements["stopped"]
+        self._run("stop", {"type": "agreement.update", "agreement_id": stopped, "status": "STOPPED"})
+        self._until(f"agreement {stopped} to become STOPPED", self._agreement_is(stopped, "STOPPED"))
+
+    def _charges_processed(self) -> Report | None:
+        s = self.state
+        if self.clock is not None:
+            self.clock.advance(2 * 86_400)  # past the due date's processing rounds
+            for charge_id in s.charges.values():
+                self._until(f"charge {charge_id} to be CHARGED", self._charge_is(charge_id, "CHARGED"))
+            return None
+        statuses = {c: self.charge(s.agreements["active"], c).get("status") for c in s.charges.values()}
+        if all(st == "CHARGED" for st in statuses.values()):
+            return None
+        failed = {c: st for c, st in statuses.items() if st in ("FAILED", "CANCELLED")}
+        if failed:
+            return self._finish("failed", f"charges did not go through: {failed}")
+        s.save(self.path)
+        return Report("waiting", s, f"charges are {', '.join(sorted(set(map(str, statuses.values()))))}"
+                      f"; Vipps processes them on {s.due} (07:00-08:00 UTC, later on retries): run "
+                      f"`vipps-billing checklist --resume` after that")
+
+    def _refund_charge(self) -> None:
+        refunded = self.state.charges["refunded"]
+        self._run("refund", {"type": "charge.refund", "agreement_id": self.state.agreements["active"],
+                             "charge_id": refunded, "amount": CHARGE_AMOUNT, "description": "Go-live check refund"})
+        self._until(f"charge {refunded} to be REFUNDED", self._charge_is(refunded, "REFUNDED"))
 
     def verify(self) -> Report:
         """Fetch the four resources and judge them on what Vipps says now."""

@@ -11,14 +11,16 @@ import atexit
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis
+
+from worker.local.processes import free_port
+from worker.local.wait import wait_until
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -27,7 +29,8 @@ class RedisUnavailable(Exception):
     pass
 
 
-def _answers(url: str) -> bool:
+def redis_answers(url: str) -> bool:
+    """Whether a Redis at ``url`` answers PING within half a second."""
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
         try:
@@ -38,12 +41,12 @@ def _answers(url: str) -> bool:
         return False
 
 
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def redact_url(url: str) -> str:
+    """A Redis URL fit to print: its password hidden."""
+    if "@" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def redis_server_binary() -> str | None:
@@ -80,18 +83,22 @@ class EmbeddedRedis:
                 "--dir", self.data_dir, "--appendonly", "yes" if self.appendonly else "no",
                 "--appendfsync", "everysec", "--maxmemory-policy", "noeviction", "--daemonize", "no",
                 "--logfile", os.path.join(self.data_dir, "redis.log")]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
+        process = self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                                  stderr=subprocess.DEVNULL)
         atexit.register(self.stop)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RedisUnavailable(f"redis-server exited with code {self.process.returncode}")
-            if _answers(self.url):
-                return self
-            time.sleep(0.05)
-        self.stop()
-        raise RedisUnavailable("redis-server did not answer within 10 s")
+
+        def up() -> bool:
+            if process.poll() is not None:
+                raise RedisUnavailable(f"redis-server exited with code {process.returncode}")
+            return redis_answers(self.url)
+
+        try:
+            wait_until(up, timeout, "redis-server", every=0.05,
+                       error=lambda _: RedisUnavailable(f"redis-server did not answer within {timeout:.0f} s"))
+        except RedisUnavailable:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         proc, self.process = self.process, None
@@ -116,29 +123,43 @@ class EmbeddedRedis:
         self.kill()
         self.start()
 
+    def __enter__(self) -> EmbeddedRedis:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass(frozen=True)
+class FoundRedis:
+    url: str
+    origin: str  # where it came from: "REDIS_URL" (or the caller's name for it), "localhost:6379" or "embedded"
+
+    @property
+    def shown(self) -> str:
+        return redact_url(self.url)
+
 
 @contextlib.contextmanager
-def redis_url(default: str = DEFAULT_URL) -> Iterator[str]:
-    """Yield a usable Redis URL, starting an embedded server only if none answers."""
-    url = os.environ.get("REDIS_URL")
-    if url:
-        if not _answers(url):
-            raise RedisUnavailable(f"Redis at REDIS_URL does not answer ({_redact(url)})")
-        yield url
+def find_redis(configured: str | None, *, embed: bool = True, force_embedded: bool = False,
+               configured_as: str = "REDIS_URL") -> Iterator[FoundRedis]:
+    """The Redis to use: ``configured`` (REDIS_URL), else one on localhost:6379, else a private one.
+
+    A private redis-server is started only if none answers (or ``force_embedded``), and stopped when the
+    block ends. With ``embed=False`` (the support commands: a private Redis would hold none of the
+    worker's state) there is no private one and nothing is probed: the first connection tells what is wrong.
+    """
+    if configured and not force_embedded:
+        if embed and not redis_answers(configured):
+            raise RedisUnavailable(f"Redis at {configured_as} does not answer ({redact_url(configured)})")
+        yield FoundRedis(configured, configured_as)
         return
-    if _answers(default):
-        yield default
+    if not embed or (not force_embedded and redis_answers(DEFAULT_URL)):
+        yield FoundRedis(DEFAULT_URL, "localhost:6379")
         return
-    server = EmbeddedRedis().start()
-    try:
-        yield server.url
-    finally:
-        server.stop()
+    with EmbeddedRedis() as server:
+        yield FoundRedis(server.url, "embedded")
 
 
-def _redact(url: str) -> str:
-    """Hide a password in a Redis URL."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
+# tests/conftest.py (not part of this change) still imports the old private name; remove with that import.
+_answers = redis_answers

@@ -1,0 +1,155 @@
+"""``vipps-billing agreement``: look up, list, change or stop agreements."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from worker.cli.common import (
+    JsonOption,
+    TimeoutOption,
+    YesOption,
+    confirm,
+    console,
+    emit_json,
+    fail,
+    guard,
+    money,
+    since_option,
+    when,
+)
+from worker.cli.support import AgreementId, act, read
+from worker.core.control import new_command_id
+from worker.core.handlers import snapshot
+from worker.core.producer import prepare
+from worker.vipps import models
+
+app = typer.Typer(no_args_is_help=True, help="Look up, list, change or stop agreements.\n\n"
+                  "Example: vipps-billing agreement show agr_5kSeqz")
+
+
+@app.command("show")
+def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> None:
+    """Show an agreement as Vipps has it now.
+
+    Example: vipps-billing agreement show agr_5kSeqz --json
+    """
+    agreement = read(lambda vipps: vipps.fetch_agreement(agreement_id))
+    data = snapshot(agreement)
+    if as_json:
+        emit_json(data)
+        return
+    table = Table(title=f"Agreement {agreement.id}", show_header=False)
+    pricing = agreement.pricing
+    amount = getattr(pricing, "amount", None) if pricing else None
+    interval = agreement.interval
+    for name, value in (
+        ("status", str(agreement.status)), ("product", agreement.productName),
+        ("price", money(amount) if amount is not None else "-"),
+        ("interval", f"every {interval.count} {interval.unit}" if interval else "-"),
+        ("campaign", _campaign(agreement.campaign)),
+        ("created", data.get("created")), ("start", data.get("start")), ("stop", data.get("stop")),
+        ("external id", agreement.externalId), ("agreement page", agreement.merchantAgreementUrl)):
+        table.add_row(name, str(value) if value is not None else "-")
+    console.print(table)
+
+
+def _campaign(campaign: models.CampaignResponseV3 | None) -> str:
+    """What the customer pays while a campaign runs, in one line."""
+    if campaign is None:
+        return "-"
+    parts = [str(campaign.type), money(campaign.price)]
+    if campaign.interval:
+        parts.append(f"every {campaign.interval.count} {campaign.interval.unit}")
+    if campaign.period:
+        parts.append(f"for {campaign.period.count} {campaign.period.unit}")
+    if campaign.eventDate:
+        parts.append(f"until {_when(campaign.eventDate)} ({campaign.eventText or '-'})")
+    elif campaign.end:
+        parts.append(f"until {_when(campaign.end)}")
+    if campaign.explanation:
+        parts.append(f"- {campaign.explanation}")
+    return " ".join(parts)
+
+
+def _when(value: dt.datetime | str) -> str:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
+@app.command("list")
+def agreement_list(
+    status: Annotated[models.AgreementStatus, typer.Option(
+        help="Agreements in this status (Vipps lists one status at a time).")] = models.AgreementStatus.ACTIVE,
+    since: Annotated[int | None, since_option(
+        "Only agreements created after this: a duration ago (30d, 12h) or a date-time.")] = None,
+    external_id: Annotated[str | None, typer.Option(help="Only the agreement(s) with this externalId.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """List the merchant's agreements in one status, newest first.
+
+    Vipps allows 5 listings a minute per merchant; narrow with --since on a large merchant.
+
+    Example: vipps-billing agreement list --status PENDING --since 1d
+    """
+    agreements = read(lambda vipps: vipps.list_agreements(status=status, created_after=since))
+    if external_id is not None:
+        agreements = [a for a in agreements if a.externalId == external_id]
+    agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
+    if as_json:
+        emit_json([snapshot(a) for a in agreements])
+        return
+    table = Table(title=f"{status.value} agreements" + (f" created after {when(since)}" if since else ""))
+    for column in ("agreement", "product", "price", "interval", "created", "external id"):
+        table.add_column(column, justify="right" if column == "price" else "left")
+    for a in agreements:
+        amount = getattr(a.pricing, "amount", None) if a.pricing else None
+        table.add_row(a.id, a.productName or "-", money(amount) if amount is not None else "-",
+                      f"{a.interval.count} {a.interval.unit}" if a.interval else "-",
+                      _when(a.created)[:19] if a.created else "-", a.externalId or "-")
+    console.print(table if agreements else f"no {status.value} agreements")
+
+
+@app.command("stop")
+def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: TimeoutOption = 60.0,
+                   as_json: JsonOption = False) -> None:
+    """Stop an agreement (irreversible; RESERVED charges on it are cancelled by Vipps).
+
+    Example: vipps-billing agreement stop agr_5kSeqz --yes
+    """
+    confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
+    act({"type": "agreement.update", "agreement_id": agreement_id, "status": "STOPPED"}, timeout, as_json,
+        "agreement.updated")
+
+
+@app.command("update")
+def agreement_update(
+    agreement_id: AgreementId,
+    product_name: Annotated[str | None, typer.Option(help="New product name (shown to the user).")] = None,
+    product_description: Annotated[str | None, typer.Option(help="New product description.")] = None,
+    price: Annotated[int | None, typer.Option(help="New price in øre (LEGACY pricing).")] = None,
+    suggested_max_amount: Annotated[int | None, typer.Option(
+        help="New suggested maximum in øre (VARIABLE pricing; the user is not alerted).")] = None,
+    agreement_url: Annotated[str | None, typer.Option(help="New merchantAgreementUrl (https).")] = None,
+    external_id: Annotated[str | None, typer.Option(help="New externalId.")] = None,
+    yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False,
+) -> None:
+    """Change an agreement's price, product or agreement page (through the queue; charges already made stay).
+
+    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" --yes
+    """
+    changes = {"product_name": product_name, "product_description": product_description, "pricing_amount": price,
+               "suggested_max_amount": suggested_max_amount, "merchant_agreement_url": agreement_url,
+               "external_id": external_id}
+    given = {name: value for name, value in changes.items() if value is not None}
+    if not given:
+        raise fail("name at least one change (see --help)", 2)
+    with guard():  # an invalid change is refused before anyone is asked to confirm it
+        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
+                           **given})
+    described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
+                          for name, value in given.items())
+    confirm(f"Change agreement {agreement_id}: {described}?", yes)
+    act(command, timeout, as_json, "agreement.updated")

@@ -1,0 +1,73 @@
+"""``vipps-billing worker``: run the worker processes (dramatiq) on the command queues."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from worker.cli.common import fail
+from worker.local.redis import RedisUnavailable, find_redis
+from worker.runtime.settings import SettingsError, WorkerSettings, get_settings
+from worker.vipps import ConfigError, load_settings
+
+
+def worker(
+    processes: Annotated[int | None, typer.Option(help="worker processes (env WORKER_PROCESSES)")] = None,
+    threads: Annotated[int | None, typer.Option(help="threads per process (env WORKER_THREADS)")] = None,
+) -> None:
+    """Run the worker: consume the command queues until SIGTERM.
+
+    Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing worker --processes 1 --threads 16
+    """
+    try:
+        settings = get_settings()
+        load_settings()
+    except (SettingsError, ConfigError) as exc:
+        raise fail(str(exc)) from None
+    try:
+        with find_redis(settings.redis_url) as found:
+            raise typer.Exit(run_worker(found.url, processes or settings.worker_processes,
+                                        threads or settings.worker_threads, settings))
+    except RedisUnavailable as exc:
+        raise fail(str(exc)) from None
+
+
+def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
+               extra_env: dict[str, str] | None = None) -> int:
+    """Run the worker (``dramatiq worker.runtime.main:setup``) on the command queues; returns its exit code."""
+    from worker.runtime.main import ENTRY  # loads dramatiq: only for this command
+    # prometheus_client's own variable (not a worker setting): the multiprocess metrics directory.
+    given_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    metrics_dir = Path(given_dir or tempfile.mkdtemp(prefix="vipps-billing-prom-"))
+    if metrics_dir.exists():
+        shutil.rmtree(metrics_dir)  # stale files from a previous run would add up
+    metrics_dir.mkdir(parents=True)
+    env = dict(os.environ) | (extra_env or {}) | {
+        "REDIS_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "prometheus_multiproc_dir": str(metrics_dir),
+        "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
+        "dramatiq_worker_timeout": "200",
+    }
+    args = [sys.executable, "-m", "dramatiq", ENTRY, "--processes", str(processes),
+            "--threads", str(threads), "--queues", settings.agreements_queue, settings.charges_queue,
+            "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
+            "--skip-logging"]
+    child = subprocess.Popen(args, env=env)
+
+    def forward(signum: int, _: Any) -> None:
+        child.send_signal(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, forward)
+    try:
+        return child.wait()
+    finally:
+        if not given_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
