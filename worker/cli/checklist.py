@@ -32,7 +32,10 @@ def run_steps(ops: Control, state: RunState, path: Path, clock: SimulatorClock |
     def on_step(text: str, index: int) -> None:
         progress.update(task, description=text, completed=offset + index)  # type: ignore[arg-type]
 
-    report = Checklist(ops, state, path, clock=clock, progress=on_step, timeout=timeout).run()
+    def on_notice(text: str) -> None:
+        progress.console.print(f"  {text}")  # above the bar; on stderr, so --json output stays clean
+
+    report = Checklist(ops, state, path, clock=clock, progress=on_step, timeout=timeout, notice=on_notice).run()
     progress.update(task, completed=offset + len(STEPS))  # type: ignore[arg-type]
     return report
 

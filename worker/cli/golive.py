@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from worker.core.control import Control, OperationError, Outcome
+from worker.core.control import Control, OperationError, Outcome, Progress
 from worker.local.wait import wait_until
 
 ACTIVE, STOPPED, CHARGED, REFUNDED = "agreement ACTIVE", "agreement STOPPED", "charge CHARGED", "charge REFUNDED"
@@ -95,12 +95,14 @@ class SimulatorClock:
 class Checklist:
     def __init__(self, ops: Control, state: RunState, state_path: Path, *, clock: SimulatorClock | None,
                  progress: Callable[[str, int], None] | None = None, timeout: float = 60.0,
+                 notice: Callable[[str], None] | None = None,
                  merchant_url: str = "https://example.com/vipps-billing/agreements") -> None:
         self.ops = ops
         self.state = state
         self.path = state_path
         self.clock = clock
         self.progress = progress or (lambda _text, _n: None)
+        self.notice = notice or (lambda _text: None)
         self.timeout = timeout
         self.merchant_url = merchant_url
         self._seq = 0
@@ -140,7 +142,12 @@ class Checklist:
                 self._seen(event)
 
     def _run(self, name: str, command: dict[str, Any]) -> Outcome:
-        return self._record(self.ops.run({"command_id": self._cid(name), **command}, self.timeout))
+        def waiting(progress: Progress) -> None:
+            if progress.status == "retry_wait":  # a lost answer or a rate limit: say what it waits for
+                self.notice(f"{command['type']}: {progress.describe()}")
+
+        return self._record(self.ops.run({"command_id": self._cid(name), **command}, self.timeout,
+                                         on_progress=waiting))
 
     def _fetch(self, command: dict[str, Any]) -> Outcome:
         self._seq += 1

@@ -34,8 +34,9 @@ def act(command: dict[str, Any], timeout: float, as_json: bool, done_event: str)
         if as_json:
             outcome = ops.wait(command_id, timeout)
         else:
-            with err_console.status(f"{command['type']} sent as {command_id}; waiting for the worker"):
-                outcome = ops.wait(command_id, timeout)
+            with err_console.status(f"{command['type']} sent as {command_id}; waiting for the worker") as spinner:
+                outcome = ops.wait(command_id, timeout, on_progress=lambda p: spinner.update(
+                    f"{command['type']} {command_id}: {p.describe()}"))
     _show_outcome(outcome, as_json, done_event)
 
 
