@@ -26,10 +26,11 @@ def status(as_json: JsonOption = False) -> None:
 
 def _queues(data: dict[str, Any]) -> Table:
     queues = Table(title="Queues")
-    for column in ("queue", "ready", "delayed", "dead"):
+    for column in ("queue", "ready", "delayed", "dead", "oldest"):
         queues.add_column(column, justify="left" if column == "queue" else "right")
     for name, depth in data["queues"].items():
-        queues.add_row(name, str(depth["ready"]), str(depth["delayed"]), str(depth["dead"]))
+        queues.add_row(name, str(depth["ready"]), str(depth["delayed"]), str(depth["dead"]),
+                       f"{depth['oldest_age_seconds']} s")
     return queues
 
 
@@ -42,6 +43,8 @@ def _state(data: dict[str, Any]) -> Table:
         ("retries scheduled", data["retry_scheduled"]), ("watched agreements", data["watchlist"]["agreements"]),
         ("watched charges", data["watchlist"]["charges"]), ("dead letters", data["dead_letters"]),
         ("outbox backlog", data["outbox"]["pending"]),
-        ("oldest unpublished event", f"{data['outbox']['oldest_age_seconds']} s")):
+        ("oldest unpublished event", f"{data['outbox']['oldest_age_seconds']} s"),
+        ("events waiting for your consumer", data["events"]["waiting"]),
+        ("oldest waiting event", f"{data['events']['oldest_age_seconds']} s")):
         state.add_row(label, str(value))
     return state
