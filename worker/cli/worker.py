@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -32,12 +33,23 @@ def worker(
         load_settings()
     except (SettingsError, ConfigError) as exc:
         raise fail(str(exc)) from None
+    if settings.metrics_port and not port_free(settings.metrics_host, settings.metrics_port):
+        raise fail(f"METRICS_PORT {settings.metrics_port} on {settings.metrics_host} is in use (another worker?)")
     try:
         with find_redis(settings.redis_url) as found:
             raise typer.Exit(run_worker(found.url, processes or settings.worker_processes,
                                         threads or settings.worker_threads, settings))
     except RedisUnavailable as exc:
         raise fail(str(exc)) from None
+
+
+def port_free(host: str, port: int) -> bool:
+    """Whether the metrics endpoint could listen there (the endpoint itself stops the worker if it cannot)."""
+    try:
+        with socket.create_server((host, port)):
+            return True
+    except OSError:
+        return False
 
 
 def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
