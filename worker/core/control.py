@@ -109,7 +109,7 @@ class Control:
         """A direct client for reads; shares the worker's token cache and rate budgets in Redis."""
         if self._vipps is None:
             self._vipps = VippsClient(vipps_settings or load_settings(), key_prefix=self.settings.key_prefix,
-                                      **redis_backends(self.redis))
+                                      for_people=True, **redis_backends(self.redis))
         return self._vipps
 
     def close(self) -> None:

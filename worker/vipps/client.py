@@ -53,6 +53,7 @@ class VippsClient:
         key_prefix: str = "vipps-billing",
         budget_rules: Mapping[ops.Operation, BudgetRule] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        for_people: bool = False,
     ) -> None:
         self._settings = settings
         observer = observer or NullObserver()
@@ -70,6 +71,7 @@ class VippsClient:
             MemoryBudgetBackend() if budget_backend is None else budget_backend,
             key_prefix,
             DEFAULT_RULES if budget_rules is None else budget_rules,
+            for_people=for_people,  # a support tool's client: it may use the share of reads workers leave
         )
         self._sender = Sender(
             self._http,

@@ -246,7 +246,7 @@ def test_budget_slot_frees_after_the_window(backend: RedisBudgetBackend | Memory
 
 
 def test_budget_is_atomic_under_concurrency(backend: RedisBudgetBackend | MemoryBudgetBackend) -> None:
-    budgets = Budgets(backend, "c", {ops.LIST_CHARGES: BudgetRule(10, ("agreementId",))})
+    budgets = Budgets(backend, "c", {ops.LIST_CHARGES: BudgetRule(10, ("agreementId",))}, for_people=True)
     with ThreadPoolExecutor(max_workers=16) as pool:
         waits = list(pool.map(lambda _: budgets.take(ops.LIST_CHARGES, {"agreementId": "a"}), range(40)))
     assert waits.count(0.0) == 10
@@ -282,3 +282,20 @@ def test_client_budget_slot_by_operation_or_by_its_id(settings: VippsSettings) -
         assert c.budget_slot(ops.FORCE_ACCEPT, agreement_id="agr_1") is None  # no published limit
         with pytest.raises(KeyError):
             c.budget_slot("NoSuchOperationV3")
+
+
+def test_people_keep_a_share_of_each_read_budget_that_workers_leave() -> None:
+    backend = MemoryBudgetBackend()
+    workers = Budgets(backend, "share", DEFAULT_RULES)
+    people = Budgets(backend, "share", DEFAULT_RULES, for_people=True)
+    values = {"msn": "123456"}
+    taken = 0
+    while workers.take(ops.LIST_AGREEMENTS, values) == 0:  # workers poll until refused
+        taken += 1
+    assert taken == 4  # of Vipps's 5 a minute per merchant
+    assert people.take(ops.LIST_AGREEMENTS, values) == 0  # a support agent's lookup still goes out
+    refused = people.take(ops.LIST_AGREEMENTS, values)
+    assert 0 < refused <= 60  # and then says when to try again
+    # Writes go through the workers only: no share is held back from them.
+    create = {"msn": "123456", "agreementId": "agr_1", "idempotencyKey": "k"}
+    assert [workers.take(ops.CREATE_CHARGE, create) for _ in range(2)] == [0, 0]
