@@ -88,7 +88,9 @@ def test_replay_checks_vipps_first_and_sends_only_what_is_still_needed(dead: dic
     before = refunded(dead)
     dry = ok_json(cli("dlq", "replay", "--all", "--dry-run", "--json", env=env))
     decided = {d["command_id"]: d for d in dry["decisions"]}
-    assert decided["dlq-capture"]["replay"] is False and "CHARGED" in decided["dlq-capture"]["why"]
+    # Vipps refused that capture (the charge was CHARGED, not RESERVED): the same command would be refused again.
+    assert decided["dlq-capture"]["replay"] is False
+    assert "would refuse the same command again" in decided["dlq-capture"]["why"]
     assert decided["dlq-invalid"]["replay"] is False
     assert decided["dlq-refund"]["replay"] is True and decided["dlq-refund"]["new_command_id"] == "dlq-refund.r1"
     assert refunded(dead) == before  # a dry run sends nothing

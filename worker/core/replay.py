@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from schemas import CommandAdapter
+from schemas.problems import one_line
 from worker.core.handlers import FIRST_CALL
 from worker.core.idempotency import idempotency_key
 from worker.store.deadletters import DeadLetter
@@ -52,22 +53,33 @@ def replay_id(command_id: str, n: int) -> str:
     return command_id[:64 - len(suffix)] + suffix
 
 
-def decide(letter: DeadLetter, ledger: Ledger, client: VippsClient) -> Decision:
+def decide(letter: DeadLetter, ledger: Ledger, client: VippsClient,
+           changes: dict[str, Any] | None = None) -> Decision:
+    """Whether to replay a dead letter, and the command to send; ``changes`` (e.g. a new ``due``) make the
+    replay a changed command, validated like a new one."""
     if letter.reason in NEVER:
         return Decision(letter, False, f"{letter.reason}: would be rejected again; fix it and enqueue anew")
     payload = letter.payload
     if not isinstance(payload, dict) or not letter.command_id:
         return Decision(letter, False, "not a command; nothing to replay")
     try:
-        command = CommandAdapter.validate_python(payload).model_dump(mode="json", exclude_none=True)
-    except ValidationError:
-        return Decision(letter, False, "the recorded command is not valid; fix it and enqueue anew")
+        command = CommandAdapter.validate_python(payload | (changes or {})).model_dump(mode="json",
+                                                                                      exclude_none=True)
+    except ValidationError as exc:
+        what = "the changed command" if changes else "the recorded command"
+        return Decision(letter, False, f"{what} is not valid ({one_line(exc)}); fix it and enqueue anew")
     if letter.replayed_as:
         last = letter.replayed_as[-1]
         record = ledger.get(last) or {}
         status = record.get("status", "queued")
         # A replay that failed has its own dead letter: replay that one, never this one twice.
         return Decision(letter, False, f"already replayed as {last} ({status})")
+    if letter.reason == "vipps_problem" and not changes:
+        # Vipps answers the same command the same way: only a changed one can go through.
+        problem = letter.problem or {}
+        said = problem.get("type") or problem.get("detail") or "a refusal"
+        return Decision(letter, False, f"Vipps refused it ({said}) and would refuse the same command again; "
+                                       "replay it with changed fields (--set), or fix and enqueue anew")
     try:
         replay, why = _still_needed(command, ledger, client)
     except errors.PermanentError as exc:
@@ -97,6 +109,9 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
             return False, f"agreement is already {status}"
         return True, f"agreement is {status}"
     if kind == "charge.create":
+        status = str(client.fetch_agreement(command["agreement_id"]).status)
+        if status != "ACTIVE":
+            return False, f"agreement is {status}: Vipps charges only ACTIVE agreements"
         for charge in client.list_charges(command["agreement_id"]):
             same_order = command.get("order_id") and charge.id == command["order_id"]
             same_external = command.get("external_id") and charge.externalId == command["external_id"]
