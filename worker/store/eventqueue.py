@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pydantic_core import to_json
+
 from schemas.events import Event
 from worker.store.keys import Layout
 from worker.store.messages import encode_message
@@ -29,10 +31,13 @@ class EventQueue:
         return self.layout.dramatiq.messages(self.layout.events_queue)
 
     def args(self, events: Sequence[Event]) -> list[str | bytes]:
-        """(event_id, redis_message_id, message, type) for each event, as ``publish.lua`` takes them."""
+        """(event_id, redis_message_id, message, type, timeline key or '', event JSON) for each event, as
+        ``publish.lua`` takes them."""
         out: list[str | bytes] = []
         for event in events:
-            redis_id, message = encode_message(self.layout.events_queue, self.layout.events_actor, event.wire(),
+            body = event.wire()
+            redis_id, message = encode_message(self.layout.events_queue, self.layout.events_actor, body,
                                                message_id=event.event_id)
-            out += [event.event_id, redis_id, message, event.type.value]
+            timeline = self.layout.keys.history(event.agreement_id, event.charge_id) if event.agreement_id else ""
+            out += [event.event_id, redis_id, message, event.type.value, timeline, to_json(body)]
         return out

@@ -12,6 +12,12 @@ class Keys:
     def command(self, command_id: str) -> str:
         return f"{self.prefix}:cmd:{command_id}"
 
+    def history(self, agreement_id: str, charge_id: str | None = None) -> str:
+        """A resource's timeline: its events (JSON) scored by when they were published (ms)."""
+        if charge_id:
+            return f"{self.prefix}:history:charge:{agreement_id}:{charge_id}"
+        return f"{self.prefix}:history:agreement:{agreement_id}"
+
     @property
     def inflight(self) -> str:
         """command_id -> lease expiry (ms): attempts that hold a command right now."""

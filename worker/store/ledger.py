@@ -226,7 +226,7 @@ class Ledger:
         """Publish events and apply watch changes atomically (an observation, not a command's outcome)."""
         if not events and not watch:
             return
-        args = [now_ms(), *change_args(watch), *self.events.args(events)]
+        args = [now_ms(), self.retention_seconds, *change_args(watch), *self.events.args(events)]
         self._published(self._observe(keys=list(self._observe_keys()), args=args))
 
     def _observe_keys(self) -> ObserveKeys:
@@ -260,6 +260,11 @@ class Ledger:
             if record.get(name):
                 record[name] = json.loads(record[name])
         return record
+
+    def timeline(self, agreement_id: str, charge_id: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
+        """A resource's events in the order they were published (kept ``LEDGER_RETENTION_DAYS``)."""
+        raw = self.redis.zrange(self.keys.history(agreement_id, charge_id), -limit, -1)
+        return [json.loads(text(item)) for item in raw]
 
     def payload(self, command_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(self.keys.command(command_id), "payload")

@@ -154,3 +154,23 @@ def test_take_slot_is_one_function_that_the_budget_and_the_claim_embed(redis_cli
     first, second = script(keys=["embed:slot"])
     assert first == 0
     assert 0 < second <= 60_000
+
+
+def test_each_resource_keeps_a_timeline_of_its_events(redis_client: redis.Redis) -> None:
+    ledger = ledger_of(redis_client)
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    created = Event(event_id="t1", type=EventType.AGREEMENT_CREATED, command_id="c-t", agreement_id="agr_t",
+                    occurred_at=at)
+    charged = Event(event_id="t2", type=EventType.CHARGE_STATUS_CHANGED, agreement_id="agr_t", charge_id="chr_t",
+                    transition={"from": "DUE", "to": "CHARGED"}, occurred_at=at)
+    rejected = Event(event_id="t3", type=EventType.COMMAND_REJECTED, occurred_at=at)
+    command = {"command_id": "c-t", "type": "agreement.create", "issued_at": "now"}
+    ledger.claim(command, owner="m1", broker_id="b", lease_ms=10_000)
+    ledger.finish(command, status="succeeded", events=[created])
+    ledger.observe([charged, rejected])
+    ledger.observe([created])  # a redelivered command re-publishes its events: the timeline has them once
+    assert [e["event_id"] for e in ledger.timeline("agr_t")] == ["t1"]
+    [change] = ledger.timeline("agr_t", "chr_t")
+    assert change["transition"] == {"from": "DUE", "to": "CHARGED"}
+    ttl = redis_client.ttl(LAYOUT.keys.history("agr_t"))
+    assert 0 < ttl <= 60  # kept as long as the ledger keeps finished commands

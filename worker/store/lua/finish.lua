@@ -31,6 +31,7 @@ redis.call('ZREM', retry, command_id)
 local at = apply_watch({agreements = watch_agreements, charges = watch_charges, state = watch_state,
                         settled = watch_settled}, 12, now)
 local published = publish({queue = events_queue, messages = events_messages, outbox = outbox,
-                           pending = outbox_pending, born = outbox_born}, at, now, {1})
+                           pending = outbox_pending, born = outbox_born, timeline_ttl = retention,
+                           timeline_max = TIMELINE_MAX}, at, now, {1})
 ack()
 return published
