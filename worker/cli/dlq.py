@@ -69,12 +69,20 @@ def dlq_list(reason: ReasonOption = None, ctype: TypeOption = None, since: Since
     if as_json:
         emit_json([_summary(x) for x in letters])
         return
+    wide = console.width >= 140  # narrower: the two ids stay whole; when, type and detail are in `dlq show`
     table = Table(title=f"Dead letters ({len(letters)} shown of {total})")
-    for column in ("id", "at", "reason", "command", "type", "detail", "replayed as"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", no_wrap=True, min_width=24)
+    if wide:
+        table.add_column("at", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    table.add_column("command", no_wrap=not wide, overflow="fold")
+    if wide:
+        for column in ("type", "detail", "replayed as"):
+            table.add_column(column, overflow="fold")
     for x in letters:
-        table.add_row(x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
-                      ", ".join(x.replayed_as) or "-")
+        row = [x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
+               ", ".join(x.replayed_as) or "-"]
+        table.add_row(*(row if wide else [row[0], row[2], row[3]]))
     console.print(table)
 
 
