@@ -128,6 +128,14 @@ def test_purge(dead: dict[str, Any]) -> None:
     kept = ok_json(cli("dlq", "purge", "--reason", "invalid_command", "--older-than", "1d", "--yes", "--json",
                        env=env))
     assert kept["removed"] == 0  # all are younger than a day
-    gone = ok_json(cli("dlq", "purge", "--reason", "invalid_command", "--yes", "--json", env=env))
+    refused = cli("dlq", "purge", "--all", "--yes", env=env)
+    assert refused.returncode == 1
+    line = one_line_error(refused)
+    assert "--force" in line and "3 of 3" in line and "DEAD_LETTER_RETENTION_DAYS" in line
+    assert len(letters(env)) == 3  # nothing deleted
+    gone = ok_json(cli("dlq", "purge", "--reason", "invalid_command", "--force", "--yes", "--json", env=env))
     assert gone["removed"] == 1 and gone["ids"] == [dead["ids"]["dlq-invalid"]]
     assert {x["command_id"] for x in letters(env)} == {"dlq-capture", "dlq-refund"}
+    forced = cli("dlq", "purge", "--all", "--force", "--yes", env=env)
+    assert forced.returncode == 0 and "removed 2 dead letter(s)" in forced.stdout
+    assert letters(env) == []

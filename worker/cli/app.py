@@ -17,7 +17,7 @@ try:  # typer 0.2x carries its own click
 except ImportError:  # pragma: no cover - older typer on the click package
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore[assignment]
 
-app = typer.Typer(no_args_is_help=True, add_completion=False,
+app = typer.Typer(no_args_is_help=True,
                   help="Vipps MobilePay recurring billing worker: commands in, exactly-once effects, events out.\n\n"
                   "Example: vipps-billing demo")
 app.add_typer(simulator_cli.app, name="simulator")
@@ -30,10 +30,20 @@ for single in (demo.demo, checklist.checklist, worker_command.worker, enqueue.en
     app.command()(single)
 
 
+def _plain_help(command: object) -> None:
+    """Click's own help for a command tree: its long option names (the simulator's fault knobs) stay whole
+    at 80 columns, where rich's option table cuts them short."""
+    if hasattr(command, "rich_markup_mode"):
+        command.rich_markup_mode = None
+    for sub in getattr(command, "commands", {}).values():
+        _plain_help(sub)
+
+
 def main() -> None:
     # The client's own log lines would repeat what the one-line error says.
     logging.getLogger("worker").addHandler(logging.NullHandler())
     cli = typer.main.get_command(app)
+    _plain_help(cli.commands["simulator"])  # type: ignore[attr-defined]
     try:
         code = cli.main(standalone_mode=False)
     except NoArgsIsHelpError as exc:

@@ -69,12 +69,20 @@ def dlq_list(reason: ReasonOption = None, ctype: TypeOption = None, since: Since
     if as_json:
         emit_json([_summary(x) for x in letters])
         return
+    wide = console.width >= 140  # narrower: the two ids stay whole; when, type and detail are in `dlq show`
     table = Table(title=f"Dead letters ({len(letters)} shown of {total})")
-    for column in ("id", "at", "reason", "command", "type", "detail", "replayed as"):
-        table.add_column(column, overflow="fold")
+    table.add_column("id", no_wrap=True, min_width=24)
+    if wide:
+        table.add_column("at", overflow="fold")
+    table.add_column("reason", overflow="fold")
+    table.add_column("command", no_wrap=not wide, overflow="fold")
+    if wide:
+        for column in ("type", "detail", "replayed as"):
+            table.add_column(column, overflow="fold")
     for x in letters:
-        table.add_row(x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
-                      ", ".join(x.replayed_as) or "-")
+        row = [x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
+               ", ".join(x.replayed_as) or "-"]
+        table.add_row(*(row if wide else [row[0], row[2], row[3]]))
     console.print(table)
 
 
@@ -184,10 +192,14 @@ def dlq_purge(
     ctype: TypeOption = None,
     older_than: Annotated[int | None, since_option("Only older than this: 30d, 12h, or an ISO date-time.")] = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter matching the filters.")] = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Also delete dead letters younger than DEAD_LETTER_RETENTION_DAYS.")] = False,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Delete dead letters for good.
+
+    Dead letters younger than DEAD_LETTER_RETENTION_DAYS (30 days at least) are kept unless --force.
 
     Example: vipps-billing dlq purge --reason invalid_command --older-than 7d --yes
     """
@@ -197,6 +209,7 @@ def dlq_purge(
         letters = _select(ops, ids, reason, ctype, None, 1_000_000)
         if older_than is not None:
             letters = [x for x in letters if x.at_ms < older_than]
+        _refuse_young(letters, ops.dead_letters.retention_ms, force)
         if letters:
             confirm(f"Delete {len(letters)} dead letter(s) for good?", yes)
         removed = ops.dead_letters.remove([x.id for x in letters])
@@ -204,3 +217,13 @@ def dlq_purge(
         emit_json({"removed": removed, "ids": [x.id for x in letters]})
     else:
         console.print(f"removed {removed} dead letter(s)")
+
+
+def _refuse_young(letters: list[DeadLetter], retention_ms: int, force: bool) -> None:
+    """The README promises dead letters are kept for the retention period: deleting younger ones needs --force."""
+    cutoff = int(time.time() * 1000) - retention_ms
+    young = sum(1 for x in letters if x.at_ms > cutoff)
+    if young and not force:
+        days = retention_ms // 86_400_000
+        raise fail(f"{young} of {len(letters)} dead letter(s) are younger than DEAD_LETTER_RETENTION_DAYS "
+                   f"({days} days); pass --force to delete all {len(letters)}")

@@ -9,55 +9,145 @@ from typing import Annotated, Any
 
 import typer
 
-from worker.cli.common import fail
-from worker.core.producer import InvalidCommand, Producer, prepare
+from worker.cli.common import JsonOption, emit_json, err_console, fail, guard
+from worker.core.control import Control
+from worker.core.producer import InvalidCommand, prepare
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import get_settings
+from worker.vipps import ConfigError, load_settings
+
+FINISHED = ("succeeded", "failed", "rejected", "dead_lettered")
+Entry = tuple[str, Any]  # where it was ("line 3", "command 2") and what was there
 
 
 def enqueue(
     file: Annotated[str, typer.Argument(help="JSON or JSONL file of commands, or - for standard input")],
+    dry_run: Annotated[bool, typer.Option(help="Validate and report; send nothing.")] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Validate and enqueue commands (one JSON object, a JSON array, or one object per line).
 
-    Example: vipps-billing enqueue charges-december.jsonl
+    Every invalid command is reported with its line; if one is invalid, none is sent. Prints the
+    command ids sent, one per line. Warns (stderr) about a command_id given twice (sent once) and
+    about one the worker already finished (a re-send does nothing; not sent).
+
+    Example: vipps-billing enqueue charges-december.jsonl --dry-run
     """
     try:
         text = sys.stdin.read() if file == "-" else Path(file).read_text()
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
-    try:
-        commands = parse_commands(text)
-        prepared = [prepare(c) for c in commands]
-    except (ValueError, InvalidCommand) as exc:
-        raise fail(str(exc)) from None
+    entries, errors = read_entries(text)
+    prepared = _validate(entries, errors, _configured_msn())
+    if errors:
+        raise fail(f"{len(errors)} invalid command(s), nothing was sent: " + "; ".join(errors))
+    unique = _unique(prepared)
     settings = get_settings()
+    with guard():
+        try:
+            with find_redis(settings.redis_url) as found:
+                ops = Control(found.url, settings)
+                try:
+                    todo = _not_finished(ops, unique)
+                    if todo and not dry_run:
+                        ops.producer.queue.enqueue([wire for _, wire in todo])
+                finally:
+                    ops.close()
+        except (RedisUnavailable, OSError) as exc:
+            raise fail(f"cannot reach Redis: {exc}") from None
+    ids = [str(wire["command_id"]) for _, wire in todo]
+    if as_json:
+        emit_json({"dry_run": dry_run, "sent" if not dry_run else "would_send": ids,
+                   "skipped": len(prepared) - len(ids)})
+        return
+    for command_id in ids:
+        typer.echo(command_id)
+    err_console.print(f"{'would enqueue' if dry_run else 'enqueued'} {len(ids)} command(s)")
+
+
+def _configured_msn() -> str | None:
     try:
-        with find_redis(settings.redis_url) as found, Producer(found.url, layout=settings.layout()) as producer:
-            producer.send_many(prepared)
-    except (RedisUnavailable, OSError) as exc:
-        raise fail(f"cannot reach Redis: {exc}") from None
-    typer.echo(f"enqueued {len(prepared)} command(s)")
+        return load_settings().msn
+    except ConfigError:
+        return None
 
 
-def parse_commands(text: str) -> list[dict[str, Any]]:
-    """Commands from JSON (object or array) or JSONL; every line number is checked before anything is sent."""
+def _validate(entries: list[Entry], errors: list[str], msn: str | None) -> list[Entry]:
+    prepared = []
+    for where, item in entries:
+        try:
+            wire = prepare(item)
+        except InvalidCommand as exc:
+            errors.append(f"{where}: {exc}")
+            continue
+        if msn and wire.get("msn") and wire["msn"] != msn:
+            errors.append(f"{where}: msn {wire['msn']} is not this worker's VIPPS_MSN ({msn})")
+            continue
+        prepared.append((where, wire))
+    return prepared
+
+
+def _unique(prepared: list[Entry]) -> list[Entry]:
+    """Each command_id once (the first); a warning names the others."""
+    first: dict[str, str] = {}
+    out = []
+    for where, wire in prepared:
+        command_id = str(wire["command_id"])
+        if command_id in first:
+            err_console.print(f"warning: {where}: command_id {command_id} repeats {first[command_id]}; sent once",
+                              soft_wrap=True)
+            continue
+        first[command_id] = where
+        out.append((where, wire))
+    return out
+
+
+def _not_finished(ops: Control, prepared: list[Entry]) -> list[Entry]:
+    """Commands the ledger has not finished; a re-send of a finished one is a no-op at the worker."""
+    out = []
+    for where, wire in prepared:
+        record = ops.ledger.get(str(wire["command_id"]))
+        if record and record.get("status") in FINISHED:
+            err_console.print(f"warning: {where}: command_id {wire['command_id']} already {record['status']}; "
+                              "not sent (a re-send does nothing)", soft_wrap=True)
+            continue
+        out.append((where, wire))
+    return out
+
+
+def read_entries(text: str) -> tuple[list[Entry], list[str]]:
+    """Commands from JSON (object or array) or JSONL, each with where it was, and every problem found."""
     stripped = text.strip()
     if not stripped:
-        raise ValueError("no commands in input")
+        return [], ["no commands in input"]
+    entries: list[Entry] = []
+    errors: list[str] = []
     try:
         whole = json.loads(stripped)
-        items = whole if isinstance(whole, list) else [whole]
+        if isinstance(whole, list):
+            entries = [(f"command {n}", item) for n, item in enumerate(whole, 1)]
+        else:
+            entries = [("command 1", whole)]
     except json.JSONDecodeError:
-        items = []
         for number, line in enumerate(stripped.splitlines(), 1):
             if not line.strip():
                 continue
             try:
-                items.append(json.loads(line))
+                entries.append((f"line {number}", json.loads(line)))
             except json.JSONDecodeError as exc:
-                raise ValueError(f"line {number}: not valid JSON ({exc.msg})") from None
-    for number, item in enumerate(items, 1):
-        if not isinstance(item, dict):
-            raise ValueError(f"command {number}: expected a JSON object")
-    return items
+                errors.append(f"line {number}: not valid JSON ({exc.msg})")
+    good = []
+    for where, item in entries:
+        if isinstance(item, dict):
+            good.append((where, item))
+        else:
+            errors.append(f"{where}: expected a JSON object")
+    return good, errors
+
+
+def parse_commands(text: str) -> list[dict[str, Any]]:
+    """Commands from JSON (object or array) or JSONL; raises ValueError naming every bad line."""
+    entries, errors = read_entries(text)
+    if errors:
+        raise ValueError("; ".join(errors))
+    return [item for _, item in entries]
