@@ -119,9 +119,19 @@ def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: T
 
     Example: vipps-billing agreement stop agr_5kSeqz --yes
     """
+    with guard():  # an invalid id is refused before Vipps is asked about it
+        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
+                           "status": "STOPPED"})
+    _refuse_if_final(agreement_id, "stop")
     confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
-    act({"type": "agreement.update", "agreement_id": agreement_id, "status": "STOPPED"}, timeout, as_json,
-        "agreement.updated")
+    act(command, timeout, as_json, "agreement.stopped")
+
+
+def _refuse_if_final(agreement_id: str, verb: str) -> None:
+    """Refuse, before anyone confirms and with nothing sent, what Vipps would refuse or silently ignore."""
+    status = str(read(lambda vipps: vipps.fetch_agreement(agreement_id)).status)
+    if status in models.FINAL_AGREEMENT_STATUSES:
+        raise fail(f"agreement {agreement_id} is already {status}; nothing to {verb}, nothing was sent")
 
 
 @app.command("update")
@@ -149,6 +159,7 @@ def agreement_update(
     with guard():  # an invalid change is refused before anyone is asked to confirm it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
                            **given})
+    _refuse_if_final(agreement_id, "change")
     described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
                           for name, value in given.items())
     confirm(f"Change agreement {agreement_id}: {described}?", yes)

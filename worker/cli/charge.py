@@ -114,11 +114,15 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
     def command(agreement_id: AgreementId, charge_id: ChargeId, amount: AmountOption = None,
                 description: Annotated[str, typer.Option(help="Shown to the user.")] = default_description,
                 yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
-        if not amount:  # all that is left, from Vipps now
-            charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))
-            amount = _left(charge, kind)
+        charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))  # what is left, from Vipps now
+        left = _left(charge, kind)
+        if not amount:
+            amount = left
             if amount < 100:
                 raise fail(f"charge {charge_id} is {charge.status} with {money(amount)} left to {kind}")
+        elif kind == "refund" and amount > left:
+            raise fail(f"charge {charge_id} is {charge.status} with {money(left)} left to refund, less than "
+                       f"{money(amount)}; nothing was sent")
         confirm(f"{kind.capitalize()} {money(amount)} of charge {charge_id}?", yes)
         act({"type": f"charge.{kind}", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
              "description": description}, timeout, as_json, done_event)
@@ -143,6 +147,9 @@ def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, yes: YesOption
 
     Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --yes
     """
+    status = str(read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id)).status)
+    if status not in models.CANCELLABLE_CHARGE_STATUSES:
+        raise fail(f"charge {charge_id} is {status}, not open; nothing to cancel, nothing was sent")
     confirm(f"Cancel charge {charge_id}?", yes)
     act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id}, timeout, as_json,
         "charge.cancelled")
