@@ -79,3 +79,14 @@ def test_stop_reports_the_stop(env: dict[str, Any], tmp_path: Path) -> None:
     result = cli("agreement", "stop", active, "--yes", env=env["vars"])
     assert result.returncode == 0, result.stderr
     assert "agreement.stopped" in result.stdout and active in result.stdout and "updated" not in result.stdout
+
+
+def test_an_external_id_search_covers_every_status(env: dict[str, Any]) -> None:
+    """The customer's agreement is STOPPED: found without --status (one listing per status, 4 of Vipps's 5 a
+    minute), and --status takes any case."""
+    run_id, stopped = env["report"]["run_id"], env["report"]["agreements"]["stopped"]
+    found = cli("agreement", "list", "--external-id", f"checklist-{run_id}-stopped", env=env["vars"])
+    assert found.returncode == 0, found.stderr
+    assert stopped in found.stdout and "STOPPED" in found.stdout and "no ACTIVE" not in found.stdout
+    listed = ok_json(cli("agreement", "list", "--status", "stopped", "--json", env=env["vars"]))
+    assert stopped in [a["id"] for a in listed] and {a["status"] for a in listed} == {"STOPPED"}

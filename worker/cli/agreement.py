@@ -81,35 +81,42 @@ def _when(value: dt.datetime | str) -> str:
 
 @app.command("list")
 def agreement_list(
-    status: Annotated[models.AgreementStatus, typer.Option(
-        help="Agreements in this status (Vipps lists one status at a time).")] = models.AgreementStatus.ACTIVE,
+    status: Annotated[models.AgreementStatus | None, typer.Option(
+        case_sensitive=False, show_default=False,
+        help="Agreements in this status (any case). Default: ACTIVE, or every status with --external-id.")] = None,
     since: Annotated[int | None, since_option(
         "Only agreements created after this: a duration ago (30d, 12h) or a date-time.")] = None,
     external_id: Annotated[str | None, typer.Option(help="Only the agreement(s) with this externalId.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the merchant's agreements in one status, newest first.
+    """List the merchant's agreements, newest first.
 
-    Vipps allows 5 listings a minute per merchant; narrow with --since on a large merchant.
+    Vipps lists one status at a time and allows 5 listings a minute per merchant: an --external-id search
+    without --status makes one listing per status. Narrow with --since on a large merchant.
 
-    Example: vipps-billing agreement list --status PENDING --since 1d
+    Example: vipps-billing agreement list --status pending --since 1d
     """
-    agreements = read(lambda vipps: vipps.list_agreements(status=status, created_after=since))
+    statuses = ([status] if status is not None else list(models.AgreementStatus) if external_id is not None
+                else [models.AgreementStatus.ACTIVE])
+    agreements = read(lambda vipps: [a for s in statuses for a in vipps.list_agreements(status=s, created_after=since)])
     if external_id is not None:
         agreements = [a for a in agreements if a.externalId == external_id]
     agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
     if as_json:
         emit_json([snapshot(a) for a in agreements])
         return
-    table = Table(title=f"{status.value} agreements" + (f" created after {when(since)}" if since else ""))
-    for column in ("agreement", "product", "price", "interval", "created", "external id"):
+    what = f"{statuses[0].value} agreements" if len(statuses) == 1 else "agreements in any status"
+    title = what + (f" with external id {external_id}" if external_id is not None else "") + (
+        f" created after {when(since)}" if since else "")
+    table = Table(title=title)
+    for column in ("agreement", "status", "product", "price", "interval", "created", "external id"):
         table.add_column(column, justify="right" if column == "price" else "left")
     for a in agreements:
         amount = getattr(a.pricing, "amount", None) if a.pricing else None
-        table.add_row(a.id, a.productName or "-", money(amount) if amount is not None else "-",
+        table.add_row(a.id, str(a.status), a.productName or "-", money(amount) if amount is not None else "-",
                       f"{a.interval.count} {a.interval.unit}" if a.interval else "-",
                       _when(a.created)[:19] if a.created else "-", a.externalId or "-")
-    console.print(table if agreements else f"no {status.value} agreements")
+    console.print(table if agreements else f"no {title}")
 
 
 @app.command("stop")
