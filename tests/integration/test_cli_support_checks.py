@@ -3,6 +3,7 @@ nothing enqueued: checked against a fresh fetch from Vipps. Real CLI, Redis, sim
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,8 @@ def sent(env: dict[str, Any]) -> int:
 
 def refused(env: dict[str, Any], *args: str) -> str:
     before = sent(env)
-    result = cli(*args, env=env["vars"], input="y\n")  # refused before the question: the "y" is never read
+    # refused before the question: the "y" is never read
+    result = cli(*args, "--reason", "a test", env=env["vars"], input="y\n")
     line = one_line_error(result)
     assert result.returncode == 1, line
     assert "sent as" not in result.stderr and sent(env) == before
@@ -76,7 +78,7 @@ def test_stop_reports_the_stop(env: dict[str, Any], tmp_path: Path) -> None:
     report = ok_json(cli("checklist", "--restart", "--state-file", str(tmp_path / "s.json"), "--json",
                          env=env["vars"]))
     active = report["agreements"]["active"]
-    result = cli("agreement", "stop", active, "--yes", env=env["vars"])
+    result = cli("agreement", "stop", active, "--reason", "a test", "--yes", env=env["vars"])
     assert result.returncode == 0, result.stderr
     assert "agreement.stopped" in result.stdout and active in result.stdout and "updated" not in result.stdout
 
@@ -90,3 +92,25 @@ def test_an_external_id_search_covers_every_status(env: dict[str, Any]) -> None:
     assert stopped in found.stdout and "STOPPED" in found.stdout and "no ACTIVE" not in found.stdout
     listed = ok_json(cli("agreement", "list", "--status", "stopped", "--json", env=env["vars"]))
     assert stopped in [a["id"] for a in listed] and {a["status"] for a in listed} == {"STOPPED"}
+
+
+def test_a_support_action_records_who_and_why(env: dict[str, Any]) -> None:
+    """--reason is required; the operator is --operator or the login name; the command, its outcome event and
+    `command show` carry both."""
+    active, charged = env["report"]["agreements"]["active"], env["report"]["charges"]["charged"]
+    missing = cli("charge", "refund", active, charged, "--amount", "1000", "--yes", env=env["vars"])
+    assert missing.returncode == 2 and "--reason" in one_line_error(missing)
+    outcome = ok_json(cli("charge", "refund", active, charged, "--amount", "1000", "--reason", "ticket 4711",
+                          "--operator", "kari", "--yes", "--json", env=env["vars"]))
+    assert outcome["status"] == "succeeded"
+    refunded = [e for e in outcome["events"] if e["type"] == "charge.refunded"]
+    assert refunded and refunded[0]["audit"] == {"operator": "kari", "reason": "ticket 4711"}
+    shown = ok_json(cli("command", "show", outcome["command_id"], "--json", env=env["vars"]))
+    assert shown["operator"] == "kari" and shown["reason"] == "ticket 4711"
+    assert shown["command"]["operator"] == "kari" and shown["command"]["reason"] == "ticket 4711"
+    table = cli("command", "show", outcome["command_id"], env=env["vars"])
+    assert table.returncode == 0 and "kari" in table.stdout and "ticket 4711" in table.stdout
+    again = ok_json(cli("charge", "refund", active, charged, "--amount", "1000", "--reason", "ticket 4712",
+                        "--yes", "--json", env=env["vars"]))
+    shown = ok_json(cli("command", "show", again["command_id"], "--json", env=env["vars"]))
+    assert shown["operator"] == getpass.getuser() and shown["reason"] == "ticket 4712"

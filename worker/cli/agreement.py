@@ -21,7 +21,7 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.cli.support import AgreementId, act, read
+from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.control import new_command_id
 from worker.core.handlers import snapshot
 from worker.core.producer import prepare
@@ -120,15 +120,15 @@ def agreement_list(
 
 
 @app.command("stop")
-def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: TimeoutOption = 60.0,
-                   as_json: JsonOption = False) -> None:
+def agreement_stop(agreement_id: AgreementId, reason: ReasonOption, operator: OperatorOption = None,
+                   yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
     """Stop an agreement (irreversible; RESERVED charges on it are cancelled by Vipps).
 
-    Example: vipps-billing agreement stop agr_5kSeqz --yes
+    Example: vipps-billing agreement stop agr_5kSeqz --reason "customer asked, ticket 4711" --yes
     """
     with guard():  # an invalid id is refused before Vipps is asked about it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
-                           "status": "STOPPED"})
+                           "status": "STOPPED", **audit(operator, reason)})
     _refuse_if_final(agreement_id, "stop")
     confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
     act(command, timeout, as_json, "agreement.stopped")
@@ -144,6 +144,7 @@ def _refuse_if_final(agreement_id: str, verb: str) -> None:
 @app.command("update")
 def agreement_update(
     agreement_id: AgreementId,
+    reason: ReasonOption,
     product_name: Annotated[str | None, typer.Option(help="New product name (shown to the user).")] = None,
     product_description: Annotated[str | None, typer.Option(help="New product description.")] = None,
     price: Annotated[int | None, typer.Option(help="New price in øre (LEGACY pricing).")] = None,
@@ -151,11 +152,13 @@ def agreement_update(
         help="New suggested maximum in øre (VARIABLE pricing; the user is not alerted).")] = None,
     agreement_url: Annotated[str | None, typer.Option(help="New merchantAgreementUrl (https).")] = None,
     external_id: Annotated[str | None, typer.Option(help="New externalId.")] = None,
+    operator: OperatorOption = None,
     yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False,
 ) -> None:
     """Change an agreement's price, product or agreement page (through the queue; charges already made stay).
 
-    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" --yes
+    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" \\
+    --reason "new price list" --yes
     """
     changes = {"product_name": product_name, "product_description": product_description, "pricing_amount": price,
                "suggested_max_amount": suggested_max_amount, "merchant_agreement_url": agreement_url,
@@ -165,7 +168,7 @@ def agreement_update(
         raise fail("name at least one change (see --help)", 2)
     with guard():  # an invalid change is refused before anyone is asked to confirm it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
-                           **given})
+                           **given, **audit(operator, reason)})
     _refuse_if_final(agreement_id, "change")
     described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
                           for name, value in given.items())
