@@ -133,6 +133,9 @@ class CommandBase(_Strict):
     correlation_id: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     msn: Msn | None = None
     issued_at: dt.datetime
+    operator: Annotated[str, Field(min_length=1, max_length=64, description="who sent it (a support action)")] | None \
+        = None
+    reason: Annotated[str, Field(min_length=1, max_length=500, description="why (a support action)")] | None = None
 
 
 class AgreementCreate(CommandBase):

@@ -58,6 +58,15 @@ class Transition(BaseModel):
     to_status: str = Field(alias="to")
 
 
+class Audit(BaseModel):
+    """Who sent a support action, and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    operator: str | None = None
+    reason: str | None = None
+
+
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -78,6 +87,7 @@ class Event(BaseModel):
     charges: list[dict[str, Any]] | None = None
     problem: Problem | None = None
     attempts: int | None = None
+    audit: Audit | None = Field(default=None, description="a command's outcome: its operator and reason, when given")
 
     def wire(self) -> dict[str, Any]:
         """The event as published: JSON types, ``from``/``to`` in transitions; the common fields always

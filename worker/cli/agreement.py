@@ -21,7 +21,7 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.cli.support import AgreementId, act, read
+from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.control import new_command_id
 from worker.core.handlers import snapshot
 from worker.core.producer import prepare
@@ -81,52 +81,70 @@ def _when(value: dt.datetime | str) -> str:
 
 @app.command("list")
 def agreement_list(
-    status: Annotated[models.AgreementStatus, typer.Option(
-        help="Agreements in this status (Vipps lists one status at a time).")] = models.AgreementStatus.ACTIVE,
+    status: Annotated[models.AgreementStatus | None, typer.Option(
+        case_sensitive=False, show_default=False,
+        help="Agreements in this status (any case). Default: ACTIVE, or every status with --external-id.")] = None,
     since: Annotated[int | None, since_option(
         "Only agreements created after this: a duration ago (30d, 12h) or a date-time.")] = None,
     external_id: Annotated[str | None, typer.Option(help="Only the agreement(s) with this externalId.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """List the merchant's agreements in one status, newest first.
+    """List the merchant's agreements, newest first.
 
-    Vipps allows 5 listings a minute per merchant; narrow with --since on a large merchant.
+    Vipps lists one status at a time and allows 5 listings a minute per merchant: an --external-id search
+    without --status makes one listing per status. Narrow with --since on a large merchant.
 
-    Example: vipps-billing agreement list --status PENDING --since 1d
+    Example: vipps-billing agreement list --status pending --since 1d
     """
-    agreements = read(lambda vipps: vipps.list_agreements(status=status, created_after=since))
+    statuses = ([status] if status is not None else list(models.AgreementStatus) if external_id is not None
+                else [models.AgreementStatus.ACTIVE])
+    agreements = read(lambda vipps: [a for s in statuses for a in vipps.list_agreements(status=s, created_after=since)])
     if external_id is not None:
         agreements = [a for a in agreements if a.externalId == external_id]
     agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
     if as_json:
         emit_json([snapshot(a) for a in agreements])
         return
-    table = Table(title=f"{status.value} agreements" + (f" created after {when(since)}" if since else ""))
-    for column in ("agreement", "product", "price", "interval", "created", "external id"):
+    what = f"{statuses[0].value} agreements" if len(statuses) == 1 else "agreements in any status"
+    title = what + (f" with external id {external_id}" if external_id is not None else "") + (
+        f" created after {when(since)}" if since else "")
+    table = Table(title=title)
+    for column in ("agreement", "status", "product", "price", "interval", "created", "external id"):
         table.add_column(column, justify="right" if column == "price" else "left")
     for a in agreements:
         amount = getattr(a.pricing, "amount", None) if a.pricing else None
-        table.add_row(a.id, a.productName or "-", money(amount) if amount is not None else "-",
+        table.add_row(a.id, str(a.status), a.productName or "-", money(amount) if amount is not None else "-",
                       f"{a.interval.count} {a.interval.unit}" if a.interval else "-",
                       _when(a.created)[:19] if a.created else "-", a.externalId or "-")
-    console.print(table if agreements else f"no {status.value} agreements")
+    console.print(table if agreements else f"no {title}")
 
 
 @app.command("stop")
-def agreement_stop(agreement_id: AgreementId, yes: YesOption = False, timeout: TimeoutOption = 60.0,
-                   as_json: JsonOption = False) -> None:
+def agreement_stop(agreement_id: AgreementId, reason: ReasonOption, operator: OperatorOption = None,
+                   yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
     """Stop an agreement (irreversible; RESERVED charges on it are cancelled by Vipps).
 
-    Example: vipps-billing agreement stop agr_5kSeqz --yes
+    Example: vipps-billing agreement stop agr_5kSeqz --reason "customer asked, ticket 4711" --yes
     """
+    with guard():  # an invalid id is refused before Vipps is asked about it
+        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
+                           "status": "STOPPED", **audit(operator, reason)})
+    _refuse_if_final(agreement_id, "stop")
     confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
-    act({"type": "agreement.update", "agreement_id": agreement_id, "status": "STOPPED"}, timeout, as_json,
-        "agreement.updated")
+    act(command, timeout, as_json, "agreement.stopped")
+
+
+def _refuse_if_final(agreement_id: str, verb: str) -> None:
+    """Refuse, before anyone confirms and with nothing sent, what Vipps would refuse or silently ignore."""
+    status = str(read(lambda vipps: vipps.fetch_agreement(agreement_id)).status)
+    if status in models.FINAL_AGREEMENT_STATUSES:
+        raise fail(f"agreement {agreement_id} is already {status}; nothing to {verb}, nothing was sent")
 
 
 @app.command("update")
 def agreement_update(
     agreement_id: AgreementId,
+    reason: ReasonOption,
     product_name: Annotated[str | None, typer.Option(help="New product name (shown to the user).")] = None,
     product_description: Annotated[str | None, typer.Option(help="New product description.")] = None,
     price: Annotated[int | None, typer.Option(help="New price in øre (LEGACY pricing).")] = None,
@@ -134,11 +152,13 @@ def agreement_update(
         help="New suggested maximum in øre (VARIABLE pricing; the user is not alerted).")] = None,
     agreement_url: Annotated[str | None, typer.Option(help="New merchantAgreementUrl (https).")] = None,
     external_id: Annotated[str | None, typer.Option(help="New externalId.")] = None,
+    operator: OperatorOption = None,
     yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False,
 ) -> None:
     """Change an agreement's price, product or agreement page (through the queue; charges already made stay).
 
-    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" --yes
+    Example: vipps-billing agreement update agr_5kSeqz --price 24900 --product-name "Gym, off-peak" \\
+    --reason "new price list" --yes
     """
     changes = {"product_name": product_name, "product_description": product_description, "pricing_amount": price,
                "suggested_max_amount": suggested_max_amount, "merchant_agreement_url": agreement_url,
@@ -148,7 +168,8 @@ def agreement_update(
         raise fail("name at least one change (see --help)", 2)
     with guard():  # an invalid change is refused before anyone is asked to confirm it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
-                           **given})
+                           **given, **audit(operator, reason)})
+    _refuse_if_final(agreement_id, "change")
     described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
                           for name, value in given.items())
     confirm(f"Change agreement {agreement_id}: {described}?", yes)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from schemas.commands import ChargeStatus
 from worker.cli.common import JsonOption, TimeoutOption, YesOption, confirm, console, emit_json, fail, money
-from worker.cli.support import AgreementId, act, read
+from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.handlers import snapshot
 from worker.vipps import models
 
@@ -111,17 +111,22 @@ def _left(charge: models.ChargeResponseV3, kind: Move) -> int:
 
 def _move_money(kind: Move, done_event: str, default_description: str, doc: str) -> Callable[..., None]:
     """The ``charge capture`` or ``charge refund`` command: the same but for the verb, its event and texts."""
-    def command(agreement_id: AgreementId, charge_id: ChargeId, amount: AmountOption = None,
+    def command(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption, amount: AmountOption = None,
                 description: Annotated[str, typer.Option(help="Shown to the user.")] = default_description,
-                yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
-        if not amount:  # all that is left, from Vipps now
-            charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))
-            amount = _left(charge, kind)
+                operator: OperatorOption = None, yes: YesOption = False, timeout: TimeoutOption = 60.0,
+                as_json: JsonOption = False) -> None:
+        charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))  # what is left, from Vipps now
+        left = _left(charge, kind)
+        if not amount:
+            amount = left
             if amount < 100:
                 raise fail(f"charge {charge_id} is {charge.status} with {money(amount)} left to {kind}")
+        elif kind == "refund" and amount > left:
+            raise fail(f"charge {charge_id} is {charge.status} with {money(left)} left to refund, less than "
+                       f"{money(amount)}; nothing was sent")
         confirm(f"{kind.capitalize()} {money(amount)} of charge {charge_id}?", yes)
         act({"type": f"charge.{kind}", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
-             "description": description}, timeout, as_json, done_event)
+             "description": description, **audit(operator, reason)}, timeout, as_json, done_event)
 
     command.__name__ = f"charge_{kind}"
     command.__doc__ = doc
@@ -130,19 +135,23 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
 
 charge_capture = app.command("capture")(_move_money(
     "capture", "charge.captured", "Captured", "Capture a RESERVED charge (all of it unless --amount).\n\n"
-    "Example: vipps-billing charge capture agr_5kSeqz chr_WCVbcA --amount 4000 --yes"))
+    "Example: vipps-billing charge capture agr_5kSeqz chr_WCVbcA --amount 4000 --reason \"ticket 4711\" --yes"))
 charge_refund = app.command("refund")(_move_money(
     "refund", "charge.refunded", "Refund", "Refund a captured charge (all that is left unless --amount).\n\n"
-    "Example: vipps-billing charge refund agr_5kSeqz chr_WCVbcA --amount 19900 --yes"))
+    "Example: vipps-billing charge refund agr_5kSeqz chr_WCVbcA --amount 19900 --reason \"ticket 4711\" --yes"))
 
 
 @app.command("cancel")
-def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, yes: YesOption = False,
-                  timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption,
+                  operator: OperatorOption = None, yes: YesOption = False, timeout: TimeoutOption = 60.0,
+                  as_json: JsonOption = False) -> None:
     """Cancel a pending, due or reserved charge.
 
-    Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --yes
+    Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --reason "ticket 4711" --yes
     """
+    status = str(read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id)).status)
+    if status not in models.CANCELLABLE_CHARGE_STATUSES:
+        raise fail(f"charge {charge_id} is {status}, not open; nothing to cancel, nothing was sent")
     confirm(f"Cancel charge {charge_id}?", yes)
-    act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id}, timeout, as_json,
-        "charge.cancelled")
+    act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id, **audit(operator, reason)},
+        timeout, as_json, "charge.cancelled")

@@ -27,6 +27,8 @@ def lookup(ops: Control, command_id: str) -> dict[str, Any] | None:
     if record is None:
         return _rejected(ops, command_id)
     letter = ops.dead_letters.get(dead_letter_id("command", command_id))
+    payload = record.get("payload")
+    sent = payload if isinstance(payload, dict) else {}
     replays = []
     for n in range(1, MAX_REPLAYS + 1):
         replay = ops.ledger.get(replay_id(command_id, n))
@@ -43,7 +45,9 @@ def lookup(ops: Control, command_id: str) -> dict[str, Any] | None:
         "next_attempt": _at(record.get("next_attempt_ms")),
         "lease_until": _at(record.get("lease_until")) if record.get("status") == "in_progress" else None,
         "error": record.get("error") or None,
-        "command": record.get("payload"),
+        "operator": sent.get("operator"),
+        "reason": sent.get("reason"),
+        "command": payload,
         "events": record.get("events") or [],
         "dead_letter": letter.id if letter else None,
         "replays": replays,
@@ -92,7 +96,8 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
     table = Table(title=f"Command {command_id}", show_header=False)
     error = found["error"] or {}
     for name, value in (
-        ("type", found["type"]), ("status", found["status"]), ("attempts", found["attempts"]),
+        ("type", found["type"]), ("status", found["status"]), ("operator", found["operator"]),
+        ("reason", found["reason"]), ("attempts", found["attempts"]),
         ("first attempt", found["first_attempt"]), ("finished", found["finished"]),
         ("next attempt", found["next_attempt"]), ("held until", found["lease_until"]),
         ("last error", _error_line(error) if error else None), ("dead letter", found["dead_letter"]),

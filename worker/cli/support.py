@@ -6,6 +6,7 @@ command on the queue like any other: the worker carries it out exactly once and 
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -19,6 +20,19 @@ from worker.vipps import VippsClient
 T = TypeVar("T")
 
 AgreementId = Annotated[str, typer.Argument(help="Vipps agreement id, e.g. agr_5kSeqz")]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept with the command and its outcome event).")]
+OperatorOption = Annotated[str | None, typer.Option(
+    "--operator", help="Who is doing this (kept with the command). Default: your login name.")]
+
+
+def audit(operator: str | None, reason: str) -> dict[str, str]:
+    """Who and why, as the command carries them; the login name when no operator is given."""
+    if operator is None:
+        try:
+            operator = getpass.getuser()
+        except (KeyError, OSError):  # no login name (a container without a passwd entry)
+            operator = "unknown"
+    return {"operator": operator, "reason": reason}
 
 
 def read(call: Callable[[VippsClient], T]) -> T:

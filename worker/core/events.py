@@ -47,6 +47,8 @@ class EventBuilder:
 
     def outcome(self, command: c.CommandBase, kind: EventType, **fields: Any) -> Event:
         """A command's outcome (or one of its effects); its id depends only on the command and ``kind``."""
+        if command.operator is not None or command.reason is not None:
+            fields.setdefault("audit", {"operator": command.operator, "reason": command.reason})
         return self.caused(Origin.of(command, self.msn), kind, event_id(command.command_id, kind.value), **fields)
 
     def caused(self, origin: Origin, kind: EventType, eid: str, **fields: Any) -> Event:
