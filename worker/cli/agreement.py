@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from worker.cli import history
 from worker.cli.common import (
     JsonOption,
     TimeoutOption,
@@ -174,3 +175,6 @@ def agreement_update(
                           for name, value in given.items())
     confirm(f"Change agreement {agreement_id}: {described}?", yes)
     act(command, timeout, as_json, "agreement.updated")
+
+
+app.command("history")(history.agreement_history)

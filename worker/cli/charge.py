@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from schemas.commands import ChargeStatus
+from worker.cli import history
 from worker.cli.common import JsonOption, TimeoutOption, YesOption, confirm, console, emit_json, fail, money
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.handlers import snapshot
@@ -155,3 +156,6 @@ def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, reason: Reason
     confirm(f"Cancel charge {charge_id}?", yes)
     act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id, **audit(operator, reason)},
         timeout, as_json, "charge.cancelled")
+
+
+app.command("history")(history.charge_history)
