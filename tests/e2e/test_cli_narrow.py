@@ -57,3 +57,11 @@ def test_dlq_list_keeps_ids_on_one_line_at_80_columns(redis_url: str) -> None:
             assert letter.id in table.stdout and str(letter.command_id) in table.stdout
     finally:
         redis.Redis.from_url(redis_url).flushdb()
+
+
+def test_demo_table_keeps_words_and_ids_whole_at_80_columns(redis_url: str) -> None:
+    result = cli("demo", env={"REDIS_URL": redis_url} | NARROW)
+    assert result.returncode == 0, result.stderr
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
+    assert "force_accepted," in result.stdout  # not force_accept / ed,
+    assert re.search(r"│ agreement ACTIVE +│ yes +│ agr_\S+ +│", result.stdout), result.stdout

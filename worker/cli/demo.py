@@ -10,8 +10,9 @@ from typing import Annotated
 
 import typer
 from rich.progress import Progress
+from rich.table import Table
 
-from worker.cli.checklist import exit_code, progress_bar, run_steps, show_report
+from worker.cli.checklist import _events, exit_code, progress_bar, run_steps, show_report
 from worker.cli.common import JsonOption, console, err_console, guard
 from worker.cli.golive import SIMULATOR_PHONE, STEPS, Checklist, Report, SimulatorClock
 from worker.core.control import Control, OperationError
@@ -59,7 +60,7 @@ def demo(
             if not as_json:
                 progress.update(task, description="stopping everything")
     extra["seconds"] = round(time.monotonic() - started, 1)
-    show_report(report, as_json, extra)
+    _show(report, as_json, extra)
     if not as_json:
         console.print(f"demo took {extra['seconds']} s; Redis, simulator and worker are stopped")
     raise typer.Exit(exit_code(report))
@@ -77,3 +78,21 @@ def _checklist(stack: Stack, state_file: Path, progress: Progress, task: object)
     finally:
         clock.close()
         ops.close()
+
+
+def _show(report: Report, as_json: bool, extra: dict[str, object]) -> None:
+    """The checklist's report; in a narrow terminal without the observed column (`holds` says it), so the ids
+    stay on one line and event names are not broken."""
+    if as_json or not report.rows or console.width >= 120:
+        show_report(report, as_json, extra)
+        return
+    table = Table(title=f"Go-live checklist ({report.state.env}, run {report.state.run_id})")
+    for column in ("state", "holds", "agreement", "charge"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("events seen", min_width=15, overflow="fold")
+    for row in report.rows:
+        table.add_row(row["state"], "[green]yes[/green]" if row["holds"] else "[red]no[/red]",
+                      row["agreement_id"], row["charge_id"] or "-", _events(row["events"]))
+    console.print(table)
+    colour = {"passed": "green", "waiting": "yellow"}.get(report.status, "red")
+    console.print(f"[{colour}]{report.status}[/{colour}]: {report.message}")
