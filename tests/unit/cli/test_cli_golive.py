@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ import typer
 
 from worker.cli.checklist import _events, _run_state, exit_code
 from worker.cli.golive import STEPS, Checklist, Report, RunState
-from worker.core.control import Outcome
+from worker.core.control import Outcome, Progress
 from worker.vipps import VippsSettings, load_settings
 
 
@@ -22,7 +23,8 @@ class StandIn:
         self.charges: dict[str, dict[str, Any]] = {}
         self.sent: list[dict[str, Any]] = []
 
-    def run(self, command: dict[str, Any], timeout: float) -> Outcome:
+    def run(self, command: dict[str, Any], timeout: float, on_progress: Callable[[Progress], None] | None = None
+            ) -> Outcome:
         self.sent.append(command)
         kind, agreement, charge = command["type"], command.get("agreement_id"), command.get("charge_id")
         if kind == "agreement.create":
