@@ -96,8 +96,8 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
     table = Table(title=f"Command {command_id}", show_header=False)
     error = found["error"] or {}
     for name, value in (
-        ("type", found["type"]), ("status", found["status"]), ("operator", found["operator"]),
-        ("reason", found["reason"]), ("attempts", found["attempts"]),
+        ("type", found["type"]), ("status", found["status"]), ("operator", found.get("operator")),
+        ("reason", found.get("reason")), ("attempts", found["attempts"]),
         ("first attempt", found["first_attempt"]), ("finished", found["finished"]),
         ("next attempt", found["next_attempt"]), ("held until", found["lease_until"]),
         ("last error", _error_line(error) if error else None), ("dead letter", found["dead_letter"]),
