@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker.local.redis import DEFAULT_URL, EmbeddedRedis, _answers
+from worker.local.redis import DEFAULT_URL, EmbeddedRedis, redis_answers
 from worker.runtime.settings import WorkerSettings
 
 # Tests own one logical database so they never touch a developer's data in db 0.
@@ -59,7 +59,7 @@ def _loopback_only() -> None:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     base = TEST_REDIS_URL
-    if _answers(base):
+    if redis_answers(base):
         yield base.rsplit("/", 1)[0] + f"/{TEST_DB}"
         return
     server = EmbeddedRedis().start()

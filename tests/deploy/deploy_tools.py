@@ -145,7 +145,7 @@ WORKER_METRICS = frozenset({
     "vipps_billing_queue_wait_seconds", "vipps_billing_events_published_total", "vipps_billing_outbox_pending",
     "vipps_billing_outbox_oldest_age_seconds", "vipps_billing_watchlist_size", "vipps_billing_dead_letters",
     "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds", "vipps_billing_workers",
-    "vipps_billing_orphaned_messages_requeued_total",
+    "vipps_billing_orphaned_messages_requeued_total", "vipps_billing_redis_up",
 })
 HISTOGRAMS = frozenset({
     "dramatiq_message_duration_milliseconds", "vipps_billing_vipps_request_duration_seconds",

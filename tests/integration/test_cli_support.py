@@ -117,8 +117,8 @@ def test_agreement_list_by_status_and_external_id(env: dict[str, Any]) -> None:
     stopped_ones = ok_json(cli("agreement", "list", "--status", "STOPPED", "--since", "1h", "--json",
                                env=env["vars"]))
     assert stopped in [a["id"] for a in stopped_ones] and {a["status"] for a in stopped_ones} == {"STOPPED"}
-    table = cli("agreement", "list", "--external-id", f"checklist-{env['report']['run_id']}-active",
-                env=env["vars"])
+    table = cli("agreement", "list", "--status", "active", "--external-id",
+                f"checklist-{env['report']['run_id']}-active", env=env["vars"])
     assert table.returncode == 0 and active in table.stdout and "ACTIVE agreements" in table.stdout
     assert [r for r in table.stdout.splitlines() if "agr_" in r and active not in r] == []
     future = ok_json(cli("agreement", "list", "--since", "2999-01-01T00:00:00Z", "--json", env=env["vars"]))
@@ -140,7 +140,8 @@ def test_command_show_tells_what_the_worker_did(env: dict[str, Any]) -> None:
 
 def test_command_show_of_a_refused_command_names_the_problem_and_its_dead_letter(env: dict[str, Any]) -> None:
     active, _, _, refunded = ids(env)
-    line = one_line_error(cli("charge", "cancel", active, refunded, "--yes", env=env["vars"]))
+    line = one_line_error(cli("charge", "capture", active, refunded, "--amount", "1000", "--reason", "a test", "--yes",
+                                env=env["vars"]))
     command_id = line.split("command ", 1)[1].split()[0]
     shown = ok_json(cli("command", "show", command_id, "--json", env=env["vars"]))
     assert shown["status"] == "failed" and shown["error"]["type"] and shown["error"]["status"] >= 400
@@ -175,8 +176,8 @@ def test_command_show_of_an_invalid_command_names_its_field_errors(env: dict[str
 
 def test_refund_goes_through_the_queue_and_waits_for_its_event(env: dict[str, Any]) -> None:
     active, _, charged, _ = ids(env)
-    outcome = ok_json(cli("charge", "refund", active, charged, "--amount", "5000", "--yes", "--json",
-                          env=env["vars"]))
+    outcome = ok_json(cli("charge", "refund", active, charged, "--amount", "5000", "--reason", "a test", "--yes",
+                          "--json", env=env["vars"]))
     assert outcome["status"] == "succeeded" and outcome["command_id"].startswith("support-")
     assert [e["type"] for e in outcome["events"]] == ["charge.refunded"]
     after = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))
@@ -186,7 +187,8 @@ def test_refund_goes_through_the_queue_and_waits_for_its_event(env: dict[str, An
 def test_refund_asks_first_and_sends_nothing_when_declined(env: dict[str, Any]) -> None:
     active, _, charged, _ = ids(env)
     before = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))["summary"]["refunded"]
-    declined = cli("charge", "refund", active, charged, "--amount", "1000", env=env["vars"], input="n\n")
+    declined = cli("charge", "refund", active, charged, "--amount", "1000", "--reason", "a test", env=env["vars"],
+                   input="n\n")
     assert declined.returncode == 1 and "not confirmed" in declined.stderr
     after = ok_json(cli("charge", "show", active, charged, "--json", env=env["vars"]))["summary"]["refunded"]
     assert after == before
@@ -194,7 +196,8 @@ def test_refund_asks_first_and_sends_nothing_when_declined(env: dict[str, Any]) 
 
 def test_a_refused_action_prints_the_vipps_problem(env: dict[str, Any]) -> None:
     active, _, _, refunded = ids(env)
-    line = one_line_error(cli("charge", "capture", active, refunded, "--amount", "1000", "--yes", env=env["vars"]))
+    line = one_line_error(cli("charge", "capture", active, refunded, "--amount", "1000", "--reason", "a test", "--yes",
+                                  env=env["vars"]))
     assert "failed" in line and "charge-capture-failed" in line
 
 
@@ -202,7 +205,7 @@ def test_stop_an_agreement(env: dict[str, Any]) -> None:
     report = ok_json(cli("checklist", "--restart", "--state-file", str(env["state"]) + ".2", "--json",
                          env=env["vars"]))
     active = report["agreements"]["active"]
-    outcome = ok_json(cli("agreement", "stop", active, "--yes", "--json", env=env["vars"]))
+    outcome = ok_json(cli("agreement", "stop", active, "--reason", "a test", "--yes", "--json", env=env["vars"]))
     assert {e["type"] for e in outcome["events"]} == {"agreement.updated", "agreement.stopped"}
     assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))["status"] == "STOPPED"
 
@@ -210,7 +213,7 @@ def test_stop_an_agreement(env: dict[str, Any]) -> None:
 def test_update_an_agreement_through_the_queue(env: dict[str, Any]) -> None:
     active, _, _, _ = ids(env)
     outcome = ok_json(cli("agreement", "update", active, "--price", "39900", "--product-name", "Gym, off-peak",
-                          "--yes", "--json", env=env["vars"]))
+                          "--reason", "a test", "--yes", "--json", env=env["vars"]))
     assert outcome["status"] == "succeeded" and outcome["command_id"].startswith("support-")
     assert "agreement.updated" in [e["type"] for e in outcome["events"]]
     shown = ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))
@@ -220,11 +223,13 @@ def test_update_an_agreement_through_the_queue(env: dict[str, Any]) -> None:
 def test_an_invalid_update_is_refused_before_confirmation_and_sends_nothing(env: dict[str, Any]) -> None:
     active, _, _, _ = ids(env)
     before = ok_json(cli("agreement", "show", active, "--json", env=env["vars"]))
-    line = one_line_error(cli("agreement", "update", active, "--price", "50", env=env["vars"], input="y\n"))
+    line = one_line_error(cli("agreement", "update", active, "--price", "50", "--reason", "a test", env=env["vars"],
+                                        input="y\n"))
     assert "pricing_amount" in line
-    result = cli("agreement", "update", active, env=env["vars"])
+    result = cli("agreement", "update", active, "--reason", "a test", env=env["vars"])
     assert result.returncode == 2 and "at least one change" in one_line_error(result)
-    declined = cli("agreement", "update", active, "--product-name", "Never", env=env["vars"], input="n\n")
+    declined = cli("agreement", "update", active, "--product-name", "Never", "--reason", "a test", env=env["vars"],
+                   input="n\n")
     assert declined.returncode == 1 and "not confirmed" in declined.stderr
     assert ok_json(cli("agreement", "show", active, "--json", env=env["vars"])) == before
 
@@ -252,10 +257,12 @@ def test_malformed_input_is_one_line(env: dict[str, Any], tmp_path: Path) -> Non
     assert "line 2: not valid JSON" in one_line_error(cli("enqueue", str(bad), env=env["vars"]))
     bad.write_text('{"command_id": "x1", "type": "charge.fetch", "agreement_id": "agr_1"}\n')
     assert "charge_id" in one_line_error(cli("enqueue", str(bad), env=env["vars"]))
-    assert "invalid command" in one_line_error(cli("agreement", "stop", "not an id", "--yes", env=env["vars"]))
+    assert "invalid command" in one_line_error(cli("agreement", "stop", "not an id", "--reason", "a test", "--yes",
+                                                env=env["vars"]))
 
 
-@pytest.mark.parametrize("args", [("status",), ("dlq", "list"), ("agreement", "stop", "agr_1", "--yes")])
+@pytest.mark.parametrize("args", [("status",), ("dlq", "list"),
+                                  ("agreement", "stop", "agr_1", "--reason", "a test", "--yes")])
 def test_unreachable_redis_is_one_line(args: tuple[str, ...]) -> None:
     line = one_line_error(cli(*args, env={"REDIS_URL": "redis://127.0.0.1:1/0"}))
     assert "Redis" in line

@@ -160,6 +160,3 @@ def find_redis(configured: str | None, *, embed: bool = True, force_embedded: bo
     with EmbeddedRedis() as server:
         yield FoundRedis(server.url, "embedded")
 
-
-# tests/conftest.py (not part of this change) still imports the old private name; remove with that import.
-_answers = redis_answers
