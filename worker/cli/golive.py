@@ -26,7 +26,6 @@ from worker.core.control import Control, OperationError, Outcome, Progress
 from worker.local.wait import wait_until
 
 ACTIVE, STOPPED, CHARGED, REFUNDED = "agreement ACTIVE", "agreement STOPPED", "charge CHARGED", "charge REFUNDED"
-STATES = (ACTIVE, STOPPED, CHARGED, REFUNDED)
 STEPS = ("create agreements", "accept agreements", "agreements active", "create charges", "stop agreement",
          "charges processed", "refund charge", "verify")
 CHARGE_AMOUNT = 19900

@@ -9,8 +9,6 @@ from typing import Any
 from worker.simulator.clock import iso
 
 AGREEMENT_FINAL = frozenset({"STOPPED", "EXPIRED"})
-CHARGE_FINAL = frozenset({"CHARGED", "FAILED", "CANCELLED", "REFUNDED"})
-# REFUNDED is final for status; PARTIALLY_REFUNDED may still move to REFUNDED.
 
 UNIT_WORDS = {"YEAR": "year", "MONTH": "month", "WEEK": "week", "DAY": "day"}
 
