@@ -17,6 +17,7 @@ import json
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import hypothesis.strategies as st
@@ -172,154 +173,195 @@ def stack(redis_url: str, redis_client: redis.Redis) -> Iterator[tuple[Simulator
         print(worker.output()[-5000:])
 
 
-def test_bad_input_is_rejected_and_the_worker_keeps_going(stack: tuple[Simulator, Worker, Events],
-                                                          redis_url: str, redis_client: redis.Redis) -> None:
-    simulator, worker, events = stack
-    dlq = DeadLetterStore(redis_client, Keys("vipps-billing"), retention_days=30)
-    hand = hand_written()
-    generated = [(f"hypothesis {i}", {"command_id": f"hyp-{i}"} | c) for i, c in enumerate(hypothesis_commands(
-        EXAMPLES))]
+@dataclass
+class BadRun:
+    """One worker fed every kind of bad input, interleaved with valid commands; the tests below check it."""
+
+    simulator: Simulator
+    worker: Worker
+    events: Events
+    dlq: DeadLetterStore
+    client: redis.Redis
+    hand: list[tuple[str, Any]]
+    generated: list[tuple[str, Any]]
+    bad: list[tuple[str, Any]] = field(default_factory=list)
+    unknown_actor: list[tuple[str, Any]] = field(default_factory=list)
+    odd: list[tuple[str, Any]] = field(default_factory=list)
+    broker_messages: list[tuple[str, str, str, tuple[Any, ...], dict[str, Any]]] = field(default_factory=list)
+    undecodable: list[bytes] = field(default_factory=list)
+    valid_ids: list[str] = field(default_factory=list)
+
+    @property
+    def tried(self) -> int:
+        return (len(self.bad) + len(self.unknown_actor) + len(self.odd) + len(self.broker_messages)
+                + len(self.undecodable))
+
+
+def split_cases(run: BadRun) -> None:
     # A generated "type" that names no actor goes to an actor that does not exist: dramatiq dead-letters the
     # message (reason unknown_actor) before any command validation; that is checked separately below.
     actors = {actor_name(t) for t in COMMAND_TYPES}
-    unknown_actor = [(label, c) for label, c in generated
-                     if isinstance(c.get("type"), str) and actor_name(c["type"]) not in actors]
-    bad = hand + [(label, c) for label, c in generated if (label, c) not in unknown_actor]
-    for label, command in bad:
+    run.unknown_actor = [(label, c) for label, c in run.generated
+                         if isinstance(c.get("type"), str) and actor_name(c["type"]) not in actors]
+    run.bad = run.hand + [(label, c) for label, c in run.generated if (label, c) not in run.unknown_actor]
+    for label, command in run.bad:
         assert not is_valid(command), f"test case is valid: {label}"
 
-    p = producer(redis_url)
-    valid_ids: list[str] = []
-    try:
-        for _, command in unknown_actor:
+
+def send_commands(run: BadRun, redis_url: str) -> None:
+    with producer(redis_url) as p:
+        for _, command in run.unknown_actor:
             p.send_raw(command)
-        for i, (_, command) in enumerate(bad):
+        for i, (_, command) in enumerate(run.bad):
             p.send_raw(command)
             if i % 10 == 0:  # valid work interleaved with the bad
                 cid = f"ok-{i}"
                 p.send({"command_id": cid} | VALID["agreement.create"])
-                valid_ids.append(cid)
-        # Messages no command can come from: wrong actor, no argument, two arguments, kwargs, a list.
-        odd = [
-            ("unknown type", {"command_id": "bad-unknown-type", "type": "charge.explode", "amount": 100}),
-        ]
-        for _, command in odd:
+                run.valid_ids.append(cid)
+        run.odd = [("unknown type", {"command_id": "bad-unknown-type", "type": "charge.explode", "amount": 100})]
+        for _, command in run.odd:
             p.send_raw(command)
-        broker_messages = [
-            ("unknown actor", "nope_actor", "vipps.charges", ({"command_id": "bad-unknown-actor"},), {}),
-            ("no arguments", "charge_create", "vipps.charges", (), {}),
-            ("two arguments", "charge_create", "vipps.charges", ({"command_id": "bad-two-a"}, 2), {}),
-            ("kwargs", "charge_create", "vipps.charges", (), {"command": {"command_id": "bad-kw"}}),
-            ("list argument", "agreement_fetch", "vipps.agreements", ([1, 2, 3],), {}),
-            ("type sent to the wrong actor", "charge_cancel", "vipps.charges",
-             ({"command_id": "bad-wrong-actor"} | VALID["charge.create"],), {}),
-        ]
-        from dramatiq import Message
 
-        from worker.runtime.broker import make_broker
-        from worker.runtime.settings import WorkerSettings
 
-        broker = make_broker(WorkerSettings(), redis_url)
-        for _, actor, queue, args, kwargs in broker_messages:
-            broker.enqueue(Message(queue_name=queue, actor_name=actor, args=args, kwargs=kwargs, options={},
-                                   message_id=str(uuid.uuid4()), message_timestamp=0))
-        broker.close()
+def send_odd_messages(run: BadRun, redis_url: str) -> None:
+    """Messages no command can come from: wrong actor, no argument, two arguments, kwargs, a list; and bytes."""
+    from dramatiq import Message
+
+    from worker.runtime.broker import make_broker
+    from worker.runtime.settings import WorkerSettings
+
+    run.broker_messages = [
+        ("unknown actor", "nope_actor", "vipps.charges", ({"command_id": "bad-unknown-actor"},), {}),
+        ("no arguments", "charge_create", "vipps.charges", (), {}),
+        ("two arguments", "charge_create", "vipps.charges", ({"command_id": "bad-two-a"}, 2), {}),
+        ("kwargs", "charge_create", "vipps.charges", (), {"command": {"command_id": "bad-kw"}}),
+        ("list argument", "agreement_fetch", "vipps.agreements", ([1, 2, 3],), {}),
+        ("type sent to the wrong actor", "charge_cancel", "vipps.charges",
+         ({"command_id": "bad-wrong-actor"} | VALID["charge.create"],), {}),
+    ]
+    broker = make_broker(WorkerSettings(), redis_url)
+    for _, actor, queue, args, kwargs in run.broker_messages:
+        broker.enqueue(Message(queue_name=queue, actor_name=actor, args=args, kwargs=kwargs, options={},
+                               message_id=str(uuid.uuid4()), message_timestamp=0))
+    broker.close()
+    run.undecodable = [b"\xff\xfe\x00garbage", b"not json at all", b'{"actor_name": "charge_create"}', b"[]",
+                       "\u00e6\u00f8\u00e5 {".encode("latin-1")]
+    for data in run.undecodable:
+        inject_raw(run.client, "vipps.charges", data)
+    with producer(redis_url) as p:
+        for cid in [f"ok-tail-{i}" for i in range(5)]:  # valid work after all the poison
+            p.send({"command_id": cid} | VALID["agreement.create"])
+            run.valid_ids.append(cid)
+
+
+@pytest.fixture(scope="class")
+def bad_run(redis_url: str) -> Iterator[BadRun]:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    simulator = Simulator()
+    worker = Worker(redis_url, simulator.url, threads=4)
+    run = BadRun(simulator, worker, Events(client), DeadLetterStore(client, Keys("vipps-billing"), retention_days=30),
+                 client, hand_written(), [(f"hypothesis {i}", {"command_id": f"hyp-{i}"} | c)
+                                          for i, c in enumerate(hypothesis_commands(EXAMPLES))])
+    try:
+        split_cases(run)
+        send_commands(run, redis_url)
+        send_odd_messages(run, redis_url)
+        yield run
     finally:
-        p.close()
-    undecodable = [b"\xff\xfe\x00garbage", b"not json at all", b'{"actor_name": "charge_create"}', b"[]",
-                   "\u00e6\u00f8\u00e5 {".encode("latin-1")]
-    for data in undecodable:
-        inject_raw(redis_client, "vipps.charges", data)
-    for cid in [f"ok-tail-{i}" for i in range(5)]:  # valid work after all the poison
-        p = producer(redis_url)
-        p.send({"command_id": cid} | VALID["agreement.create"])
-        p.close()
-        valid_ids.append(cid)
+        worker.stop()
+        simulator.stop()
+        print(worker.output()[-5000:])
+        client.flushdb()
+        client.close()
 
-    tried = len(bad) + len(unknown_actor) + len(odd) + len(broker_messages) + len(undecodable)
 
-    # Every valid command succeeds.
-    wait_for(lambda: all(events.of(command_id=c, type="agreement.created") for c in valid_ids), 120,
-             what="valid commands done")
+def own_id(command: Any) -> str | None:
+    """The test's own command id of a bad command, when it has a usable one."""
+    cid = command.get("command_id") if isinstance(command, dict) else None
+    return cid if isinstance(cid, str) and cid.startswith(("bad-", "hyp-")) and len(cid) <= 64 else None
 
-    # Every pipeline-level bad command: one command.rejected event (by its command_id when it has a valid one)
-    # and a dead letter whose id is the digest of its payload.
-    letters: dict[str, DeadLetter] = {}
 
-    def all_rejected() -> bool:
-        for _, command in bad:
-            letter_id = dead_letter_id("rejected", digest(command))
-            if letter_id not in letters:
-                letter = dlq.get(letter_id)
-                if letter is None:
-                    return False
-                letters[letter_id] = letter
-        return True
+class TestBadInput:
+    def test_valid_commands_around_the_bad_ones_succeed(self, bad_run: BadRun) -> None:
+        wait_for(lambda: all(bad_run.events.of(command_id=c, type="agreement.created") for c in bad_run.valid_ids),
+                 120, what="valid commands done")
 
-    wait_for(all_rejected, 120, what="every bad command rejected")
+    def test_every_bad_command_has_a_dead_letter_and_one_rejection(self, bad_run: BadRun) -> None:
+        """By its command_id when it has a valid one; the dead letter's id is the digest of its payload."""
+        letters: dict[str, DeadLetter] = {}
 
-    def unknown_actor_letters() -> dict[str, DeadLetter]:
-        return {d.command_id: d for d in dlq.find(limit=100_000, reason="unknown_actor") if d.command_id}
+        def all_rejected() -> bool:
+            for _, command in bad_run.bad:
+                letter_id = dead_letter_id("rejected", digest(command))
+                if letter_id not in letters:
+                    letter = bad_run.dlq.get(letter_id)
+                    if letter is None:
+                        return False
+                    letters[letter_id] = letter
+            return True
 
-    by_id = wait_for(lambda: (found := unknown_actor_letters()) and all(c["command_id"] in found
-                                                                       for _, c in unknown_actor) and found,
-                     60, what="a dead letter for every command sent to no actor") if unknown_actor else {}
-    for label, command in unknown_actor:
-        assert "ActorNotFound" in by_id[command["command_id"]].detail, label
-    own_ids = {c["command_id"] for _, c in bad if isinstance(c.get("command_id"), str)
-               and c["command_id"].startswith(("bad-", "hyp-")) and len(c["command_id"]) <= 64}
-    wait_for(lambda: own_ids <= {e["command_id"] for e in events.of(type="command.rejected")}, 30,
-             what="a command.rejected event for every bad command with an id")
-    rejected = events.of(type="command.rejected")
-    by_cid: dict[str, list[dict[str, Any]]] = {}
-    for e in rejected:
-        by_cid.setdefault(str(e["command_id"]), []).append(e)
-    for label, command in bad:
-        found = letters[dead_letter_id("rejected", digest(command))]
-        assert found.reason == "invalid_command", label
-        assert found.detail and (found.problem or {}).get("detail"), label
-        own_id = command.get("command_id")
-        if isinstance(own_id, str) and own_id.startswith(("bad-", "hyp-")) and len(own_id) <= 64:
-            assert len({e["event_id"] for e in by_cid.get(own_id, [])}) == 1, f"{label}: one command.rejected"
-            event = by_cid[own_id][0]
-            assert event["problem"]["reason"] == "invalid_command" and event["problem"]["detail"], label
-    sizes = [len(json.dumps(c)) for _, c in bad]
-    oversized = [letter for letter in letters.values() if "larger than" in letter.detail]
-    assert oversized and max(sizes) > 16_384
+        wait_for(all_rejected, 120, what="every bad command rejected")
+        ids = {cid for _, c in bad_run.bad if (cid := own_id(c))}
+        wait_for(lambda: ids <= {e["command_id"] for e in bad_run.events.of(type="command.rejected")}, 30,
+                 what="a command.rejected event for every bad command with an id")
+        by_cid: dict[str, list[dict[str, Any]]] = {}
+        for e in bad_run.events.of(type="command.rejected"):
+            by_cid.setdefault(str(e["command_id"]), []).append(e)
+        for label, command in bad_run.bad:
+            found = letters[dead_letter_id("rejected", digest(command))]
+            assert found.reason == "invalid_command", label
+            assert found.detail and (found.problem or {}).get("detail"), label
+            if (cid := own_id(command)) is not None:
+                assert len({e["event_id"] for e in by_cid.get(cid, [])}) == 1, f"{label}: one command.rejected"
+                event = by_cid[cid][0]
+                assert event["problem"]["reason"] == "invalid_command" and event["problem"]["detail"], label
+        oversized = [letter for letter in letters.values() if "larger than" in letter.detail]
+        assert oversized and max(len(json.dumps(c)) for _, c in bad_run.bad) > 16_384
 
-    # Messages no actor can take, or no command can come from.
-    wait_for(lambda: dlq.find(limit=10, reason="unknown_actor") and
-             len(dlq.find(limit=100, reason="undecodable")) >= len(undecodable), 60, what="actor/poison DLQ")
-    unknown = dlq.find(limit=100, reason="unknown_actor")
-    assert {letter.actor for letter in unknown} >= {"charge_explode", "nope_actor"}
-    assert all(letter.detail for letter in unknown)
-    events.wait(command_id="bad-unknown-type", type="command.dead_lettered")
-    assert len(events.of(command_id="bad-wrong-actor", type="command.rejected")) == 1
-    # What the pipeline judges for a message that is not one command object: its args and kwargs as sent.
-    shapes = []
-    for label, _, _, args, kwargs in broker_messages[1:]:
-        judged = args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": kwargs}
-        letter_id = dead_letter_id("rejected", digest(judged))
-        wait_for(lambda i=letter_id: dlq.get(i) is not None, 30, what=f"dead letter for {label}")  # type: ignore[misc]
-        letter = dlq.get(letter_id)
-        assert letter is not None and letter.reason == "invalid_command" and letter.detail, label
-        assert json.loads(json.dumps(letter.payload)) == json.loads(json.dumps(judged)), label
-        shapes.append(letter)
-    poison = dlq.find(limit=100, reason="undecodable")
+    def test_a_command_for_no_actor_is_dead_lettered(self, bad_run: BadRun) -> None:
+        def letters() -> dict[str, DeadLetter]:
+            return {d.command_id: d for d in bad_run.dlq.find(limit=100_000, reason="unknown_actor") if d.command_id}
 
-    # Nothing reached Vipps but the valid commands; the worker is still alive and nothing is stuck.
-    effects = simulator.effects()
-    assert len(effects) == len(valid_ids), effects[:3]
-    assert simulator.effects(duplicates="true") == []
-    assert worker.process.poll() is None
-    keys = Keys("vipps-billing")
-    assert redis_client.zcard(keys.inflight) == 0 and redis_client.zcard(keys.retry) == 0
+        wanted = {c["command_id"] for _, c in bad_run.unknown_actor} | {"bad-unknown-type", "bad-unknown-actor"}
+        by_id = wait_for(lambda: (found := letters()) and wanted <= set(found) and found, 60,
+                         what="a dead letter for every command sent to no actor")
+        for label, command in bad_run.unknown_actor:
+            assert "ActorNotFound" in by_id[command["command_id"]].detail, label
+        unknown = bad_run.dlq.find(limit=100_000, reason="unknown_actor")
+        assert {letter.actor for letter in unknown} >= {"charge_explode", "nope_actor"}
+        assert all(letter.detail for letter in unknown)
+        bad_run.events.wait(command_id="bad-unknown-type", type="command.dead_lettered")
 
-    print(f"\nbad input: tried {tried} malformed messages ({len(hand)} hand-written commands, {len(generated)} "
-          f"hypothesis-generated, {len(odd) + len(broker_messages)} bad message shapes, {len(undecodable)} "
-          f"undecodable byte strings) and {len(valid_ids)} valid commands; {len(rejected)} command.rejected "
-          f"events, {len(unknown)} unknown-actor and {len(poison)} undecodable dead letters, "
-          f"{len(shapes)} message-shape rejections; all {len(valid_ids)} valid commands succeeded")
+    def test_a_message_that_is_not_one_command_is_judged_as_it_was_sent(self, bad_run: BadRun) -> None:
+        """Its args and kwargs as sent; a command sent to another type's actor is rejected too."""
+        for label, _, _, args, kwargs in bad_run.broker_messages[1:]:
+            judged = args[0] if len(args) == 1 and not kwargs else {"args": list(args), "kwargs": kwargs}
+            letter_id = dead_letter_id("rejected", digest(judged))
+            letter = wait_for(lambda i=letter_id: bad_run.dlq.get(i), 30,  # type: ignore[misc]
+                              what=f"dead letter for {label}")
+            assert letter.reason == "invalid_command" and letter.detail, label
+            assert json.loads(json.dumps(letter.payload)) == json.loads(json.dumps(judged)), label
+        assert len(bad_run.events.of(command_id="bad-wrong-actor", type="command.rejected")) == 1
+
+    def test_undecodable_bytes_become_dead_letters(self, bad_run: BadRun) -> None:
+        wait_for(lambda: len(bad_run.dlq.find(limit=100, reason="undecodable")) >= len(bad_run.undecodable), 60,
+                 what="a dead letter for every undecodable message")
+
+    def test_nothing_but_the_valid_commands_reached_vipps(self, bad_run: BadRun) -> None:
+        """Runs last: the worker is alive, nothing is stuck, and only the valid commands had an effect."""
+        wait_for(lambda: all(bad_run.events.of(command_id=c, type="agreement.created") for c in bad_run.valid_ids),
+                 120, what="valid commands done")
+        effects = bad_run.simulator.effects()
+        assert len(effects) == len(bad_run.valid_ids), effects[:3]
+        assert bad_run.simulator.effects(duplicates="true") == []
+        assert bad_run.worker.process.poll() is None
+        keys = Keys("vipps-billing")
+        assert bad_run.client.zcard(keys.inflight) == 0 and bad_run.client.zcard(keys.retry) == 0
+        print(f"\nbad input: tried {bad_run.tried} malformed messages ({len(bad_run.hand)} hand-written "
+              f"commands, {len(bad_run.generated)} hypothesis-generated, "
+              f"{len(bad_run.odd) + len(bad_run.broker_messages)} bad message shapes, "
+              f"{len(bad_run.undecodable)} undecodable byte strings) and {len(bad_run.valid_ids)} valid commands")
 
 
 def test_a_command_for_another_merchant_is_rejected_and_never_sent(stack: tuple[Simulator, Worker, Events],
