@@ -51,3 +51,16 @@ def test_replays_use_what_vipps_already_said(redis_url: str, redis_client: redis
     finally:
         control.close()
         sim.stop()
+
+
+def test_dlq_replay_takes_changed_fields_from_the_command_line(redis_url: str) -> None:
+    """`--set due=...` is parsed and validated before anything is read or sent; a bad one is a usage error."""
+    from tests.e2e.clirun import cli, one_line_error
+
+    env = {"REDIS_URL": redis_url}
+    result = cli("dlq", "replay", "--all", "--dry-run", "--set", "due", env=env)
+    assert result.returncode == 2 and "FIELD=VALUE" in one_line_error(result)
+    result = cli("dlq", "replay", "--all", "--dry-run", "--set", "type=charge.refund", env=env)
+    assert result.returncode == 2 and "cannot be changed" in one_line_error(result)
+    ok = cli("dlq", "replay", "--all", "--dry-run", "--json", "--set", "due=2026-12-05", env=env)
+    assert ok.returncode == 0, ok.stderr

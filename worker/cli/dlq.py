@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -124,6 +125,9 @@ def dlq_replay(
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter (up to --limit) if no filter.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check Vipps and show what would be replayed; send nothing.")] = False,
     rate: Annotated[float, typer.Option(help="At most this many commands per second.", min=0.1)] = 5.0,
+    changes: Annotated[list[str] | None, typer.Option(
+        "--set", help="FIELD=VALUE to change in the replayed command (repeatable), e.g. --set due=2026-12-05; "
+        "validated like a new command.")] = None,
     yes: YesOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -136,9 +140,10 @@ def dlq_replay(
     """
     if not ids and not (reason or ctype or since is not None or all_letters):
         raise fail("name dead-letter ids, or select with --reason/--type/--since, or pass --all")
+    fields = _changes(changes or [])
     with guard(), control(get_settings()) as ops:
         letters = _select(ops, ids, reason, ctype, since, limit)
-        decisions = _decide_all(ops, letters, as_json)
+        decisions = _decide_all(ops, letters, as_json, fields)
         todo = [d for d in decisions if d.replay]
         if todo and not dry_run:
             confirm(f"Replay {len(todo)} of {len(decisions)} dead letter(s)?", yes)
@@ -160,13 +165,30 @@ def _progress(as_json: bool) -> Progress:
                     console=err_console, disable=as_json, transient=True)
 
 
-def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool) -> list[Decision]:
+def _changes(pairs: list[str]) -> dict[str, Any]:
+    """``FIELD=VALUE`` pairs; a value that reads as JSON (a number, true, null, an object) is taken as such."""
+    fields: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"{pair!r} is not FIELD=VALUE", param_hint="--set")
+        try:
+            fields[name.strip()] = json.loads(value)
+        except ValueError:
+            fields[name.strip()] = value
+    if {"command_id", "type"} & fields.keys():
+        raise typer.BadParameter("command_id and type cannot be changed", param_hint="--set")
+    return fields
+
+
+def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool,
+                changes: dict[str, Any] | None = None) -> list[Decision]:
     client = ops.vipps()
     out = []
     with _progress(as_json) as progress:
         task = progress.add_task("checking Vipps", total=len(letters))
         for letter in letters:
-            out.append(decide(letter, ops.ledger, client))
+            out.append(decide(letter, ops.ledger, client, changes or None))
             progress.advance(task)
     return out
 
