@@ -43,6 +43,11 @@ def test_histories_show_every_event_of_an_agreement_and_a_charge(redis_url: str,
         table = cli("charge", "history", agreement_id, charge_id, env=env | {"COLUMNS": "100"})
         assert table.returncode == 0 and "CHARGED" in table.stdout
         assert "no events recorded" in cli("agreement", "history", "agr_unknown", env=env).stdout
+        # command show goes on past the command's own outcome: what became of the charge it created.
+        shown = ok_json(cli("command", "show", "h-charge", "--json", env=env))
+        assert [e["type"] for e in shown["events"]] == ["charge.created"]
+        assert shown["later"] and shown["later"][-1]["transition"]["to"] == "CHARGED"
+        assert "Since then" in cli("command", "show", "h-charge", env=env | {"COLUMNS": "120"}).stdout
     finally:
         worker.stop()
         simulator.stop()

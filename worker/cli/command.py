@@ -49,9 +49,22 @@ def lookup(ops: Control, command_id: str) -> dict[str, Any] | None:
         "reason": sent.get("reason"),
         "command": payload,
         "events": record.get("events") or [],
+        "later": later_events(ops, command_id, record.get("events") or []),
+        "waiting": record.get("waiting") or None,
         "dead_letter": letter.id if letter else None,
         "replays": replays,
     }
+
+
+def later_events(ops: Control, command_id: str, own: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What became of the resources the command made or changed afterwards (a charge's DUE, CHARGED, ...),
+    from their timelines: the events caused by this command that are not its own outcome."""
+    seen = {e.get("event_id") for e in own}
+    resources = {(e["agreement_id"], e.get("charge_id")) for e in own if e.get("agreement_id")}
+    later = [e for agreement_id, charge_id in sorted(resources, key=str)
+             for e in ops.ledger.timeline(agreement_id, charge_id)
+             if e.get("command_id") == command_id and e.get("event_id") not in seen]
+    return sorted(later, key=lambda e: str(e.get("occurred_at")))
 
 
 def _rejected(ops: Control, command_id: str) -> dict[str, Any] | None:
@@ -63,7 +76,8 @@ def _rejected(ops: Control, command_id: str) -> dict[str, Any] | None:
     return {"command_id": command_id, "type": letter.command_type, "status": "rejected", "attempts": 0,
             "first_attempt": None, "finished": _at(letter.at_ms), "next_attempt": None, "lease_until": None,
             "error": letter.problem or {"reason": letter.reason, "detail": letter.detail},
-            "command": letter.payload, "events": [], "dead_letter": letter.id, "replays": []}
+            "command": letter.payload, "events": [], "later": [], "waiting": None, "dead_letter": letter.id,
+            "replays": []}
 
 
 def _int(value: Any) -> int | None:
@@ -100,7 +114,9 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
         ("reason", found.get("reason")), ("attempts", found["attempts"]),
         ("first attempt", found["first_attempt"]), ("finished", found["finished"]),
         ("next attempt", found["next_attempt"]), ("held until", found["lease_until"]),
-        ("last error", _error_line(error) if error else None), ("dead letter", found["dead_letter"]),
+        ("last error", _error_line(error) if error else None),
+        ("waiting for", _error_line(found["waiting"]) if found.get("waiting") else None),
+        ("dead letter", found["dead_letter"]),
         ("replayed as", ", ".join(f"{r['command_id']} ({r['status']})" for r in found["replays"]) or None)):
         if value is not None:
             table.add_row(name, str(value))
@@ -108,12 +124,16 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
     for problem in fields:
         table.add_row(f"  {problem['field']}", str(problem.get("text") or "-"))
     console.print(table)
-    if found["events"]:
-        events = Table(title="Events")
-        for column in ("type", "agreement", "charge", "occurred", "event id"):
+    for title, shown in (("Events", found["events"]), ("Since then", found.get("later") or [])):
+        if not shown:
+            continue
+        events = Table(title=title)
+        for column in ("type", "change", "agreement", "charge", "occurred", "event id"):
             events.add_column(column, overflow="fold")
-        for e in found["events"]:
-            events.add_row(str(e.get("type")), e.get("agreement_id") or "-", e.get("charge_id") or "-",
+        for e in shown:
+            change = e.get("transition") or {}
+            events.add_row(str(e.get("type")), f"{change.get('from') or '-'} → {change.get('to')}" if change else "",
+                           e.get("agreement_id") or "-", e.get("charge_id") or "-",
                            str(e.get("occurred_at") or "-")[:19], str(e.get("event_id")))
         console.print(events)
 
