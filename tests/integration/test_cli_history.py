@@ -22,7 +22,12 @@ def test_histories_show_every_event_of_an_agreement_and_a_charge(redis_url: str,
     try:
         with producer(redis_url) as p:
             p.send({"command_id": "h-create", **AGREEMENT})
-            agreement_id = events.wait(command_id="h-create", type="agreement.created")["agreement_id"]
+            created = events.wait(command_id="h-create", type="agreement.created")
+            agreement_id = created["agreement_id"]
+            # While PENDING, support can hand the customer the link to confirm it (Vipps gives it only once).
+            pending = cli("agreement", "show", agreement_id,
+                          env=env | {"COLUMNS": "200", "VIPPS_BASE_URL": simulator.url})
+            assert "confirmation URL" in pending.stdout and created["vipps_confirmation_url"] in pending.stdout
             p.send({"command_id": "h-accept", "type": "agreement.force_accept", "agreement_id": agreement_id,
                     "phone_number": "4791234567"})
             events.wait(type="agreement.activated", agreement_id=agreement_id)

@@ -15,6 +15,7 @@ from worker.cli.common import (
     YesOption,
     confirm,
     console,
+    control,
     emit_json,
     fail,
     guard,
@@ -26,6 +27,7 @@ from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, a
 from worker.core.control import new_command_id
 from worker.core.handlers import snapshot
 from worker.core.producer import prepare
+from worker.runtime.settings import get_settings
 from worker.vipps import models
 
 app = typer.Typer(no_args_is_help=True, help="Look up, list, change or stop agreements.\n\n"
@@ -40,6 +42,8 @@ def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> No
     """
     agreement = read(lambda vipps: vipps.fetch_agreement(agreement_id))
     data = snapshot(agreement)
+    if str(agreement.status) == "PENDING" and not data.get("vippsConfirmationUrl"):
+        data["vippsConfirmationUrl"] = confirmation_url(agreement_id)
     if as_json:
         emit_json(data)
         return
@@ -53,9 +57,19 @@ def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> No
         ("interval", f"every {interval.count} {interval.unit}" if interval else "-"),
         ("campaign", _campaign(agreement.campaign)),
         ("created", data.get("created")), ("start", data.get("start")), ("stop", data.get("stop")),
-        ("external id", agreement.externalId), ("agreement page", agreement.merchantAgreementUrl)):
+        ("external id", agreement.externalId), ("agreement page", agreement.merchantAgreementUrl),
+        ("confirmation URL", data.get("vippsConfirmationUrl"))):
         table.add_row(name, str(value) if value is not None else "-")
     console.print(table)
+
+
+def confirmation_url(agreement_id: str) -> str | None:
+    """Where the user confirms a PENDING agreement: Vipps gives it only when the agreement is drafted, so it is
+    read from the agreement's ``agreement.created`` event in its timeline."""
+    with guard(), control(get_settings()) as ops:
+        created = [e for e in ops.ledger.timeline(agreement_id) if e.get("type") == "agreement.created"]
+    url = created[0].get("vipps_confirmation_url") if created else None
+    return str(url) if url else None
 
 
 def _campaign(campaign: models.CampaignResponseV3 | None) -> str:
