@@ -75,8 +75,8 @@ def test_a_resent_file_warns_about_finished_commands(redis_url: str, tmp_path: P
             ops.close()
         again = cli("enqueue", path, env=env)
         assert again.returncode == 0, again.stderr
-        assert again.stdout.split() == []
-        assert "command_id done-1 already" in again.stderr and "enqueued 0 command(s)" in again.stderr
+        assert again.stdout.split() == ["done-1"]  # sent: its events are published again, nothing is redone
+        assert "command_id done-1 already" in again.stderr and "1 already finished" in again.stderr
     finally:
         worker.stop()
         simulator.stop()

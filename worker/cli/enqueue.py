@@ -29,7 +29,8 @@ def enqueue(
 
     Every invalid command is reported with its line; if one is invalid, none is sent. Prints the
     command ids sent, one per line. Warns (stderr) about a command_id given twice (sent once) and
-    about one the worker already finished (a re-send does nothing; not sent).
+    about one the worker already finished (sent all the same: the worker carries it out only once and
+    publishes its recorded events again, for a consumer that lost them).
 
     Example: vipps-billing enqueue charges-december.jsonl --dry-run
     """
@@ -48,7 +49,8 @@ def enqueue(
             with find_redis(settings.redis_url) as found:
                 ops = Control(found.url, settings)
                 try:
-                    todo = _not_finished(ops, unique)
+                    todo = unique
+                    finished = _finished(ops, unique)
                     if todo and not dry_run:
                         ops.producer.queue.enqueue([wire for _, wire in todo])
                 finally:
@@ -58,11 +60,12 @@ def enqueue(
     ids = [str(wire["command_id"]) for _, wire in todo]
     if as_json:
         emit_json({"dry_run": dry_run, "sent" if not dry_run else "would_send": ids,
-                   "skipped": len(prepared) - len(ids)})
+                   "skipped": len(prepared) - len(ids), "already_finished": finished})
         return
     for command_id in ids:
         typer.echo(command_id)
-    err_console.print(f"{'would enqueue' if dry_run else 'enqueued'} {len(ids)} command(s)")
+    again = f" ({len(finished)} already finished: their events are published again)" if finished else ""
+    err_console.print(f"{'would enqueue' if dry_run else 'enqueued'} {len(ids)} command(s){again}")
 
 
 def _configured_msn() -> str | None:
@@ -102,16 +105,15 @@ def _unique(prepared: list[Entry]) -> list[Entry]:
     return out
 
 
-def _not_finished(ops: Control, prepared: list[Entry]) -> list[Entry]:
-    """Commands the ledger has not finished; a re-send of a finished one is a no-op at the worker."""
+def _finished(ops: Control, prepared: list[Entry]) -> list[str]:
+    """Ids the ledger has finished, each with a warning: the worker will not carry it out again."""
     out = []
     for where, wire in prepared:
         record = ops.ledger.get(str(wire["command_id"]))
         if record and record.get("status") in FINISHED:
             err_console.print(f"warning: {where}: command_id {wire['command_id']} already {record['status']}; "
-                              "not sent (a re-send does nothing)", soft_wrap=True)
-            continue
-        out.append((where, wire))
+                              "the worker only publishes its events again", soft_wrap=True)
+            out.append(str(wire["command_id"]))
     return out
 
 
