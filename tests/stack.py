@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import signal
@@ -25,6 +26,11 @@ EVENTS_QUEUE = "vipps.events"
 
 # Worker logs and metrics files of a test session, removed when it ends.
 SCRATCH = tempfile.TemporaryDirectory(prefix="vipps-billing-tests-")
+
+
+def due_in(days: int = 1) -> str:
+    """A due date ``days`` after today (UTC), computed when called: a run may cross midnight."""
+    return (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=days)).isoformat()
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:

@@ -22,22 +22,24 @@ a SIGKILL may drop the last second of writes Redis already acknowledged, which n
 from __future__ import annotations
 
 import collections
-import datetime as dt
 import json
 import os
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 import redis
 
-from tests.stack import Events, Simulator, Worker, producer, wait_for
+from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
 from worker.local.redis import EmbeddedRedis, redis_server_binary
+from worker.store.keys import Keys
 
 COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 FSYNC = os.environ.get("CHAOS_FSYNC", "always")
+KEYS = Keys()
 SEED = int(os.environ.get("CHAOS_SEED", "20241124"))
 AGREEMENTS = 40
 CHARGES_PER_AGREEMENT = 5
@@ -59,7 +61,6 @@ WORKER_ENV = {
     # Keep the watch poller quiet: this suite is about commands, and polls would only add load.
     "AGREEMENT_POLL_START_SECONDS": "600", "AGREEMENT_POLL_SECONDS": "600", "CHARGE_POLL_SECONDS": "3600",
 }
-TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
 AGREEMENT = {"type": "agreement.create", "product_name": "Chaos", "pricing": {"amount": 49900},
              "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
              "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
@@ -69,7 +70,7 @@ pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="needs a r
 
 def charge(agreement_id: str, n: int) -> dict[str, Any]:
     return {"type": "charge.create", "agreement_id": agreement_id, "amount": 29900, "description": f"Run {n}",
-            "due": TOMORROW, "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"}
+            "due": due_in(3), "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"}
 
 
 class Terminal:
@@ -127,164 +128,182 @@ def diagnose(client: redis.Redis, missing: list[str]) -> str:
     """Where the unfinished commands are: ledger status, queues, schedules."""
     statuses: collections.Counter[str] = collections.Counter()
     for cid in missing:
-        status = client.hget(f"vipps-billing:cmd:{cid}", "status")
+        status = client.hget(KEYS.command(cid), "status")
         statuses[status.decode() if isinstance(status, bytes) else str(status)] += 1
     queues = {k.decode(): client.llen(k) for k in client.scan_iter(match="dramatiq:vipps.*") if client.type(k)
               == b"list"}
     acks = {k.decode(): client.scard(k) for k in client.scan_iter(match="dramatiq:__acks__.*")}
     return (f"unfinished {len(missing)} e.g. {missing[:5]}: ledger {dict(statuses)}; queues {queues}; acks {acks}; "
-            f"inflight {client.zcard('vipps-billing:inflight')} retry {client.zcard('vipps-billing:retry')} "
+            f"inflight {client.zcard(KEYS.inflight)} retry {client.zcard(KEYS.retry)} "
             f"heartbeats {client.zrange('dramatiq:__heartbeats__', 0, -1, withscores=True)}")
 
 
-@pytest.fixture
-def chaos_redis() -> Iterator[EmbeddedRedis]:
-    server = EmbeddedRedis(appendonly=True).start()
-    redis.Redis.from_url(server.url).config_set("appendfsync", FSYNC)
-    try:
-        yield server
-    finally:
-        server.stop()
+@dataclass
+class World:
+    """What the setup made before the faults were switched on."""
+
+    agreements: list[str]
+    charges: list[tuple[str, str]]
+    command_ids: set[str]
+    seconds: float
 
 
-@pytest.mark.timeout(1200)
-def test_chaos(chaos_redis: EmbeddedRedis) -> None:
-    rng = random.Random(SEED)
-    url = chaos_redis.url
-    client = redis.Redis.from_url(url, socket_timeout=10)
-    simulator = Simulator()
-    workers = [Worker(url, simulator.url, threads=8, env=WORKER_ENV) for _ in range(2)]
-    terminal = Terminal(client)
+@dataclass
+class Run:
+    """What one chaos run left behind, for the tests below to judge."""
+
+    commands: list[tuple[dict[str, Any], str]]
+    world: World
+    outcomes: dict[str, dict[str, str]]
+    duplicates: list[Any]
+    letters: list[dict[str, Any]]
+    stats: dict[str, Any]
+    log: list[str] = field(default_factory=list)
+
+    @property
+    def expected(self) -> dict[str, str]:
+        return {c["command_id"]: e for c, e in self.commands}
+
+
+def set_up_world(p: Any, terminal: Terminal) -> World:
+    """Faults off: active agreements with open charges to fetch and cancel."""
     started = time.monotonic()
-    try:
-        # Setup, faults off: active agreements with open charges to fetch and cancel.
-        p = producer(url)
-        for i in range(AGREEMENTS):
-            p.send({"command_id": f"s-agr-{i}"} | AGREEMENT)
-        agreements = [terminal.events.wait(60, command_id=f"s-agr-{i}", type="agreement.created")["agreement_id"]
-                      for i in range(AGREEMENTS)]
-        for i, a in enumerate(agreements):
-            p.send({"command_id": f"s-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
-                    "phone_number": "4791234567"})
-        wait_for(lambda: all(terminal.events.of(command_id=f"s-acc-{i}", type="agreement.force_accepted")
-                             for i in range(AGREEMENTS)), 60, what="agreements accepted")
-        for i, a in enumerate(agreements):
-            for j in range(CHARGES_PER_AGREEMENT):
-                p.send({"command_id": f"s-chg-{i}-{j}"} | charge(a, j))
-        wait_for(lambda: len([c for c in terminal.by_command() if c.startswith("s-chg-")])
-                 == AGREEMENTS * CHARGES_PER_AGREEMENT, 120, what="setup charges")
-        charges = [(e["agreement_id"], e["charge_id"]) for e in terminal.events.of(type="charge.created")]
-        setup_ids = set(terminal.by_command())
-        setup_s = time.monotonic() - started
+    for i in range(AGREEMENTS):
+        p.send({"command_id": f"s-agr-{i}"} | AGREEMENT)
+    agreements = [terminal.events.wait(60, command_id=f"s-agr-{i}", type="agreement.created")["agreement_id"]
+                  for i in range(AGREEMENTS)]
+    for i, a in enumerate(agreements):
+        p.send({"command_id": f"s-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
+                "phone_number": "4791234567"})
+    wait_for(lambda: all(terminal.events.of(command_id=f"s-acc-{i}", type="agreement.force_accepted")
+                         for i in range(AGREEMENTS)), 60, what="agreements accepted")
+    for i, a in enumerate(agreements):
+        for j in range(CHARGES_PER_AGREEMENT):
+            p.send({"command_id": f"s-chg-{i}-{j}"} | charge(a, j))
+    wait_for(lambda: len([c for c in terminal.by_command() if c.startswith("s-chg-")])
+             == AGREEMENTS * CHARGES_PER_AGREEMENT, 120, what="setup charges")
+    charges = [(e["agreement_id"], e["charge_id"]) for e in terminal.events.of(type="charge.created")]
+    return World(agreements, charges, set(terminal.by_command()), time.monotonic() - started)
 
-        simulator.faults(**FAULTS)
-        commands = mix(rng, COMMANDS, agreements, charges)
-        enqueue_start = time.monotonic()
-        for command, expected in commands:
-            if expected == "rejected":
-                p.send_raw(command)
+
+def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], done: Callable[[], int],
+            started: float) -> list[str]:
+    """The disasters, spread over the run by progress: three worker SIGKILLs and one Redis SIGKILL."""
+    disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", 0), (0.70, "kill", 0)]
+    log: list[str] = []
+    deadline = time.monotonic() + 600
+    while disasters and time.monotonic() < deadline:
+        share = done() / COMMANDS
+        at, what, which = disasters[0]
+        if share >= at:
+            disasters.pop(0)
+            at_text = f"{time.monotonic() - started:6.1f}s at {share:.0%}"
+            if what == "kill":
+                inflight = client.zcard(KEYS.inflight)
+                workers[which].kill()
+                log.append(f"{at_text}: SIGKILL worker group {which} ({inflight} commands in flight)")
+                time.sleep(1.0)
+                workers[which].restart()
             else:
-                p.send(command)
+                server.kill()
+                log.append(f"{at_text}: SIGKILL Redis, restart")
+                time.sleep(0.5)
+                server.start()
+                redis.Redis.from_url(server.url).config_set("appendfsync", FSYNC)
+        time.sleep(0.2)
+    assert not disasters, "the run ended before every disaster happened"
+    return log
+
+
+def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, str], started: float) -> None:
+    progress: list[tuple[float, int]] = []
+
+    def all_done() -> bool:
+        progress.append((time.monotonic() - started, sum(1 for c in terminal.by_command() if c in expected)))
+        return progress[-1][1] == COMMANDS
+
+    try:
+        wait_for(all_done, float(os.environ.get("CHAOS_WAIT_SECONDS", "600")), interval=1.0,
+                 what="every command's outcome")
+    except AssertionError:
+        print(diagnose(client, [c for c in expected if c not in terminal.by_command()]))
+        print("  progress (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
+        raise
+    print(f"\nchaos: all terminal after {time.monotonic() - started:.1f}s")
+    # Let anything still settling finish: outbox drained, nothing in flight or waiting to retry.
+    wait_for(lambda: client.zcard(KEYS.outbox_pending) == 0 and client.zcard(KEYS.inflight) == 0
+             and client.zcard(KEYS.retry) == 0, 60, what="quiet")
+    time.sleep(2.0)
+
+
+@pytest.fixture(scope="module")
+def run() -> Iterator[Run]:
+    server = EmbeddedRedis(appendonly=True).start()
+    client = redis.Redis.from_url(server.url, socket_timeout=10)
+    client.config_set("appendfsync", FSYNC)
+    simulator = Simulator()
+    workers = [Worker(server.url, simulator.url, threads=8, env=WORKER_ENV) for _ in range(2)]
+    terminal = Terminal(client)
+    try:
+        p = producer(server.url)
+        world = set_up_world(p, terminal)
+        simulator.faults(**FAULTS)
+        commands = mix(random.Random(SEED), COMMANDS, world.agreements, world.charges)
+        for command, expected in commands:
+            (p.send_raw if expected == "rejected" else p.send)(command)
         p.close()
-        chaos_start = time.monotonic()
+        started = time.monotonic()
         expected_by_id = {c["command_id"]: e for c, e in commands}
-
-        def done() -> int:
-            return sum(1 for c in terminal.by_command() if c in expected_by_id)
-
-        # The disasters, spread over the run by progress.
-        disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", None), (0.70, "kill", 0)]
-        log: list[str] = []
-        deadline = time.monotonic() + 600
-        while disasters and time.monotonic() < deadline:
-            share = done() / COMMANDS
-            at, what, which = disasters[0]
-            if share >= at:
-                disasters.pop(0)
-                if what == "kill" and which is not None:
-                    inflight = client.zcard("vipps-billing:inflight")
-                    workers[which].kill()
-                    log.append(f"{time.monotonic() - chaos_start:6.1f}s at {share:.0%}: SIGKILL worker group "
-                               f"{which} ({inflight} commands in flight)")
-                    time.sleep(1.0)
-                    workers[which].restart()
-                else:
-                    chaos_redis.kill()
-                    log.append(f"{time.monotonic() - chaos_start:6.1f}s at {share:.0%}: SIGKILL Redis, restart")
-                    time.sleep(0.5)
-                    chaos_redis.start()
-                    redis.Redis.from_url(url).config_set("appendfsync", FSYNC)
-            time.sleep(0.2)
-        assert not disasters, "the run ended before every disaster happened"
-
-        progress: list[tuple[float, int]] = []
-
-        def all_done() -> bool:
-            progress.append((time.monotonic() - chaos_start, done()))
-            return progress[-1][1] == COMMANDS
-
-        try:
-            wait_for(all_done, float(os.environ.get("CHAOS_WAIT_SECONDS", "600")), interval=1.0,
-                     what="every command's outcome")
-        except AssertionError:
-            print(diagnose(client, [c for c in expected_by_id if c not in terminal.by_command()]))
-            print("  progress (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
-            raise
-        elapsed = time.monotonic() - chaos_start
-        # Let anything still settling finish: outbox drained, nothing in flight or waiting to retry.
-        wait_for(lambda: client.zcard("vipps-billing:outbox:pending") == 0 and client.zcard(
-            "vipps-billing:inflight") == 0 and client.zcard("vipps-billing:retry") == 0, 60, what="quiet")
-        time.sleep(2.0)
-
-        outcomes = terminal.by_command()
-        problems = []
-        counts: collections.Counter[str] = collections.Counter()
-        for command, expected in commands + [({"command_id": c, "type": "-"}, "setup") for c in setup_ids]:
-            cid = command["command_id"]
-            kinds = list(outcomes.get(cid, {}).values())
-            if len(kinds) != 1:
-                problems.append(f"{cid}: {len(kinds)} terminal events {kinds}")
-                continue
-            kind = kinds[0]
-            counts[kind] += 1
-            wants: dict[str, set[str | None]] = {
-                "ok": {SUCCESS.get(command["type"])}, "failed": {"command.failed"},
-                "rejected": {"command.rejected"}, "setup": set(SUCCESS.values())}
-            want = wants[expected]
-            if kind not in want:
-                problems.append(f"{cid}: {kind}, expected {want}")
-
-        duplicates = simulator.effects(duplicates="true")
-        effects = simulator.effects()
-        letters = [json.loads(v) for v in client.hvals("vipps-billing:dlq")]
-        letter_reasons = collections.Counter(letter["reason"] for letter in letters)
-        bad_letters = [letter for letter in letters
-                       if letter["reason"] not in ("vipps_problem", "invalid_command")
-                       or expected_by_id.get(letter["command_id"]) not in ("failed", "rejected")]
-        permanent = {cid for cid, e in expected_by_id.items() if e != "ok"}
-        lettered = {letter["command_id"] for letter in letters}
-        stats = simulator.admin.get("/stats").raise_for_status().json()
-
-        print(f"\nchaos: {COMMANDS} commands (+{len(setup_ids)} setup in {setup_s:.1f}s), enqueued in "
-              f"{chaos_start - enqueue_start:.1f}s, all terminal after {elapsed:.1f}s; Redis appendfsync {FSYNC}")
-        print("  " + "\n  ".join(log))
-        print(f"  terminal outcomes: {dict(sorted(counts.items()))}")
-        print(f"  simulator: {stats['total']} requests, faults {stats['faults_injected']}, "
-              f"{stats['idempotent_replays']} idempotent replays, {len(effects)} effects, "
-              f"{len(duplicates)} effects twice")
-        print(f"  dead letters: {dict(letter_reasons)}; commands with a permanent error: {len(permanent)}")
-        print(f"  problems: {len(problems)} {problems[:10]}")
-        print("  progress after the disasters (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
-
-        assert not problems, problems[:20]
-        assert duplicates == [], duplicates[:5]
-        assert not bad_letters, bad_letters[:5]
-        assert lettered == permanent, (sorted(permanent - lettered)[:10], sorted(lettered - permanent)[:10])
-        assert sum(stats["faults_injected"].values()) > 0
+        log = unleash(server, client, workers,
+                      lambda: sum(1 for c in terminal.by_command() if c in expected_by_id), started)
+        await_outcomes(client, terminal, expected_by_id, started)
+        yield Run(commands, world, terminal.by_command(), simulator.effects(duplicates="true"),
+                  [json.loads(v) for v in client.hvals(KEYS.dead_letters)],
+                  simulator.admin.get("/stats").raise_for_status().json(), log)
     finally:
         for w in workers:
             w.stop()
         simulator.stop()
         client.close()
-        failed_output = [w.output()[-3000:] for w in workers]
-        print("\n".join(failed_output))
+        server.stop()
+        print("\n".join(w.output()[-3000:] for w in workers))
+
+
+def test_report(run: Run) -> None:
+    counts = collections.Counter(kind for events in run.outcomes.values() for kind in events.values())
+    print(f"\nchaos: {COMMANDS} commands (+{len(run.world.command_ids)} setup in {run.world.seconds:.1f}s); "
+          f"Redis appendfsync {FSYNC}")
+    print("  " + "\n  ".join(run.log))
+    print(f"  terminal outcomes: {dict(sorted(counts.items()))}")
+    print(f"  simulator: {run.stats['total']} requests, faults {run.stats['faults_injected']}, "
+          f"{run.stats['idempotent_replays']} idempotent replays, {len(run.duplicates)} effects twice")
+    print(f"  dead letters: {dict(collections.Counter(letter['reason'] for letter in run.letters))}")
+    assert len(run.log) == 4
+    assert sum(run.stats["faults_injected"].values()) > 0, "no fault was injected: the run proves nothing"
+
+
+def test_every_command_has_exactly_one_terminal_outcome_of_its_kind(run: Run) -> None:
+    wants: dict[str, set[str | None]] = {"failed": {"command.failed"}, "rejected": {"command.rejected"},
+                                         "setup": set(SUCCESS.values())}
+    judged = run.commands + [({"command_id": c, "type": "-"}, "setup") for c in run.world.command_ids]
+    problems = []
+    for command, expected in judged:
+        kinds = list(run.outcomes.get(command["command_id"], {}).values())
+        want = wants.get(expected, {SUCCESS.get(command["type"])})
+        if len(kinds) != 1 or kinds[0] not in want:
+            problems.append(f"{command['command_id']}: {kinds}, expected one of {want}")
+    assert not problems, problems[:20]
+
+
+def test_no_effect_at_vipps_twice(run: Run) -> None:
+    assert run.duplicates == [], run.duplicates[:5]
+
+
+def test_dead_letters_only_for_permanent_errors(run: Run) -> None:
+    expected = run.expected
+    bad = [letter for letter in run.letters if letter["reason"] not in ("vipps_problem", "invalid_command")
+           or expected.get(letter["command_id"]) not in ("failed", "rejected")]
+    assert not bad, bad[:5]
+    permanent = {cid for cid, e in expected.items() if e != "ok"}
+    lettered = {letter["command_id"] for letter in run.letters}
+    assert lettered == permanent, (sorted(permanent - lettered)[:10], sorted(lettered - permanent)[:10])

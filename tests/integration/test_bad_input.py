@@ -11,7 +11,6 @@ dead letter) and nothing at Vipps; every valid one must succeed.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -27,13 +26,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from pydantic import ValidationError
 
 from schemas import COMMAND_TYPES, CommandAdapter, actor_name
-from tests.stack import Events, Simulator, Worker, producer, wait_for
+from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.store.keys import Keys
 
 EXAMPLES = int(os.environ.get("BAD_INPUT_EXAMPLES", "150"))
 NS = "dramatiq"
-TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 
 VALID: dict[str, dict[str, Any]] = {
     "agreement.create": {"type": "agreement.create", "product_name": "Gym", "pricing": {"amount": 29900},
@@ -41,7 +39,7 @@ VALID: dict[str, dict[str, Any]] = {
                          "merchant_redirect_url": "https://example.com/back",
                          "merchant_agreement_url": "https://example.com/agreements/1"},
     "charge.create": {"type": "charge.create", "agreement_id": "agr_5kSeqz", "amount": 29900,
-                      "description": "March", "due": TOMORROW, "retry_days": 2,
+                      "description": "March", "due": due_in(7), "retry_days": 2,
                       "transaction_type": "DIRECT_CAPTURE"},
     "charge.capture": {"type": "charge.capture", "agreement_id": "agr_5kSeqz", "charge_id": "chr_5kSeqz",
                        "amount": 1000, "description": "Shipped"},

@@ -22,12 +22,11 @@ import httpx
 import pytest
 import redis
 
-from tests.stack import Events, Simulator, Worker, producer, wait_for
+from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
 
 CLIENT_ID = "cid-Qx7vTeLLtaLe-3e1f"
 CLIENT_SECRET = "sec-Wz9kTeLLtaLe-8c2d"
 SUBSCRIPTION_KEY = "sub-Jp4mTeLLtaLe-5b7a"
-TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 AGREEMENT = {"type": "agreement.create", "product_name": "Gym", "pricing": {"amount": 29900},
              "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
              "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
@@ -35,7 +34,7 @@ AGREEMENT = {"type": "agreement.create", "product_name": "Gym", "pricing": {"amo
 
 def charge(agreement_id: str, **fields: Any) -> dict[str, Any]:
     return {"type": "charge.create", "agreement_id": agreement_id, "amount": 29900, "description": "March",
-            "due": TOMORROW, "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"} | fields
+            "due": due_in(1), "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"} | fields
 
 
 def needles(secret: str) -> set[str]:

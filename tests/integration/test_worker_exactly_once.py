@@ -9,9 +9,8 @@ import pytest
 import redis
 
 from tests.integration.test_worker_lifecycle import AGREEMENT, active_agreement, send
-from tests.stack import Events, Simulator, Worker, wait_for
+from tests.stack import Events, Simulator, Worker, due_in, wait_for
 
-DUE = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
 OUTCOMES = {"agreement.created", "agreement.updated", "agreement.force_accepted", "agreement.snapshot",
             "agreement.charges", "charge.created", "charge.snapshot", "charge.captured", "charge.refunded",
             "charge.cancelled", "command.failed", "command.rejected", "command.dead_lettered"}
@@ -43,7 +42,7 @@ def test_kill_between_call_and_ack_and_duplicate_deliveries(sim: Simulator, redi
         for _ in range(2):  # every command twice
             for cid in commands:
                 send(redis_url, cid, type="charge.create", agreement_id=agreement_id, amount=10000 + 100 * int(
-                    cid[-1]), description="Crash test", due=DUE, retry_days=1, transaction_type="DIRECT_CAPTURE")
+                    cid[-1]), description="Crash test", due=due_in(3), retry_days=1, transaction_type="DIRECT_CAPTURE")
             send(redis_url, "crash-update", type="agreement.update", agreement_id=agreement_id,
                  product_name="Renamed plan")
             send(redis_url, "crash-draft", **AGREEMENT)
@@ -108,7 +107,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         # The same command_id with another payload is refused before anything reaches Vipps.
         effects_before = len(sim.effects())
         send(redis_url, "too-soon", type="charge.create", agreement_id=agreement_id, amount=20000,
-             description="Different", due=DUE, retry_days=0, transaction_type="DIRECT_CAPTURE")
+             description="Different", due=due_in(3), retry_days=0, transaction_type="DIRECT_CAPTURE")
         rejected = wait_for(lambda: [e for e in events.of(command_id="too-soon", type="command.rejected")],
                             what="rejection of a reused command_id")[0]
         assert rejected["problem"]["reason"] == "command_id_reused"

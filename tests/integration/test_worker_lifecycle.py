@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 import redis
 
-from tests.stack import Events, Simulator, Worker, producer, wait_for
+from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
 from worker.core.producer import InvalidCommand
 from worker.vipps import VippsClient, load_settings, models
 
-TOMORROW = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=1)).isoformat()
 AGREEMENT = {"type": "agreement.create", "product_name": "Premier League", "pricing": {"amount": 49900},
              "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
              "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
@@ -54,7 +53,7 @@ def active_agreement(redis_url: str, events: Events, name: str) -> str:
 
 def charge(redis_url: str, events: Events, agreement_id: str, command_id: str, **fields: Any) -> str:
     body = {"type": "charge.create", "agreement_id": agreement_id, "amount": 29900, "description": "December",
-            "due": TOMORROW, "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"} | fields
+            "due": due_in(1), "retry_days": 2, "transaction_type": "DIRECT_CAPTURE"} | fields
     send(redis_url, command_id, **body)
     charge_id: str = events.wait(command_id=command_id, type="charge.created")["charge_id"]
     return charge_id
