@@ -35,7 +35,9 @@ import redis
 
 from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
 from worker.local.redis import EmbeddedRedis, redis_server_binary
-from worker.store.keys import Keys
+from worker.store.keys import Keys, command_ref
+
+MSN = "123456"  # the simulator's merchant
 
 COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 FSYNC = os.environ.get("CHAOS_FSYNC", "always")
@@ -128,7 +130,7 @@ def diagnose(client: redis.Redis, missing: list[str]) -> str:
     """Where the unfinished commands are: ledger status, queues, schedules."""
     statuses: collections.Counter[str] = collections.Counter()
     for cid in missing:
-        status = client.hget(KEYS.command(cid), "status")
+        status = client.hget(KEYS.command(command_ref(MSN, cid)), "status")
         statuses[status.decode() if isinstance(status, bytes) else str(status)] += 1
     queues = {k.decode(): client.llen(k) for k in client.scan_iter(match="dramatiq:vipps.*") if client.type(k)
               == b"list"}

@@ -16,8 +16,9 @@ import redis
 from worker.bench import naive
 from worker.runtime.settings import WorkerSettings
 from worker.store.commands import CommandQueue, message_id
-from worker.store.keys import DramatiqKeys, Keys
+from worker.store.keys import DramatiqKeys, Keys, command_ref
 from worker.store.messages import encode_message
+from worker.vipps.config import SIMULATOR_DEFAULTS
 
 AGREEMENT: dict[str, Any] = {"type": "agreement.create", "product_name": "Bench", "pricing": {"amount": 49900},
              "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
@@ -43,9 +44,10 @@ def charge_command(agreement_id: str, n: int, prefix: str) -> dict[str, Any]:
 class Target:
     """The Redis a bench runs on, with the key layout of the workers it starts."""
 
-    def __init__(self, url: str, settings: WorkerSettings) -> None:
+    def __init__(self, url: str, settings: WorkerSettings, msn: str = SIMULATOR_DEFAULTS["msn"]) -> None:
         self.url = url
         self.settings = settings
+        self.msn = msn  # the merchant of commands that name none
         self.client = redis.Redis.from_url(url, decode_responses=True)
         self.keys = Keys(settings.key_prefix)
         self.dramatiq = DramatiqKeys(settings.dramatiq_namespace)
@@ -68,14 +70,15 @@ class Target:
                 pipe.rpush(self.dramatiq.queue(queue), rid)
             pipe.execute()
 
-    def status(self, command_id: str) -> str | None:
+    def status(self, command_id: str, msn: str | None = None) -> str | None:
         """The command's status in the worker's ledger (None before the worker took it)."""
-        status = self.client.hget(self.keys.command(command_id), "status")
+        status = self.client.hget(self.keys.command(command_ref(msn or self.msn, command_id)), "status")
         return None if status is None else str(status)
 
-    def events(self, command_id: str) -> list[dict[str, Any]]:
+    def events(self, command_id: str, msn: str | None = None) -> list[dict[str, Any]]:
         """The events the ledger recorded for a command."""
-        events: list[dict[str, Any]] = json.loads(self.client.hget(self.keys.command(command_id), "events") or "[]")
+        raw = self.client.hget(self.keys.command(command_ref(msn or self.msn, command_id)), "events")
+        events: list[dict[str, Any]] = json.loads(raw or "[]")
         return events
 
     def all_succeeded(self, command_ids: list[str]) -> Callable[[], bool]:
@@ -92,8 +95,8 @@ class Target:
         return int(self.client.llen(self.dramatiq.queue(self.settings.charges_queue)))
 
     def in_flight(self) -> set[str]:
-        """Commands an attempt holds right now."""
-        return {str(member) for member in self.client.zrange(self.keys.inflight, 0, -1)}
+        """Commands (their command_id) an attempt holds right now."""
+        return {str(ref).partition(":")[2] for ref in self.client.zrange(self.keys.inflight, 0, -1)}
 
     def in_outbox(self, event_id: str) -> bool:
         """The relay deletes an outbox entry once its event is on the events queue."""

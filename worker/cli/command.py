@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from worker.cli.common import JsonOption, console, control, emit_json, fail, guard
+from worker.cli.common import JsonOption, MsnOption, console, control, emit_json, fail, guard
 from worker.core.control import Control
 from worker.core.replay import replay_id
 from worker.runtime.settings import get_settings
@@ -21,17 +21,18 @@ app = typer.Typer(no_args_is_help=True, help="Look up a command the worker was g
 MAX_REPLAYS = 20
 
 
-def lookup(ops: Control, command_id: str) -> dict[str, Any] | None:
-    """A command's ledger record with its dead letter and replays (or its rejection); None if neither is kept."""
-    record = ops.ledger.get(command_id)
+def lookup(ops: Control, command_id: str, msn: str | None = None) -> dict[str, Any] | None:
+    """A command's ledger record with its dead letter and replays (or its rejection), looked up as the
+    merchant ``msn``; None if neither is kept."""
+    record = ops.record(command_id, msn)
     if record is None:
-        return _rejected(ops, command_id)
-    letter = ops.dead_letters.get(dead_letter_id("command", command_id))
+        return _rejected(ops, command_id, msn)
+    letter = ops.dead_letters.get(dead_letter_id("command", ops.ref(command_id, msn)))
     payload = record.get("payload")
     sent = payload if isinstance(payload, dict) else {}
     replays = []
     for n in range(1, MAX_REPLAYS + 1):
-        replay = ops.ledger.get(replay_id(command_id, n))
+        replay = ops.record(replay_id(command_id, n), msn)
         if replay is None:
             break
         replays.append({"command_id": replay_id(command_id, n), "status": replay.get("status")})
@@ -67,9 +68,10 @@ def later_events(ops: Control, command_id: str, own: list[dict[str, Any]]) -> li
     return sorted(later, key=lambda e: str(e.get("occurred_at")))
 
 
-def _rejected(ops: Control, command_id: str) -> dict[str, Any] | None:
+def _rejected(ops: Control, command_id: str, msn: str | None) -> dict[str, Any] | None:
     """A command rejected as invalid has no ledger record, only its dead letter (and its event)."""
-    letters = ops.dead_letters.find(limit=1, command_id=command_id)
+    letters = [letter for letter in ops.dead_letters.find(limit=20, command_id=command_id)
+               if msn is None or letter.msn in (None, msn)][:1]
     if not letters:
         return None
     letter = letters[0]
@@ -91,7 +93,7 @@ def _at(ms: Any) -> str | None:
 
 @app.command("show")
 def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id, e.g. inv-2024-12-0042")],
-                 as_json: JsonOption = False) -> None:
+                 msn: MsnOption = None, as_json: JsonOption = False) -> None:
     """Show a command's status, attempts, last error, the events it produced, its dead letter and replays.
 
     A command rejected as invalid is shown from its dead letter. One found in neither is still queued,
@@ -100,7 +102,7 @@ def command_show(command_id: Annotated[str, typer.Argument(help="Your command_id
     Example: vipps-billing command show inv-2024-12-0042 --json
     """
     with guard(), control(get_settings()) as ops:
-        found = lookup(ops, command_id)
+        found = lookup(ops, command_id, msn)
     if found is None:
         raise fail(f"no command {command_id} in the ledger or the dead letters: still queued, never sent, or "
                    "older than LEDGER_RETENTION_DAYS")

@@ -27,6 +27,8 @@ err_console = Console(stderr=True, highlight=False)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts instead of tables.")]
 YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
 TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the worker's outcome.")]
+MsnOption = Annotated[str | None, typer.Option("--msn", help="The merchant (MSN); default: the only one "
+                                                             "configured, required when there are several.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:

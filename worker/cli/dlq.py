@@ -24,7 +24,7 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.core.control import Control
+from worker.core.control import Control, OperationError
 from worker.core.replay import Decision, decide
 from worker.runtime.settings import get_settings
 from worker.store.deadletters import DeadLetter
@@ -183,12 +183,17 @@ def _changes(pairs: list[str]) -> dict[str, Any]:
 
 def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool,
                 changes: dict[str, Any] | None = None) -> list[Decision]:
-    client = ops.vipps()
     out = []
     with _progress(as_json) as progress:
         task = progress.add_task("checking Vipps", total=len(letters))
         for letter in letters:
-            out.append(decide(letter, ops.ledger, client, changes or None))
+            payload = letter.payload if isinstance(letter.payload, dict) else {}
+            try:
+                client = ops.vipps(msn=letter.msn or payload.get("msn"))  # as the merchant it was for
+            except OperationError as exc:
+                out.append(Decision(letter, False, str(exc)))
+            else:
+                out.append(decide(letter, ops.ledger, client, changes or None))
             progress.advance(task)
     return out
 

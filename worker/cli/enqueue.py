@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from worker.cli.common import JsonOption, emit_json, err_console, fail, guard
-from worker.core.control import Control
+from worker.core.control import Control, OperationError
 from worker.core.producer import InvalidCommand, prepare
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import get_settings
@@ -109,7 +109,10 @@ def _finished(ops: Control, prepared: list[Entry]) -> list[str]:
     """Ids the ledger has finished, each with a warning: the worker will not carry it out again."""
     out = []
     for where, wire in prepared:
-        record = ops.ledger.get(str(wire["command_id"]))
+        try:
+            record = ops.record(str(wire["command_id"]), wire.get("msn"))
+        except OperationError:  # a merchant the worker will reject: there is nothing finished to warn of
+            continue
         if record and record.get("status") in FINISHED:
             err_console.print(f"warning: {where}: command_id {wire['command_id']} already {record['status']}; "
                               "the worker only publishes its events again", soft_wrap=True)

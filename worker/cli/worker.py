@@ -17,7 +17,9 @@ import typer
 from worker.cli.common import fail
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import SettingsError, WorkerSettings, get_settings
+from worker.store.keys import Layout
 from worker.vipps import ConfigError, load_settings
+from worker.vipps.merchants import load_merchants
 
 
 def worker(
@@ -30,7 +32,7 @@ def worker(
     """
     try:
         settings = get_settings()
-        load_settings()
+        layout = settings.layout(load_merchants(load_settings()).msns)
     except (SettingsError, ConfigError) as exc:
         raise fail(str(exc)) from None
     if settings.metrics_port and not port_free(settings.metrics_host, settings.metrics_port):
@@ -38,7 +40,7 @@ def worker(
     try:
         with find_redis(settings.redis_url) as found:
             raise typer.Exit(run_worker(found.url, processes or settings.worker_processes,
-                                        threads or settings.worker_threads, settings))
+                                        threads or settings.worker_threads, settings, layout))
     except RedisUnavailable as exc:
         raise fail(str(exc)) from None
 
@@ -52,7 +54,7 @@ def port_free(host: str, port: int) -> bool:
         return False
 
 
-def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
+def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings, layout: Layout | None = None,
                extra_env: dict[str, str] | None = None) -> int:
     """Run the worker (``dramatiq worker.runtime.main:setup``) on the command queues; returns its exit code."""
     from worker.runtime.main import ENTRY  # loads dramatiq: only for this command
@@ -68,7 +70,7 @@ def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
         "dramatiq_worker_timeout": "200",
     }
     args = [sys.executable, "-m", "dramatiq", ENTRY, "--processes", str(processes),
-            "--threads", str(threads), "--queues", settings.agreements_queue, settings.charges_queue,
+            "--threads", str(threads), "--queues", *(layout or settings.layout()).command_queues,
             "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
             "--skip-logging"]
     child = subprocess.Popen(args, env=env)

@@ -18,11 +18,13 @@ from typing import Any
 from worker.core.producer import Producer, prepare
 from worker.store.connection import connect
 from worker.store.deadletters import DeadLetterStore
+from worker.store.keys import command_ref
 from worker.store.ledger import TERMINAL, Ledger
 from worker.store.settings import StoreSettings
 from worker.store.state import read_state
 from worker.store.vipps_state import redis_backends
-from worker.vipps import VippsClient, VippsSettings, load_settings
+from worker.vipps import ConfigError, VippsClient, VippsSettings, load_settings
+from worker.vipps.merchants import Merchant, Merchants, UnknownMerchant, load_merchants
 
 
 class OperationError(Exception):
@@ -89,9 +91,10 @@ def new_command_id(kind: str = "support") -> str:
 
 
 class Control:
-    def __init__(self, redis_url: str, settings: StoreSettings) -> None:
+    def __init__(self, redis_url: str, settings: StoreSettings, merchants: Merchants | None = None) -> None:
         self.settings = settings
-        self.layout = settings.layout()
+        self._merchants = merchants
+        self.layout = settings.layout(merchants.msns if merchants else ())
         self.redis = connect(redis_url)
         try:
             self.redis.ping()
@@ -103,57 +106,86 @@ class Control:
                              retention_seconds=settings.ledger_retention_days * 86_400)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         self.producer = Producer(client=self.redis, layout=self.layout)
-        self._vipps: VippsClient | None = None
+        self._vipps: dict[str, VippsClient] = {}
 
-    def vipps(self, vipps_settings: VippsSettings | None = None) -> VippsClient:
-        """A direct client for reads; shares the worker's token cache and rate budgets in Redis."""
-        if self._vipps is None:
-            self._vipps = VippsClient(vipps_settings or load_settings(), key_prefix=self.settings.key_prefix,
-                                      for_people=True, **redis_backends(self.redis))
-        return self._vipps
+    @property
+    def merchants(self) -> Merchants:
+        """The configured merchants (read from the Vipps settings on first use)."""
+        if self._merchants is None:
+            try:
+                self._merchants = load_merchants(load_settings())
+            except ConfigError as exc:
+                raise OperationError(str(exc)) from None
+        return self._merchants
+
+    def merchant(self, msn: str | None) -> Merchant:
+        """The merchant a call is for: ``msn``, or the only one configured; a one-line error otherwise."""
+        try:
+            return self.merchants.resolve(msn)
+        except UnknownMerchant as exc:
+            raise OperationError(str(exc)) from None
+
+    def vipps(self, vipps_settings: VippsSettings | None = None, msn: str | None = None) -> VippsClient:
+        """A direct client for reads, as the merchant ``msn`` (default: the only one); shares the worker's
+        token cache and rate budgets in Redis, with the people's reserved share of reads."""
+        settings = vipps_settings or self.merchant(msn).settings
+        key = settings.msn or ""
+        if key not in self._vipps:
+            self._vipps[key] = VippsClient(settings, key_prefix=self.settings.key_prefix, for_people=True,
+                                           **redis_backends(self.redis))
+        return self._vipps[key]
 
     def close(self) -> None:
-        if self._vipps is not None:
-            self._vipps.close()
+        for client in self._vipps.values():
+            client.close()
         self.redis.close()
 
     # -- commands ----------------------------------------------------------------------------------
 
     def send(self, command: dict[str, Any]) -> str:
-        """Validate and enqueue; returns the command_id."""
+        """Validate and enqueue (with its merchant's MSN filled in); returns the command_id."""
         wire = prepare(command)
+        wire["msn"] = self.merchant(wire.get("msn")).msn
         self.producer.send(wire)
         return str(wire["command_id"])
 
-    def outcome(self, command_id: str) -> Outcome | None:
-        record = self.ledger.get(command_id)
+    def ref(self, command_id: str, msn: str | None = None) -> str:
+        """Where the ledger keeps a command of the merchant ``msn`` (default: the only one)."""
+        return command_ref(self.merchant(msn).msn, command_id)
+
+    def record(self, command_id: str, msn: str | None = None) -> dict[str, Any] | None:
+        """A command's ledger record, looked up as the merchant ``msn``."""
+        return self.ledger.get(self.ref(command_id, msn))
+
+    def outcome(self, command_id: str, msn: str | None = None) -> Outcome | None:
+        record = self.record(command_id, msn)
         if record is None or record.get("status") not in TERMINAL:
             return None
         return Outcome(command_id, str(record["status"]), list(record.get("events") or []))
 
-    def progress(self, command_id: str) -> Progress:
+    def progress(self, command_id: str, msn: str | None = None) -> Progress:
         """Where a command that has no outcome yet stands, from its ledger record."""
-        record = self.ledger.get(command_id) or {}
+        record = self.record(command_id, msn) or {}
         next_ms = record.get("next_attempt_ms")
         return Progress(command_id, str(record.get("status") or "queued"), int(record.get("attempts") or 0),
                         int(next_ms) if next_ms else None, record.get("error") or None,
                         record.get("waiting") or None)
 
     def wait(self, command_id: str, timeout: float = 60.0, tick: Callable[[], None] | None = None,
-             on_progress: Callable[[Progress], None] | None = None) -> Outcome:
+             on_progress: Callable[[Progress], None] | None = None, msn: str | None = None) -> Outcome:
         """The command's outcome once the worker recorded it; raises if it failed, or if it made no progress
         for ``timeout`` seconds. A retry the worker has scheduled is progress: the wait goes on until that
         retry is due (the worker bounds its retries), and ``on_progress`` hears of every change."""
         deadline = time.monotonic() + timeout
         seen: Progress | None = None
         while True:
-            found = self.outcome(command_id)
+            found = self.outcome(command_id, msn)
             if found is not None:
                 if found.status != "succeeded":
                     raise CommandFailed(command_id, found.status, found.events)
                 return found
             now = time.monotonic()
-            progress = self.progress(command_id)
+            progress = self.progress(command_id, msn)
             if progress != seen:
                 seen = progress
                 deadline = max(deadline, now + timeout)
@@ -171,7 +203,8 @@ class Control:
 
     def run(self, command: dict[str, Any], timeout: float = 60.0, tick: Callable[[], None] | None = None,
             on_progress: Callable[[Progress], None] | None = None) -> Outcome:
-        return self.wait(self.send(command), timeout, tick, on_progress)
+        msn = self.merchant(command.get("msn")).msn
+        return self.wait(self.send(command | {"msn": msn}), timeout, tick, on_progress, msn)
 
     # -- state -------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ class Origin:
     command_type: str | None = None
 
     @classmethod
-    def of(cls, command: c.CommandBase, default_msn: str) -> Origin:
+    def of(cls, command: c.CommandBase, default_msn: str | None) -> Origin:
         return cls(command.command_id, command.correlation_id, command.msn or default_msn,
                    getattr(command, "type", None))
 
@@ -40,16 +40,23 @@ class Origin:
         return {"command_id": self.command_id, "correlation_id": self.correlation_id, "msn": self.msn}
 
 
+def command_event_id(msn: str | None, command_id: str, kind: EventType) -> str:
+    """The id of a command's outcome event: per merchant, as the same command_id from two merchants are two
+    commands."""
+    return event_id(msn or "", command_id, kind.value)
+
+
 @dataclass(frozen=True)
 class EventBuilder:
-    msn: str                              # the merchant when a command names none
+    msn: str | None                       # the merchant when a command names none (the only one, if one)
     now: Callable[[], dt.datetime]
 
     def outcome(self, command: c.CommandBase, kind: EventType, **fields: Any) -> Event:
         """A command's outcome (or one of its effects); its id depends only on the command and ``kind``."""
         if command.operator is not None or command.reason is not None:
             fields.setdefault("audit", {"operator": command.operator, "reason": command.reason})
-        return self.caused(Origin.of(command, self.msn), kind, event_id(command.command_id, kind.value), **fields)
+        origin = Origin.of(command, self.msn)
+        return self.caused(origin, kind, command_event_id(origin.msn, command.command_id, kind), **fields)
 
     def caused(self, origin: Origin, kind: EventType, eid: str, **fields: Any) -> Event:
         """An event with a given id, caused by ``origin``; fields that are None are left out."""

@@ -18,6 +18,8 @@ from worker.store.watchlist import WatchChange
 from worker.vipps import Completion, VippsClient, models
 from worker.vipps import operations as op
 from worker.vipps.budgets import BudgetSlot
+from worker.vipps.merchant_clients import MerchantClients
+from worker.vipps.merchants import Merchants
 from worker.vipps.operations import Operation
 
 
@@ -40,6 +42,26 @@ class Context:
     def event(self, command: c.CommandBase, kind: EventType, **fields: Any) -> Event:
         """The command's outcome event; its id depends only on the command and the event type."""
         return self.events.outcome(command, kind, **fields)
+
+
+class Contexts:
+    """Each merchant's `Context`, made on first use: that merchant's client, the shared watcher and events."""
+
+    def __init__(self, clients: MerchantClients, watcher: watch.Watcher, events: EventBuilder) -> None:
+        self.clients = clients
+        self.watcher = watcher
+        self.events = events
+        self._by_msn: dict[str, Context] = {}
+
+    @property
+    def merchants(self) -> Merchants:
+        return self.clients.merchants
+
+    def of(self, msn: str) -> Context:
+        ctx = self._by_msn.get(msn)
+        if ctx is None:
+            ctx = self._by_msn[msn] = Context(self.clients.for_msn(msn), msn, self.watcher, self.events)
+        return ctx
 
 
 def snapshot(model: Any) -> dict[str, Any]:

@@ -11,8 +11,10 @@ _context: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.Con
 
 
 @contextlib.contextmanager
-def command_context(command_id: str | None, correlation_id: str | None, command_type: str | None) -> Iterator[None]:
-    token = _context.set({"command_id": command_id, "correlation_id": correlation_id, "command_type": command_type})
+def command_context(command_id: str | None, correlation_id: str | None, command_type: str | None,
+                    msn: str | None = None) -> Iterator[None]:
+    token = _context.set({"command_id": command_id, "correlation_id": correlation_id, "command_type": command_type,
+                          "msn": msn})
     try:
         yield
     finally:

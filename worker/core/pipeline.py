@@ -28,14 +28,16 @@ from schemas import COMMAND_TYPES, Command, CommandAdapter, EventType, actor_nam
 from schemas.commands import MAX_COMMAND_BYTES
 from schemas.problems import field_errors
 from worker.core.events import Origin
-from worker.core.handlers import FIRST_CALL, Context, budget_slot, handle
+from worker.core.handlers import FIRST_CALL, Context, Contexts, budget_slot, handle
 from worker.core.logcontext import command_context
 from worker.core.observer import PipelineObserver
 from worker.core.retry import RetryPolicy, retry_reason, vipps_problem
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.keys import command_ref
 from worker.store.ledger import ClaimStatus, DeliveryAck, Ledger
 from worker.vipps import errors
+from worker.vipps.merchants import UnknownMerchant
 
 log = logging.getLogger("worker.core.pipeline")
 
@@ -54,9 +56,9 @@ class Delivery:
 
 
 class Pipeline:
-    def __init__(self, ctx: Context, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
+    def __init__(self, contexts: Contexts, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
                  lease_ms: int, broker_id: str, observer: PipelineObserver | None = None) -> None:
-        self.ctx = ctx
+        self.contexts = contexts
         self.ledger = ledger
         self.dead_letters = dead_letters
         self.retry = retry
@@ -82,16 +84,19 @@ class Pipeline:
             return self.reject(raw, f"invalid command: {len(problems)} field error(s)", problems)
         if actor_name(cmd.type) != delivery.actor:
             return self.reject(raw, f"command type {cmd.type} was sent to actor {delivery.actor}")
-        if cmd.msn and self.ctx.msn and cmd.msn != self.ctx.msn:
-            # Vipps would be called as this worker's merchant: the effect would land on the wrong one.
-            return self.reject(raw, f"command is for MSN {cmd.msn}; this worker serves MSN {self.ctx.msn}",
-                               [{"field": "msn", "text": f"this worker serves MSN {self.ctx.msn}"}])
+        try:
+            merchant = self.contexts.merchants.resolve(cmd.msn)
+        except UnknownMerchant as exc:
+            # Nothing may reach Vipps: it would be called as some other merchant, or as none.
+            return self.reject(raw, str(exc), [{"field": "msn", "text": str(exc)}])
+        if cmd.msn is None:
+            cmd = cmd.model_copy(update={"msn": merchant.msn})  # recorded with its merchant from here on
         command = cmd.model_dump(mode="json")
-        with command_context(cmd.command_id, cmd.correlation_id, cmd.type):
-            return self._run(cmd, command, delivery)
+        with command_context(cmd.command_id, cmd.correlation_id, cmd.type, merchant.msn):
+            return self._run(self.contexts.of(merchant.msn), cmd, command, delivery)
 
-    def _run(self, cmd: Command, command: dict[str, Any], delivery: Delivery) -> str:
-        slot = budget_slot(self.ctx, cmd)
+    def _run(self, ctx: Context, cmd: Command, command: dict[str, Any], delivery: Delivery) -> str:
+        slot = budget_slot(ctx, cmd)
         claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id,
                                   lease_ms=self.lease_ms, budget=slot)
         if claim.status is ClaimStatus.MISMATCH:
@@ -109,14 +114,14 @@ class Pipeline:
         try:
             if claim.budget_wait_ms:
                 raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000, slot.rule if slot else "")
-            with self.ctx.client.prepaid(slot):
-                outcome = handle(self.ctx, cmd)
+            with ctx.client.prepaid(slot):
+                outcome = handle(ctx, cmd)
         except errors.PermanentError as exc:
-            return self._failed(cmd, command, exc, claim.attempts)
+            return self._failed(ctx, cmd, command, exc, claim.attempts)
         except (errors.TransientError, errors.AuthError) as exc:
-            return self._transient(cmd, command, exc, claim.attempts, claim.first_attempt_ms)
+            return self._transient(ctx, cmd, command, exc, claim.attempts, claim.first_attempt_ms)
         except Exception:
-            self.ledger.release(cmd.command_id)
+            self.ledger.release(command_ref(cmd.msn, cmd.command_id))
             raise
         self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=delivery.ack)
         self._done(cmd, "succeeded")
@@ -131,9 +136,10 @@ class Pipeline:
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def _failed(self, cmd: Command, command: dict[str, Any], exc: errors.VippsError, attempts: int) -> str:
+    def _failed(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
+                attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
-        event = self.ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
+        event = ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
         if self.ledger.finish(command, status="failed", events=[event], error=problem):
             self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
@@ -141,8 +147,8 @@ class Pipeline:
         self._done(cmd, "failed")
         return "failed"
 
-    def _transient(self, cmd: Command, command: dict[str, Any], exc: errors.VippsError, attempts: int,
-                   first_ms: int) -> str:
+    def _transient(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
+                   attempts: int, first_ms: int) -> str:
         reason = retry_reason(exc)
         not_sent = isinstance(exc, errors.BudgetExhaustedError)
         delay = self.retry.delay(attempts, exc)
@@ -151,13 +157,13 @@ class Pipeline:
         problem = vipps_problem(exc, reason)
         if self.retry.exhausted(used, elapsed, delay):
             problem["reason"] = "retries_exhausted"
-            event = self.ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
+            event = ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
             if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
                 self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
             self._done(cmd, "dead_lettered")
             return "dead_lettered"
-        self.ledger.retry_later(cmd.command_id, at_ms=now_ms() + int(delay * 1000), error=problem,
+        self.ledger.retry_later(command_ref(cmd.msn, cmd.command_id), at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
         self.observer.retry_scheduled(cmd.type, reason)
         log.info("retry scheduled", extra={"reason": reason, "delay_seconds": round(delay, 3),
@@ -174,22 +180,31 @@ class Pipeline:
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
         problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command",
                                    "detail": detail, "errors": problems or []}
-        origin = Origin(cid, _str_or_none(raw, "correlation_id"), self.ctx.msn, ctype)
+        msn = self._msn_of(raw)
+        origin = Origin(cid, _str_or_none(raw, "correlation_id"), msn, ctype)
         # The event before the dead letter: whoever sees the letter can see the event.
-        self.ledger.observe([self.ctx.events.rejected(origin, digest, problem)])
+        self.ledger.observe([self.contexts.events.rejected(origin, digest, problem)])
         self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
                                          detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
-                                         problem=problem, payload=_bounded(raw)))
+                                         problem=problem, payload=_bounded(raw), msn=msn))
         self.observer.finished(ctype or "invalid", "rejected", None)
         log.warning("command rejected", extra={"command_id": cid, "detail": detail})
         return "rejected"
 
+    def _msn_of(self, raw: Any) -> str | None:
+        """The merchant a rejected command names, when it is one of ours (never arbitrary input)."""
+        given = raw.get("msn") if isinstance(raw, dict) else None
+        if isinstance(given, str) and self.contexts.merchants.get(given) is not None:
+            return given
+        only = self.contexts.merchants.only
+        return only.msn if only is not None and given is None else None
+
     def _dead_letter(self, cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
                      attempts: int) -> None:
         self.dead_letters.add(DeadLetter(
-            id=dead_letter_id("command", cmd.command_id), reason=reason, detail=detail, at_ms=now_ms(),
-            command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem, payload=command,
-            queue=None, actor=actor_name(cmd.type)))
+            id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason, detail=detail,
+            at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem,
+            payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn))
 
     def _done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)

@@ -22,6 +22,7 @@ from schemas.problems import one_line
 from worker.core.handlers import FIRST_CALL
 from worker.core.idempotency import idempotency_key
 from worker.store.deadletters import DeadLetter
+from worker.store.keys import command_ref
 from worker.store.ledger import Ledger
 from worker.vipps import VippsClient, errors
 from worker.vipps.models import CANCELLABLE_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
@@ -70,7 +71,7 @@ def decide(letter: DeadLetter, ledger: Ledger, client: VippsClient,
         return Decision(letter, False, f"{what} is not valid ({one_line(exc)}); fix it and enqueue anew")
     if letter.replayed_as:
         last = letter.replayed_as[-1]
-        record = ledger.get(last) or {}
+        record = ledger.get(command_ref(letter.msn or payload.get("msn"), last)) or {}
         status = record.get("status", "queued")
         # A replay that failed has its own dead letter: replay that one, never this one twice.
         return Decision(letter, False, f"already replayed as {last} ({status})")
@@ -97,7 +98,7 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
     if kind in READS:
         return True, "a read: always safe"
     if kind == "agreement.create":
-        record = ledger.get(command["command_id"]) or {}
+        record = ledger.get(command_ref(command.get("msn"), command["command_id"])) or {}
         if any(e.get("type") == "agreement.created" for e in record.get("events") or []):
             return False, "the agreement was created"
         return True, "no agreement was recorded (a draft left by the first attempt expires unaccepted)"

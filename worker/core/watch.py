@@ -27,6 +27,8 @@ from worker.core.events import AGREEMENT_EVENTS, EventBuilder, Origin
 from worker.store.ledger import Ledger
 from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agreement_member, charge_member
 from worker.vipps import VippsClient, errors
+from worker.vipps.merchant_clients import MerchantClients
+from worker.vipps.merchants import UnknownMerchant
 from worker.vipps.models import CHANGING_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
 
 log = logging.getLogger("worker.core.watch")
@@ -68,9 +70,9 @@ def next_charge_check(now: dt.datetime, due: dt.date, retry_days: int) -> dt.dat
 
 
 class Watcher:
-    def __init__(self, client: VippsClient, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
+    def __init__(self, clients: MerchantClients, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
                  policy: PollPolicy, clock: Callable[[], float] = time.time) -> None:
-        self.client = client
+        self.clients = clients
         self.watchlist = watchlist
         self.ledger = ledger
         self.events = events
@@ -186,6 +188,9 @@ class Watcher:
                 self._reschedule(member, exc.retry_after or 10.0)
             except errors.AuthError:
                 self._reschedule(member, 30.0)
+            except UnknownMerchant as exc:  # its merchant left the configuration: keep it for when it returns
+                log.warning("cannot check: %s", exc, extra={"member": member})
+                self._reschedule(member, 3600.0)
             except errors.PermanentError as exc:
                 log.warning("stopped watching: Vipps refused the fetch",
                             extra={"member": member, "status": exc.status, "problem_type": exc.problem_type})
@@ -197,11 +202,12 @@ class Watcher:
         if state is None:
             self.watchlist.drop(member)
             return
+        client = self._client(state)
         if state["kind"] == "agreement":
-            agreement = self.client.fetch_agreement(state["agreement_id"])
+            agreement = client.fetch_agreement(state["agreement_id"])
             events, change = self.observe_agreement(agreement.model_dump(mode="json", by_alias=True))
         else:
-            charge = self.client.fetch_charge(state["agreement_id"], state["charge_id"])
+            charge = client.fetch_charge(state["agreement_id"], state["charge_id"])
             events, change = self.observe_charge(state["agreement_id"],
                                                  charge.model_dump(mode="json", by_alias=True))
         self.ledger.observe(events, [change] if change else [])
@@ -221,6 +227,10 @@ class Watcher:
         at = next_charge_check(dt.datetime.fromtimestamp(now / 1000, dt.UTC),
                                dt.date.fromisoformat(state["due"]), int(state.get("retry_days") or 0))
         return int(at.timestamp() * 1000) if at else None
+
+    def _client(self, state: dict[str, Any]) -> VippsClient:
+        """The client of the merchant the watch was started for (watches from before merchants: the only one)."""
+        return self.clients.for_merchant(self.clients.merchants.resolve(state.get("msn")))
 
     def _state(self, member: str) -> dict[str, Any] | None:
         return self.watchlist.state(member)

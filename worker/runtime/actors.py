@@ -20,6 +20,7 @@ from worker.core.pipeline import Delivery
 from worker.runtime.broker import BillingRedisBroker
 from worker.runtime.process import RuntimeHolder
 from worker.runtime.settings import WorkerSettings
+from worker.store.keys import Layout
 
 # Lower runs first: agreement operations before queued charges.
 PRIORITY = {"agreement": 0, "charge": 10}
@@ -47,9 +48,12 @@ def handle_holding_through_redis_outages(runtime: RuntimeHolder, broker: Billing
             time.sleep(min(5.0, 0.1 * 2 ** attempt))
 
 
-def declare(broker: BillingRedisBroker, settings: WorkerSettings, runtime: RuntimeHolder) -> dict[str, Any]:
-    """Declare one actor per command type on ``broker``; returns them by command type."""
-    layout = settings.layout()
+def declare(broker: BillingRedisBroker, layout: Layout, settings: WorkerSettings,
+            runtime: RuntimeHolder) -> dict[str, Any]:
+    """Declare one actor per command type on ``broker`` and every command queue of ``layout`` (each merchant's
+    own ones too: dramatiq runs a message of any declared queue by its actor name); returns them by type."""
+    for queue in layout.command_queues:
+        broker.declare_queue(queue)
 
     def make(command_type: str) -> dramatiq.Actor[Any, Any]:
         name = actor_name(command_type)
@@ -58,11 +62,12 @@ def declare(broker: BillingRedisBroker, settings: WorkerSettings, runtime: Runti
         def run(*args: Any, **kwargs: Any) -> None:
             message = CurrentMessage.get_current_message()
             assert message is not None
-            # The consumer that fetched it (this actor's queue) holds it under its redis id until it is acked.
-            ack = broker.delivery_ack(queue, message.options["redis_message_id"])
+            # The consumer that fetched it (its queue: the actor's, or a merchant's own) holds it under its redis
+            # id until it is acked.
+            ack = broker.delivery_ack(message.queue_name, message.options["redis_message_id"])
             setattr(message, "ledger_ack", ack)  # noqa: B010 (the proxy the consumer acks; see LedgerAckingConsumer)
-            delivery = Delivery(args=args, kwargs=kwargs, actor=name, queue=queue, message_id=message.message_id,
-                                enqueued_ms=message.message_timestamp or None, ack=ack)
+            delivery = Delivery(args=args, kwargs=kwargs, actor=name, queue=message.queue_name,
+                                message_id=message.message_id, enqueued_ms=message.message_timestamp or None, ack=ack)
             handle_holding_through_redis_outages(runtime, broker, delivery)
 
         run.__name__ = name

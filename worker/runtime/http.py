@@ -30,6 +30,8 @@ from worker.runtime import health
 from worker.runtime.settings import WorkerSettings, get_settings
 from worker.store.keys import Layout
 from worker.store.state import RedisState, read_state
+from worker.vipps import load_settings
+from worker.vipps.merchants import load_merchants
 
 log = logging.getLogger("worker.runtime.http")
 
@@ -81,8 +83,9 @@ def state_gauges(state: RedisState) -> Iterator[GaugeMetricFamily]:
     yield workers
 
 
-def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | None) -> Starlette:
-    redis_state = RedisStateCollector(client, settings.layout(), settings.heartbeat_timeout_ms)
+def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | None,
+             layout: Layout | None = None) -> Starlette:
+    redis_state = RedisStateCollector(client, layout or settings.layout(), settings.heartbeat_timeout_ms)
 
     def metrics(request: Request) -> Response:
         registry = CollectorRegistry()
@@ -111,7 +114,7 @@ def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | 
                              Route("/readyz", readyz, methods=["GET", "HEAD"])])
 
 
-def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None) -> int:
+def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None, layout: Layout | None = None) -> int:
     """Serve until stopped; 1 at once if the port is taken (then the whole worker is stopped too)."""
     try:
         sock = socket.create_server((settings.metrics_host, settings.metrics_port), reuse_port=False)
@@ -123,7 +126,7 @@ def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None) ->
         os.kill(os.getppid(), signal.SIGTERM)
         return 1
     client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
-    config = uvicorn.Config(make_app(client, settings, metrics_dir), log_level="warning", access_log=False,
+    config = uvicorn.Config(make_app(client, settings, metrics_dir, layout), log_level="warning", access_log=False,
                             lifespan="off")
     uvicorn.Server(config).run(sockets=[sock])
     return 0
@@ -134,4 +137,5 @@ def serve_from_env() -> int:
     from worker.runtime.main import DEFAULT_REDIS_URL
 
     settings = get_settings()
-    return serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir)
+    layout = settings.layout(load_merchants(load_settings()).msns)
+    return serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir, layout)

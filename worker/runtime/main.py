@@ -15,6 +15,8 @@ from worker.runtime.logs import configure
 from worker.runtime.middleware import PrometheusMetrics, RuntimeMiddleware
 from worker.runtime.process import RuntimeHolder
 from worker.runtime.settings import get_settings
+from worker.vipps import load_settings
+from worker.vipps.merchants import load_merchants
 
 # The dramatiq CLI's broker argument for this worker.
 ENTRY = "worker.runtime.main:setup"
@@ -26,7 +28,8 @@ def setup() -> None:
     configure(settings.log_level)
     dramatiq.set_encoder(PoisonTolerantEncoder())
     url = settings.redis_url or DEFAULT_REDIS_URL
-    runtime = RuntimeHolder(settings, url)
+    merchants = load_merchants(load_settings())
+    runtime = RuntimeHolder(settings, url, merchants)
     broker = make_broker(settings, url, extra_middleware=[PrometheusMetrics(), RuntimeMiddleware(runtime)])
     dramatiq.set_broker(broker)
-    actors.declare(broker, settings, runtime)
+    actors.declare(broker, settings.layout(merchants.msns), settings, runtime)

@@ -14,9 +14,9 @@ from typing import Any
 
 from dramatiq import Broker
 
-from schemas import EventType, event_id
-from worker.core.events import EventBuilder, Origin
-from worker.core.handlers import Context
+from schemas import EventType
+from worker.core.events import EventBuilder, Origin, command_event_id
+from worker.core.handlers import Contexts
 from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
 from worker.runtime import metrics
@@ -34,21 +34,25 @@ from worker.store.vipps_state import redis_backends
 from worker.store.watchlist import Watchlist
 from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
+from worker.vipps.merchant_clients import MerchantClients
+from worker.vipps.merchants import Merchants, load_merchants
 
 log = logging.getLogger("worker.runtime.process")
 
 
 class Runtime:
     def __init__(self, settings: WorkerSettings, broker: Broker, redis_url: str,
-                 vipps_settings: VippsSettings | None = None) -> None:
+                 vipps_settings: VippsSettings | None = None, merchants: Merchants | None = None) -> None:
         self.settings = settings
         self.broker = broker
         self.vipps_settings = vipps_settings or load_settings()
+        self.merchants = merchants or load_merchants(self.vipps_settings)
         self.redis = connect(redis_url)
-        layout = settings.layout()
+        layout = settings.layout(self.merchants.msns)
         self.keys = layout.keys
-        self.client = VippsClient(self.vipps_settings, observer=metrics.MetricsObserver(),
-                                  key_prefix=settings.key_prefix, **redis_backends(self.redis))
+        backends = redis_backends(self.redis)
+        self.clients = MerchantClients(self.merchants, lambda s: VippsClient(
+            s, observer=metrics.MetricsObserver(), key_prefix=settings.key_prefix, **backends))
         self.relay = Relay(self.redis, layout, on_published=metrics.event_published)
         self.ledger = Ledger(self.redis, layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400,
@@ -63,12 +67,12 @@ class Runtime:
                             agreement_give_up=settings.agreement_poll_give_up_seconds,
                             agreement_active=settings.agreement_active_poll_seconds,
                             charge_every=charge_every, charge_give_up_days=settings.charge_poll_give_up_days)
-        msn = self.vipps_settings.msn or ""
-        self.events = EventBuilder(msn=msn, now=lambda: dt.datetime.now(dt.UTC))
+        only = self.merchants.only
+        self.events = EventBuilder(msn=only.msn if only else None, now=lambda: dt.datetime.now(dt.UTC))
         self.watchlist = Watchlist(self.redis, self.keys)
-        self.watcher = Watcher(self.client, self.watchlist, self.ledger, self.events, policy=policy)
-        self.context = Context(client=self.client, msn=msn, watcher=self.watcher, events=self.events)
-        self.pipeline = Pipeline(self.context, self.ledger, self.dead_letters, retry=settings.retry_policy(),
+        self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy)
+        self.contexts = Contexts(self.clients, self.watcher, self.events)
+        self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=metrics.PipelineMetrics())
         self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings)
@@ -110,14 +114,14 @@ class Runtime:
     def _beat(self, alive: Callable[[], bool]) -> None:
         directory = self.settings.prometheus_multiproc_dir
         if directory is not None and alive():
-            write_beat(directory, credentials_refused=self.client.credentials_refused)
+            write_beat(directory, credentials_refused=bool(self.clients.refused()))
 
     def stop(self) -> None:
         self.loops.stop()
         directory = self.settings.prometheus_multiproc_dir
         if directory is not None:
             beat_file(directory).unlink(missing_ok=True)
-        self.client.close()
+        self.clients.close()
         self.redis.close()
 
     def dead_letter_message(self, message: Any, reason: str, detail: str) -> None:
@@ -136,19 +140,22 @@ class Runtime:
             kind = EventType.COMMAND_DEAD_LETTERED
             ctype = command.get("type") if command else None
             correlation = command.get("correlation_id") if command else None
-            origin = Origin(cid, correlation if isinstance(correlation, str) else None, self.context.msn,
+            given = command.get("msn") if command else None
+            msn = given if isinstance(given, str) and self.merchants.get(given) else self.events.msn
+            origin = Origin(cid, correlation if isinstance(correlation, str) else None, msn,
                             ctype if isinstance(ctype, str) else None)
             problem = {"reason": reason, "detail": detail[:500]}
-            self.ledger.observe([self.events.caused(origin, kind, event_id(cid, kind.value), problem=problem)])
+            self.ledger.observe([self.events.caused(origin, kind, command_event_id(msn, cid, kind), problem=problem)])
             metrics.commands.labels(str(command.get("type")) if command else "invalid", "dead_lettered").inc()
 
 
 class RuntimeHolder:
     """This process's runtime, built once on first use (a message may arrive before the worker-boot hook ran)."""
 
-    def __init__(self, settings: WorkerSettings, redis_url: str) -> None:
+    def __init__(self, settings: WorkerSettings, redis_url: str, merchants: Merchants | None = None) -> None:
         self.settings = settings
         self.redis_url = redis_url
+        self.merchants = merchants
         self._runtime: Runtime | None = None
         self._lock = threading.Lock()
 
@@ -158,7 +165,7 @@ class RuntimeHolder:
             return runtime
         with self._lock:
             if self._runtime is None:
-                self._runtime = Runtime(self.settings, broker, self.redis_url)
+                self._runtime = Runtime(self.settings, broker, self.redis_url, merchants=self.merchants)
             return self._runtime
 
     def stop(self) -> None:

@@ -40,7 +40,8 @@ class CommandQueue:
         """(queue, actor) of a command; an unknown type goes where a charge would, and is rejected there."""
         kind = command.get("type")
         kind = kind if isinstance(kind, str) else "charge.create"
-        return self.layout.queue_for(kind), actor_name(kind)
+        msn = command.get("msn")
+        return self.layout.queue_for(kind, msn if isinstance(msn, str) else None), actor_name(kind)
 
     def enqueue(self, commands: Sequence[dict[str, Any]]) -> list[str]:
         """Put commands on their queues, each as one dramatiq message; returns their message ids."""

@@ -34,6 +34,7 @@ class DeadLetter:
     payload: Any = None             # the command (or the raw message text when it could not be decoded)
     replayed_ms: list[int] = field(default_factory=list)
     replayed_as: list[str] = field(default_factory=list)    # command ids of the replays, in order
+    msn: str | None = None          # the merchant, when the command named a configured one
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"), default=str)
@@ -66,7 +67,8 @@ class DeadLetterStore:
         return DeadLetter.from_json(raw) if raw else None
 
     def find(self, *, limit: int = 100, reason: str | None = None, command_type: str | None = None,
-             since_ms: int | None = None, command_id: str | None = None) -> list[DeadLetter]:
+             since_ms: int | None = None, command_id: str | None = None,
+             msn: str | None = None) -> list[DeadLetter]:
         ids = texts(self.redis.zrevrangebyscore(self.keys.dead_letter_index, "+inf", since_ms or "-inf"))
         out: list[DeadLetter] = []
         for start in range(0, len(ids), 500):
@@ -75,7 +77,7 @@ class DeadLetterStore:
                     continue
                 letter = DeadLetter.from_json(raw)
                 if (reason and letter.reason != reason) or (command_type and letter.command_type != command_type) \
-                        or (command_id and letter.command_id != command_id):
+                        or (command_id and letter.command_id != command_id) or (msn and letter.msn != msn):
                     continue
                 out.append(letter)
                 if len(out) >= limit:

@@ -5,12 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def command_ref(msn: str | None, command_id: str) -> str:
+    """A command's identity in the store, per merchant: the same command_id from two merchants are two
+    commands. MSNs are digits, so the first ``:`` ends the MSN."""
+    return f"{msn}:{command_id}" if msn else command_id
+
+
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "vipps-billing"
 
-    def command(self, command_id: str) -> str:
-        return f"{self.prefix}:cmd:{command_id}"
+    def command(self, ref: str) -> str:
+        """A command's ledger record, by its `command_ref`."""
+        return f"{self.prefix}:cmd:{ref}"
 
     def history(self, agreement_id: str, charge_id: str | None = None) -> str:
         """A resource's timeline: its events (JSON) scored by when they were published (ms)."""
@@ -20,12 +27,12 @@ class Keys:
 
     @property
     def inflight(self) -> str:
-        """command_id -> lease expiry (ms): attempts that hold a command right now."""
+        """command ref -> lease expiry (ms): attempts that hold a command right now."""
         return f"{self.prefix}:inflight"
 
     @property
     def retry(self) -> str:
-        """command_id -> next attempt (ms): our own durable delay queue."""
+        """command ref -> next attempt (ms): our own durable delay queue."""
         return f"{self.prefix}:retry"
 
     @property
@@ -135,10 +142,26 @@ class Layout:
     events_queue: str = "vipps.events"
     events_actor: str = "vipps_event"
 
-    def queue_for(self, command_type: str) -> str:
-        """Agreement commands have their own queue, so a stop never waits behind a charge run."""
-        return self.agreements_queue if command_type.startswith("agreement.") else self.charges_queue
+    # With several merchants, each has its own pair of command queues (``vipps.charges.<msn>``): every queue has
+    # its own consumer and prefetch, so one merchant's charge run cannot hold back another's work.
+    merchant_queues: tuple[str, ...] = ()
+
+    def queue_for(self, command_type: str, msn: str | None = None) -> str:
+        """Agreement commands have their own queue, so a stop never waits behind a charge run; a configured
+        merchant's commands go to its own queues. Anything else (no or unknown MSN) to the shared ones."""
+        base = self.agreements_queue if command_type.startswith("agreement.") else self.charges_queue
+        return f"{base}.{msn}" if msn is not None and msn in self.merchant_queues else base
 
     @property
-    def command_queues(self) -> tuple[str, str]:
-        return self.agreements_queue, self.charges_queue
+    def command_queues(self) -> tuple[str, ...]:
+        """Every command queue the workers consume: the shared pair, then each merchant's."""
+        own = tuple(f"{base}.{msn}" for msn in self.merchant_queues
+                    for base in (self.agreements_queue, self.charges_queue))
+        return (self.agreements_queue, self.charges_queue, *own)
+
+    def merchant_of(self, queue: str) -> str | None:
+        """The MSN whose own queue this is, if any."""
+        for base in (self.agreements_queue, self.charges_queue):
+            if queue.startswith(f"{base}.") and queue[len(base) + 1:] in self.merchant_queues:
+                return queue[len(base) + 1:]
+        return None

@@ -25,7 +25,7 @@ from schemas.events import Event
 from worker.store import scripts
 from worker.store.clock import now_ms
 from worker.store.eventqueue import EventQueue
-from worker.store.keys import Layout
+from worker.store.keys import Layout, command_ref
 from worker.store.replies import text
 from worker.store.watchlist import WatchChange, change_args
 
@@ -183,7 +183,7 @@ class Ledger:
     def claim(self, command: dict[str, Any], *, owner: str, broker_id: str, lease_ms: int,
               budget: RateSlot | None = None) -> Claim:
         """Claim a command; with ``budget``, also take that rate budget slot if the claim succeeds."""
-        cid = command["command_id"]
+        cid = command_ref(command.get("msn"), command["command_id"])
         keys = ClaimKeys(self.keys.command(cid), self.keys.inflight, self.keys.retry,
                          self.layout.dramatiq.heartbeats, budget.key if budget else None)
         args = ClaimArgs(fingerprint(command), to_json(command), now_ms(), lease_ms, owner, broker_id,
@@ -208,7 +208,7 @@ class Ledger:
         finished (the first outcome stands).
         """
         assert status in TERMINAL
-        cid = command["command_id"]
+        cid = command_ref(command.get("msn"), command["command_id"])
         keys = FinishKeys(self.keys.command(cid), self.keys.inflight, self.keys.retry, *self._observe_keys()[:-2],
                           self.events.queue, self.events.messages, ack.acks_key if ack else None,
                           ack.messages_key if ack else None)
@@ -234,25 +234,26 @@ class Ledger:
         return ObserveKeys(k.outbox, k.outbox_pending, k.outbox_born, k.watch, k.watch_charges, k.watch_state,
                            k.watch_settled, self.events.queue, self.events.messages)
 
-    def retry_later(self, command_id: str, *, at_ms: int, error: dict[str, Any], not_sent: bool = False) -> bool:
-        keys = RetryKeys(self.keys.command(command_id), self.keys.inflight, self.keys.retry)
-        return bool(self._retry_later(keys=list(keys), args=list(RetryArgs(command_id, at_ms, json.dumps(error),
+    def retry_later(self, ref: str, *, at_ms: int, error: dict[str, Any], not_sent: bool = False) -> bool:
+        keys = RetryKeys(self.keys.command(ref), self.keys.inflight, self.keys.retry)
+        return bool(self._retry_later(keys=list(keys), args=list(RetryArgs(ref, at_ms, json.dumps(error),
                                                                           int(not_sent)))))
 
-    def release(self, command_id: str) -> None:
+    def release(self, ref: str) -> None:
         """Give up a claim at once (after an unexpected error) so the next delivery may take it."""
         now = now_ms()
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(self.keys.command(command_id), "lease_until", now)
-        pipe.zadd(self.keys.inflight, {command_id: now}, xx=True)
+        pipe.hset(self.keys.command(ref), "lease_until", now)
+        pipe.zadd(self.keys.inflight, {ref: now}, xx=True)
         pipe.execute()
 
     def _published(self, types: list[Any]) -> None:
         if self.on_published and types:
             self.on_published([text(t) for t in types])
 
-    def get(self, command_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hgetall(self.keys.command(command_id))
+    def get(self, ref: str) -> dict[str, Any] | None:
+        """A command's record by its `command_ref`."""
+        raw = self.redis.hgetall(self.keys.command(ref))
         if not raw:
             return None
         record = {text(k): text(v) for k, v in raw.items()}
@@ -266,6 +267,6 @@ class Ledger:
         raw = self.redis.zrange(self.keys.history(agreement_id, charge_id), -limit, -1)
         return [json.loads(text(item)) for item in raw]
 
-    def payload(self, command_id: str) -> dict[str, Any] | None:
-        raw = self.redis.hget(self.keys.command(command_id), "payload")
+    def payload(self, ref: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(self.keys.command(ref), "payload")
         return json.loads(raw) if raw else None

@@ -28,7 +28,9 @@ class StoreSettings(BaseSettings):
     dead_letter_retention_days: int = Field(default=30, ge=30)
     ledger_retention_days: int = Field(default=35, ge=1)
 
-    def layout(self) -> Layout:
+    def layout(self, msns: tuple[str, ...] = ()) -> Layout:
+        """The layout; with several merchants (``msns``), each gets its own command queues."""
         return Layout(keys=Keys(self.key_prefix), dramatiq=DramatiqKeys(self.dramatiq_namespace),
                       agreements_queue=self.agreements_queue, charges_queue=self.charges_queue,
-                      events_queue=self.events_queue, events_actor=self.events_actor)
+                      events_queue=self.events_queue, events_actor=self.events_actor,
+                      merchant_queues=msns if len(msns) > 1 else ())

@@ -28,12 +28,14 @@ OPERATION = "vipps_operation"  # request extension naming the operation, for the
 
 
 def token_cache_key(settings: VippsSettings, prefix: str) -> str:
-    """Where the token of these credentials is kept: a digest of all of them, never the values."""
+    """Where the token of these credentials is kept: a digest of all of them, never the values.
+
+    Partner keys leave the MSN out: their one token serves every merchant of the set."""
     credentials = [
         settings.secret("client_id"),
         settings.secret("client_secret"),
         settings.secret("subscription_key"),
-        settings.msn or "",
+        "" if settings.partner_keys else settings.msn or "",
         settings.url,
     ]
     digest = hashlib.sha256(json.dumps(credentials).encode()).hexdigest()[:32]
@@ -50,6 +52,8 @@ class TokenEndpoint:
         self._settings = settings
         self._observer = observer
         self._system_headers = dict(system_headers)
+        if settings.partner_keys:  # the token is the partner's, for all its merchants
+            self._system_headers.pop("Merchant-Serial-Number", None)
         self.refused = False  # the last answer was 400/401/403; a transient failure leaves it as it was
 
     def __call__(self) -> TokenGrant:

@@ -10,7 +10,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -49,6 +49,12 @@ class VippsSettings(BaseSettings):
     client_id_file: Path | None = None
     client_secret_file: Path | None = None
     subscription_key_file: Path | None = None
+    # Several merchants (see `worker.vipps.merchants`); then the single-merchant keys above are not used.
+    merchants_file: Path | None = Field(default=None,
+                                        validation_alias=AliasChoices("MERCHANTS_FILE", "VIPPS_MERCHANTS_FILE"))
+    merchant_name: str = "default"  # how CLI listings and metrics name the one merchant of VIPPS_MSN
+    # Partner keys: one token serves every merchant of the set, so the token call names no MSN.
+    partner_keys: bool = False
 
     system_name: str = Field(default="vipps-billing-worker", max_length=30)
     system_version: str = Field(default="0.1.0", max_length=30)
@@ -81,12 +87,12 @@ class VippsSettings(BaseSettings):
                 except OSError as exc:
                     raise ValueError(f"VIPPS_{name.upper()}_FILE cannot be read: {exc.strerror}") from None
                 setattr(self, name, SecretStr(value))
-        if self.env is VippsEnvironment.SIMULATOR:
+        if self.env is VippsEnvironment.SIMULATOR and self.merchants_file is None:
             for name, default in SIMULATOR_DEFAULTS.items():
                 if getattr(self, name) is None:
                     setattr(self, name, SecretStr(default) if name in _SECRET_FIELDS else default)
         missing = [f"VIPPS_{n.upper()}" for n in (*_SECRET_FIELDS, "msn") if getattr(self, n) is None]
-        if missing:
+        if missing and self.merchants_file is None:
             raise ValueError(f"{', '.join(missing)} must be set for VIPPS_ENV={self.env.value}")
         if self.base_url is None:
             self.base_url = BASE_URLS[self.env]

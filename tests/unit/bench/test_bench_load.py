@@ -13,7 +13,8 @@ import redis
 from worker.bench import naive
 from worker.bench.load import Target, charge_command
 from worker.runtime.settings import WorkerSettings
-from worker.store.keys import DramatiqKeys, Keys
+from worker.store.keys import DramatiqKeys, Keys, command_ref
+from worker.vipps.config import SIMULATOR_DEFAULTS
 
 SETTINGS = WorkerSettings(key_prefix="bench-kp", dramatiq_namespace="bench-ns", charges_queue="my.charges",
                           events_queue="my.events")
@@ -55,9 +56,11 @@ def test_progress_is_read_from_the_workers_ledger_and_events_queue(target: Targe
                                                                     redis_client: redis.Redis) -> None:
     keys = Keys("bench-kp")
     event = {"type": "charge.created", "event_id": "e1"}
-    redis_client.hset(keys.command("c1"), mapping={"status": "succeeded", "events": json.dumps([event])})
+    msn = SIMULATOR_DEFAULTS["msn"]
+    redis_client.hset(keys.command(command_ref(msn, "c1")), mapping={"status": "succeeded",
+                                                                      "events": json.dumps([event])})
     redis_client.hset(QUEUES.messages("my.events"), "e1", json.dumps({"args": [event]}))
-    redis_client.zadd(keys.inflight, {"c2": 1})
+    redis_client.zadd(keys.inflight, {command_ref(msn, "c2"): 1})
     redis_client.hset(keys.outbox, "e2", "{}")
     assert target.status("c1") == "succeeded" and target.status("nope") is None
     assert target.events("c1") == [event] and target.events("nope") == []

@@ -12,9 +12,13 @@ import redis
 from schemas import Event, EventType
 from worker.core.control import Control, NoOutcome, Progress
 from worker.store.clock import now_ms
+from worker.store.keys import command_ref
 from worker.store.settings import StoreSettings
+from worker.vipps.config import SIMULATOR_DEFAULTS
 
-COMMAND = {"command_id": "w-1", "type": "charge.create", "issued_at": "2026-12-01T00:00:00Z"}
+MSN = SIMULATOR_DEFAULTS["msn"]  # the one merchant of the default settings
+COMMAND = {"command_id": "w-1", "type": "charge.create", "issued_at": "2026-12-01T00:00:00Z", "msn": MSN}
+REF = command_ref(MSN, "w-1")
 
 
 @pytest.fixture
@@ -25,7 +29,7 @@ def control(redis_url: str, redis_client: redis.Redis) -> Control:
 def test_a_scheduled_retry_keeps_the_wait_going_and_says_what_it_waits_for(control: Control) -> None:
     ledger = control.ledger
     ledger.claim(COMMAND, owner="m1", broker_id="b1", lease_ms=10_000)
-    ledger.retry_later("w-1", at_ms=now_ms() + 2_500, error={"detail": "Vipps answered 502", "context_id": "c-9"})
+    ledger.retry_later(REF, at_ms=now_ms() + 2_500, error={"detail": "Vipps answered 502", "context_id": "c-9"})
     ledger.claim(COMMAND, owner="m2", broker_id="b1", lease_ms=10_000)  # too early: stays waiting
     seen: list[Progress] = []
 
@@ -46,13 +50,13 @@ def test_a_scheduled_retry_keeps_the_wait_going_and_says_what_it_waits_for(contr
 def test_a_budget_wait_does_not_hide_what_vipps_said(control: Control) -> None:
     ledger = control.ledger
     ledger.claim(COMMAND, owner="m1", broker_id="b1", lease_ms=10_000)
-    ledger.retry_later("w-1", at_ms=now_ms() + 60_000, error={"detail": "HTTP 500", "context_id": "c-1"})
+    ledger.retry_later(REF, at_ms=now_ms() + 60_000, error={"detail": "HTTP 500", "context_id": "c-1"})
     ledger.claim({**COMMAND}, owner="m2", broker_id="b1", lease_ms=10_000)  # not yet due: no claim
-    record = ledger.get("w-1") or {}
+    record = ledger.get(REF) or {}
     assert record["status"] == "retry_wait"
     # The next attempt is held back by our own budget: recorded apart from the 500.
-    ledger.redis.hset(ledger.keys.command("w-1"), mapping={"status": "in_progress"})
-    ledger.retry_later("w-1", at_ms=now_ms() + 30_000, error={"detail": "rate budget exhausted, not sent"},
+    ledger.redis.hset(ledger.keys.command(REF), mapping={"status": "in_progress"})
+    ledger.retry_later(REF, at_ms=now_ms() + 30_000, error={"detail": "rate budget exhausted, not sent"},
                        not_sent=True)
     progress = control.progress("w-1")
     assert progress.error == {"detail": "HTTP 500", "context_id": "c-1"}
