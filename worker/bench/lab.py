@@ -48,19 +48,24 @@ class Lab:
             group.stop()
 
 
-def setup_agreements(lab: Lab, sim_url: str, count: int, prefix: str) -> list[str]:
-    """Active agreements, made through the worker itself."""
+def setup_agreements(lab: Lab, sim_url: str, count: int, prefix: str, *, msn: str | None = None,
+                     env: dict[str, str] | None = None) -> list[str]:
+    """Active agreements, made through the worker itself (as the merchant ``msn``, with the worker ``env``)."""
     target = lab.target
-    with lab.worker("full", sim_url, processes=1, threads=8):
-        commands = [{"command_id": f"{prefix}-agr-{i}", **AGREEMENT, "issued_at": now()} for i in range(count)]
+    mine = {"msn": msn} if msn else {}
+    with lab.worker("full", sim_url, processes=1, threads=8, env=env):
+        commands = [{"command_id": f"{prefix}-agr-{i}", **AGREEMENT, "issued_at": now()} | mine
+                    for i in range(count)]
         target.enqueue(commands)
-        wait_until(target.all_succeeded([c["command_id"] for c in commands]), 120, "agreements created", every=0.05)
-        ids = [next(e["agreement_id"] for e in target.events(c["command_id"]) if e["type"] == "agreement.created")
+        wait_until(target.all_succeeded([c["command_id"] for c in commands], msn), 120, "agreements created",
+                   every=0.05)
+        ids = [next(e["agreement_id"] for e in target.events(c["command_id"], msn) if e["type"] == "agreement.created")
                for c in commands]
         accepts = [{"command_id": f"{prefix}-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
-                    "phone_number": "4791234567", "issued_at": now()} for i, a in enumerate(ids)]
+                    "phone_number": "4791234567", "issued_at": now()} | mine for i, a in enumerate(ids)]
         target.enqueue(accepts)
-        wait_until(target.all_succeeded([c["command_id"] for c in accepts]), 120, "agreements accepted", every=0.05)
+        wait_until(target.all_succeeded([c["command_id"] for c in accepts], msn), 120, "agreements accepted",
+                   every=0.05)
         return ids
 
 

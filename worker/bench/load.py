@@ -81,8 +81,22 @@ class Target:
         events: list[dict[str, Any]] = json.loads(raw or "[]")
         return events
 
-    def all_succeeded(self, command_ids: list[str]) -> Callable[[], bool]:
-        return lambda: all(self.status(c) == "succeeded" for c in command_ids)
+    def all_succeeded(self, command_ids: list[str], msn: str | None = None) -> Callable[[], bool]:
+        return lambda: all(self.status(c, msn) == "succeeded" for c in command_ids)
+
+    def route_merchants(self, msns: tuple[str, ...]) -> None:
+        """Route commands as producers of a deployment with these merchants do (each to its own queues)."""
+        self.commands = CommandQueue(self.client, self.settings.layout(msns))
+
+    def finished_ms(self, command_ids: list[str], msn: str) -> list[int]:
+        """When each of these commands of merchant ``msn`` finished (ms), those that have, from the ledger."""
+        out: list[int] = []
+        for start in range(0, len(command_ids), PIPELINE):
+            pipe = self.client.pipeline(transaction=False)
+            for cid in command_ids[start:start + PIPELINE]:
+                pipe.hget(self.keys.command(command_ref(msn, cid)), "finished_ms")
+            out += [int(v) for v in pipe.execute() if v]
+        return out
 
     def published(self) -> int:
         """Events on the events queue (nobody consumes them in a bench run)."""

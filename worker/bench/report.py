@@ -44,6 +44,12 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         rows.append(("recovery after SIGKILL", f"{rc['seconds_until_all_done']:.1f} s, "
                      f"{rc['done_twice_at_vipps']} done twice", "< 30 s, 0 twice",
                      rc["seconds_until_all_done"] < 30 and rc["done_twice_at_vipps"] == 0))
+    if "fairness" in results:
+        fa = results["fairness"]
+        rates = [v for k, v in fa.items() if k.startswith("commands_per_s_")]
+        rows.append((f"merchant B behind A's {fa['backlog']:,}", f"{fa['b_seconds_max']:.2f} s (charge and stop); "
+                     f"both at once {' / '.join(f'{r:,.0f}' for r in rates)} cmd/s", "< 5 s",
+                     fa["b_seconds_max"] < 5))
     return rows
 
 

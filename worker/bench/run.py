@@ -11,7 +11,9 @@ each scenario.
   p50/p99 at half that rate;
 - timeliness: an agreement stop enqueued behind a backlog of queued charges; seconds to agreement.stopped;
 - recovery: one of two worker groups SIGKILLed with commands in flight; seconds until all are done, and the
-  effects done twice at Vipps.
+  effects done twice at Vipps;
+- fairness: two merchants; seconds until B's charge.create and stop are done behind A's queued charge run,
+  then both merchants' runs at once: each one's commands/s.
 
 Throughput runs start the simulator with ``--no-rate-limits`` (one agreement takes many charges per second).
 """
@@ -25,25 +27,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.bench import scenarios
+from worker.bench import merchants, scenarios
 from worker.bench.lab import Lab
 from worker.bench.load import Target
 from worker.bench.report import machine
 from worker.local.redis import find_redis
 from worker.runtime.settings import WorkerSettings
 
-SCENARIOS = ("simulator", "throughput", "latency", "timeliness", "recovery")
+SCENARIOS = ("simulator", "throughput", "latency", "timeliness", "recovery", "fairness")
 
 
 @dataclass(frozen=True)
 class Sizes:
     charges: int            # throughput (and a quarter of it: the simulator's requests)
     rounds: int             # throughput rounds of each side
-    backlog: int            # timeliness
+    backlog: int            # timeliness, and merchant A's charge run in fairness
     latency_commands: int
     recovery_commands: int
     processes: int          # worker processes
     threads: int            # threads per worker process
+    share: int = 5_000      # fairness: charges of each merchant run at once
 
 
 def run_bench(chosen: list[str], sizes: Sizes, *, redis_url: str | None, settings: WorkerSettings, output: Path,
@@ -61,6 +64,7 @@ def run_bench(chosen: list[str], sizes: Sizes, *, redis_url: str | None, setting
             "latency": lambda: scenarios.latency(lab, sizes.latency_commands),
             "timeliness": lambda: scenarios.timeliness(lab, sizes.backlog),
             "recovery": lambda: scenarios.recovery(lab, sizes.recovery_commands),
+            "fairness": lambda: merchants.fairness(lab, sizes.backlog, sizes.share),
         }
         try:
             for name in chosen:

@@ -22,7 +22,9 @@ def bench(
         SCENARIOS),
     charges: Annotated[int, typer.Option(help="charge.create commands in the throughput scenario")] = 20_000,
     rounds: Annotated[int, typer.Option(help="throughput rounds of each (naive, full); medians are reported")] = 3,
-    backlog: Annotated[int, typer.Option(help="queued charges ahead of the stop (timeliness)")] = 100_000,
+    backlog: Annotated[int, typer.Option(help="queued charges ahead of the stop (timeliness), and of merchant "
+                                             "B's commands (fairness)")] = 100_000,
+    share: Annotated[int, typer.Option(help="charges of each merchant run at once (fairness)")] = 5_000,
     latency_commands: Annotated[int, typer.Option(help="commands in the latency scenario")] = 2_000,
     recovery_commands: Annotated[int, typer.Option(help="commands in the recovery scenario")] = 1_000,
     processes: Annotated[int, typer.Option(help="worker processes")] = 2,
@@ -39,7 +41,7 @@ def bench(
     if unknown:
         raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     sizes = Sizes(charges=charges, rounds=rounds, backlog=backlog, latency_commands=latency_commands,
-                  recovery_commands=recovery_commands, processes=processes, threads=threads)
+                  recovery_commands=recovery_commands, processes=processes, threads=threads, share=share)
     results = run_bench(chosen, sizes, redis_url=redis_url, settings=get_settings(), output=output,
                         say=lambda text: typer.echo(text, err=True))
     typer.echo(f"machine: {results['machine']}")
