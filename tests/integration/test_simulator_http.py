@@ -252,6 +252,8 @@ def test_many_merchants_over_http(tmp_path: Path) -> None:
             assert [unit["msn"] for unit in units] == list(setup.partner_msns)
         assert [(e["msn"], e["credentials"]) for e in simulator.effects()] == [(yoga, setup.partner.label)]
         assert simulator.effects(msn=dojo) == []
+        assert _cli(simulator.url, "effects", "--msn", dojo) == []
+        assert len(_cli(simulator.url, "effects", "--msn", yoga)) == 1
         recorded = [(r["operation"], r["msn"], r["status"]) for r in simulator.requests()]
         assert recorded == [
             ("DraftAgreementV3", yoga, 201),
