@@ -115,10 +115,11 @@ class Merchants:
         return found[0] if found else None
 
     def knows_subscription_key(self, key: str) -> bool:
+        # A list, not a generator: every key is compared.
         return any([same(key, k.subscription_key) for k in self.key_sets])
 
-    def caller(self, keys: KeySet, header: str | None) -> Caller:
-        """The MSN rules of a Recurring call (NOTES §5.2): 403 for a missing or foreign MSN."""
+    def msn_of_call(self, keys: KeySet, header: str | None) -> str:
+        """The MSN a Recurring call acts for, by the rules of NOTES §5.2: 403 for a missing or foreign one."""
         msn = keys.msn_for(header)
         if msn is None:
             raise Problem(403, "invalid-sale-unit", "Merchant-Serial-Number is required with partner keys")
@@ -126,7 +127,7 @@ class Merchants:
             if keys.own_msn is not None:
                 raise Problem(403, "invalid-sale-unit", "The Merchant-Serial-Number does not match the access token")
             raise Problem(403, "invalid-sale-unit", f"Sales unit {msn} is not linked to these partner keys")
-        return Caller(msn, keys.label)
+        return msn
 
     def recurring(self, msn: str) -> Merchant:
         """The merchant, if it may use the Recurring API now; 403 ``invalid-sale-unit`` otherwise."""

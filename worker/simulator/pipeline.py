@@ -95,8 +95,7 @@ def _admit(sim: Simulator, op: Operation, request: Request, body: bytes, now: fl
     keys = sim.tokens.check(headers, now)
     merchant = None
     if op.recurring:
-        caller = sim.merchants.caller(keys, headers.get("merchant-serial-number"))
-        merchant = sim.merchants.recurring(caller.msn)
+        merchant = sim.merchants.recurring(sim.merchants.msn_of_call(keys, headers.get("merchant-serial-number")))
     _check_headers(headers, op.mutating and op.method != "DELETE")
     key = validation.idempotency_key(headers.get("idempotency-key")) if op.mutating else ""
     if sim.config.rate_limits_enabled:
