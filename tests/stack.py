@@ -38,6 +38,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: floa
 
 
 class Simulator:
+    """``vipps-billing simulator *args``; ``Simulator(*write_merchants_file(dir).simulator_args)`` serves
+    tests/merchants.py's three merchants."""
+
     def __init__(self, *args: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -59,6 +62,10 @@ class Simulator:
 
     def effects(self, **params: Any) -> Any:
         return self.admin.get("/effects", params=params).raise_for_status().json()
+
+    def requests(self, **params: Any) -> Any:
+        """Every Recurring and Management call: its MSN header, MSN and key set (``?msn=`` and so on)."""
+        return self.admin.get("/requests", params=params).raise_for_status().json()
 
     def faults(self, **faults: Any) -> Any:
         return self.admin.put("/faults", json=faults).raise_for_status().json()

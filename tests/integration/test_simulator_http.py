@@ -9,12 +9,15 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from typer.testing import CliRunner, Result
 
+from tests.merchants import write_merchants_file
+from tests.stack import Simulator
 from worker.cli.app import app as cli
 from worker.simulator.cli import app as simulator_app
 
@@ -227,3 +230,38 @@ def test_start_up_takes_the_fault_options_of_faults_set() -> None:
         }
         limited = httpx.get(url + "/recurring/v3/agreements", headers=headers)
         assert limited.status_code == 429 and limited.headers["Retry-After"] == "4"
+
+
+def test_many_merchants_over_http(tmp_path: Path) -> None:
+    """Started as tests/stack.py starts it for worker tests: each merchant's state its own, every call recorded."""
+    setup = write_merchants_file(tmp_path)
+    yoga, dojo = setup.partner_msns
+    simulator = Simulator(*setup.simulator_args)
+    try:
+        with httpx.Client(base_url=simulator.url, timeout=5) as http:
+            token = http.post("/accesstoken/get", headers=setup.partner.token_headers()).json()["access_token"]
+            partner = {"Vipps-System-Name": "tests", **setup.partner.call_headers(token, yoga)}
+            draft = http.post("/recurring/v3/agreements", json=AGREEMENT, headers={**partner, "Idempotency-Key": "k"})
+            assert draft.status_code == 201
+            path = f"/recurring/v3/agreements/{draft.json()['agreementId']}"
+            assert http.get(path, headers=partner).status_code == 200
+            assert http.get(path, headers={**partner, "Merchant-Serial-Number": dojo}).status_code == 404
+            no_msn = {k: v for k, v in partner.items() if k != "Merchant-Serial-Number"}
+            assert http.get(path, headers=no_msn).status_code == 403
+            units = http.get("/management/v1/sales-units", headers=no_msn).json()
+            assert [unit["msn"] for unit in units] == list(setup.partner_msns)
+        assert [(e["msn"], e["credentials"]) for e in simulator.effects()] == [(yoga, setup.partner.label)]
+        assert simulator.effects(msn=dojo) == []
+        assert _cli(simulator.url, "effects", "--msn", dojo) == []
+        assert len(_cli(simulator.url, "effects", "--msn", yoga)) == 1
+        recorded = [(r["operation"], r["msn"], r["status"]) for r in simulator.requests()]
+        assert recorded == [
+            ("DraftAgreementV3", yoga, 201),
+            ("FetchAgreementV3", yoga, 200),
+            ("FetchAgreementV3", dojo, 404),
+            ("FetchAgreementV3", None, 403),
+            ("ListSalesUnits", None, 200),
+        ]
+        assert {r["credentials"] for r in simulator.requests()} == {setup.partner.label}
+    finally:
+        simulator.stop()

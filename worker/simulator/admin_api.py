@@ -1,4 +1,4 @@
-"""The admin API under ``/_simulator/``: clock, faults, scripted outcomes, effects, stats, reset.
+"""The admin API under ``/_simulator/``: clock, faults, scripted outcomes, effects, requests, stats, reset.
 
 It never collides with Vipps paths, needs no credentials and is never subject to faults.
 """
@@ -108,19 +108,36 @@ async def put_faults(request: Request) -> Response:
     return _json({"config": sim.faults.snapshot(), "injected": dict(sim.faults.counts)})
 
 
+def _since(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise Problem(400, "invalid-query", "since must be an integer") from None
+
+
 async def get_effects(request: Request) -> Response:
     sim = _sim(request)
     query = request.query_params
-    try:
-        since = int(query.get("since", "0"))
-    except ValueError:
-        return _error(400, "since must be an integer")
+    since = _since(query.get("since", "0"))
     items = sim.engine.effects.query(
         since=since,
         operation=query.get("operation"),
         agreement_id=query.get("agreement_id"),
         charge_id=query.get("charge_id"),
         duplicates=query.get("duplicates", "").lower() in ("1", "true", "yes"),
+        msn=query.get("msn"),
+        credentials=query.get("credentials"),
+    )
+    return _json(items)
+
+
+async def get_requests(request: Request) -> Response:
+    """The request record: every Recurring and Management call with its MSN header, MSN and key set."""
+    sim = _sim(request)
+    query = request.query_params
+    since = _since(query.get("since", "0"))
+    items = sim.request_log.query(
+        since=since, msn=query.get("msn"), credentials=query.get("credentials"), operation=query.get("operation")
     )
     return _json(items)
 
@@ -197,6 +214,7 @@ async def inspect_agreement(request: Request) -> Response:
         return _error(404, "no such agreement")
     return _json(
         {
+            "msn": agreement.msn,
             "agreement": engine.agreement_json(agreement),
             "charges": [engine.charge_json(engine.charges[c]) for c in agreement.charge_ids],
         }
@@ -226,6 +244,7 @@ def routes() -> list[Route]:
         ("/faults", get_faults, "GET"),
         ("/faults", put_faults, "PUT"),
         ("/effects", get_effects, "GET"),
+        ("/requests", get_requests, "GET"),
         ("/scripts", get_scripts, "GET"),
         ("/scripts", post_scripts, "POST"),
         ("/scripts", delete_scripts, "DELETE"),

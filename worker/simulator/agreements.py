@@ -42,6 +42,7 @@ def draft(engine: Engine, data: dict[str, Any], key: str, confirmation_base: str
         merchant_agreement_url=data["merchant_agreement_url"],
         merchant_redirect_url=data["merchant_redirect_url"],
         confirmation_url=url,
+        msn=engine.caller_msn(),
         amount=data.get("amount"),
         suggested_max_amount=data.get("suggested_max_amount"),
         product_description=data.get("product_description"),
@@ -54,14 +55,12 @@ def draft(engine: Engine, data: dict[str, Any], key: str, confirmation_base: str
     if initial is not None:
         charges.check_order_id(engine, initial["order_id"])
     engine.agreements[agreement_id] = agreement
-    engine.effects.record(engine.now, "agreement.draft", key, "created:PENDING", agreement_id)
+    engine.record("agreement.draft", key, "created:PENDING", agreement_id)
     charge_id: str | None = None
     if initial is not None:
         charge = charges.open_charge(engine, agreement, initial, "INITIAL", utc_date(engine.now), 0, key)
         agreement.initial_charge_id = charge_id = charge.id
-        engine.effects.record(
-            engine.now, "agreement.draft", key, "created:PENDING", agreement_id, charge.id, charge.amount
-        )
+        engine.record("agreement.draft", key, "created:PENDING", agreement_id, charge.id, charge.amount)
     engine.schedule(engine.now + engine.config.pending_agreement_ttl_seconds, _expire, agreement_id)
     if engine.config.auto_accept_after_seconds is not None:
         engine.schedule(engine.now + engine.config.auto_accept_after_seconds, _auto_accept, agreement_id)
@@ -97,11 +96,11 @@ def accept(engine: Engine, agreement: Agreement, operation: str, key: str, max_a
         if reason is not None:
             charges.fail(engine, charge, reason)
             agreement.status = "EXPIRED"
-            engine.effects.record(engine.now, operation, key, "PENDING->EXPIRED", agreement.id)
+            engine.record(operation, key, "PENDING->EXPIRED", agreement.id)
             return
     agreement.status = "ACTIVE"
     agreement.start = engine.now
-    engine.effects.record(engine.now, operation, key, "PENDING->ACTIVE", agreement.id)
+    engine.record(operation, key, "PENDING->ACTIVE", agreement.id)
 
 
 def user_accepts(engine: Engine, agreement_id: str, phone: str | None = None, max_amount: int | None = None) -> None:
@@ -143,7 +142,7 @@ def _end_pending(engine: Engine, agreement: Agreement, status: str, operation: s
     """Expired or rejected: the initial charge, if any, is cancelled."""
     agreement.status = status
     agreement.stop = engine.now
-    engine.effects.record(engine.now, operation, key, f"PENDING->{status}", agreement.id)
+    engine.record(operation, key, f"PENDING->{status}", agreement.id)
     if agreement.initial_charge_id is not None:
         charges.release(engine, engine.charges[agreement.initial_charge_id], operation, key)
 
@@ -169,8 +168,7 @@ def update(engine: Engine, agreement_id: str, changes: dict[str, Any], key: str)
         agreement.interval_unit = changes["interval"]["unit"]
         agreement.interval_count = changes["interval"]["count"]
         changed.append("interval")
-    engine.effects.record(
-        engine.now,
+    engine.record(
         "agreement.update",
         key,
         "updated:" + ",".join(changed),
@@ -195,7 +193,7 @@ def stop(engine: Engine, agreement: Agreement, operation: str, key: str, by_user
     """STOPPED; open charges are cancelled (a user's stop leaves RESERVED charges to the merchant)."""
     agreement.status = "STOPPED"
     agreement.stop = engine.now
-    engine.effects.record(engine.now, operation, key, "ACTIVE->STOPPED", agreement.id)
+    engine.record(operation, key, "ACTIVE->STOPPED", agreement.id)
     closable = ("PENDING", "DUE") if by_user else ("PENDING", "DUE", "RESERVED")
     for charge_id in agreement.charge_ids:
         charge = engine.charges[charge_id]
@@ -208,8 +206,7 @@ def set_max_amount(engine: Engine, agreement_id: str, max_amount: int) -> None:
     if agreement.pricing_type != "VARIABLE":
         raise Problem(409, "conflict", "maxAmount applies to VARIABLE agreements only")
     agreement.max_amount = max_amount
-    engine.effects.record(
-        engine.now,
+    engine.record(
         "user.max_amount",
         f"{agreement.id}-MaxAmount-{max_amount}",
         "maxAmount",

@@ -72,7 +72,7 @@ def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) ->
         )
     check_order_id(engine, data["order_id"])
     charge = open_charge(engine, agreement, data, "RECURRING", data["due"], data["retry_days"], key)
-    engine.effects.record(engine.now, "charge.create", key, "created:PENDING", agreement_id, charge.id, amount)
+    engine.record("charge.create", key, "created:PENDING", agreement_id, charge.id, amount)
     due_start = midnight(charge.due)
     visible = due_start - engine.config.due_visibility_days * DAY
     if visible <= engine.now:
@@ -87,8 +87,7 @@ def make_due(engine: Engine, charge_id: str) -> None:
     charge = engine.charges[charge_id]
     if charge.status == "PENDING":
         charge.status = "DUE"
-        engine.effects.record(
-            engine.now,
+        engine.record(
             "charge.due",
             f"{charge.id}-{charge.agreement_id}-Due",
             "PENDING->DUE",
@@ -142,8 +141,7 @@ def _succeed(engine: Engine, charge: Charge) -> None:
         charge.status = "RESERVED"
         charge.reserved_at = engine.now
         charge.history.append(ChargeEvent(engine.now, "RESERVE", charge.amount, system_key, True))
-    engine.effects.record(
-        engine.now,
+    engine.record(
         "charge.process",
         system_key,
         f"{before}->{charge.status}",
@@ -160,9 +158,7 @@ def fail(engine: Engine, charge: Charge, reason: str) -> None:
     charge.failure_reason = reason
     charge.failure_description = FAILURE_REASONS[reason]
     charge.history.append(ChargeEvent(engine.now, "FAIL", charge.amount, system_key, False))
-    engine.effects.record(
-        engine.now, "charge.process", system_key, f"{before}->FAILED", charge.agreement_id, charge.id, charge.amount
-    )
+    engine.record("charge.process", system_key, f"{before}->FAILED", charge.agreement_id, charge.id, charge.amount)
 
 
 def release(engine: Engine, charge: Charge, operation: str, key: str) -> None:
@@ -172,9 +168,7 @@ def release(engine: Engine, charge: Charge, operation: str, key: str) -> None:
     charge.status = "CHARGED" if before == "PARTIALLY_CAPTURED" else "CANCELLED"
     charge.cancelled += released
     charge.history.append(ChargeEvent(engine.now, "CANCEL", released, key, True))
-    engine.effects.record(
-        engine.now, operation, key, f"{before}->{charge.status}", charge.agreement_id, charge.id, released
-    )
+    engine.record(operation, key, f"{before}->{charge.status}", charge.agreement_id, charge.id, released)
 
 
 def cancel(engine: Engine, agreement_id: str, charge_id: str, key: str) -> None:
@@ -280,6 +274,4 @@ def move(engine: Engine, movement: Movement, agreement_id: str, charge_id: str, 
     movement.book(engine, charge, amount)
     charge.status = movement.settled if movement.room(charge) == 0 else movement.partial
     charge.history.append(ChargeEvent(engine.now, movement.event, amount, key, True))
-    engine.effects.record(
-        engine.now, movement.operation, key, f"{before}->{charge.status}", agreement_id, charge_id, amount
-    )
+    engine.record(movement.operation, key, f"{before}->{charge.status}", agreement_id, charge_id, amount)

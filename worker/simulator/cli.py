@@ -10,6 +10,7 @@ import errno
 import socket
 import sys
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
@@ -111,6 +112,10 @@ def serve(
     auto_accept_after: Annotated[
         float | None, typer.Option(min=0, help="Users approve drafts after this many seconds.")
     ] = None,
+    merchants: Annotated[
+        Path | None,
+        typer.Option(metavar="PATH", help="Merchants file (JSON or YAML): many merchants, partner keys."),
+    ] = None,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the simulator (when no subcommand is given). Fault options are those of 'faults set'.
@@ -137,6 +142,7 @@ def configure(params: Mapping[str, Any]) -> SimulatorConfig:
         "min_due_lead_days": params["min_due_lead_days"],
         "rate_limits_enabled": params["rate_limits"],
         "auto_accept_after_seconds": params["auto_accept_after"],
+        "merchants": params["merchants"],
     }
     config = SimulatorConfig.from_env(**{name: value for name, value in given.items() if value is not None})
     requested = fault_config(params)

@@ -153,6 +153,7 @@ def effects(
     since: Annotated[int, typer.Option(min=0, help="Only effects after this sequence number.")] = 0,
     agreement: Annotated[str | None, typer.Option(help="Only this agreement.")] = None,
     operation: Annotated[str | None, typer.Option(help="Only this operation, e.g. charge.capture.")] = None,
+    msn: Annotated[str | None, typer.Option(help="Only this merchant (Merchant-Serial-Number).")] = None,
 ) -> None:
     """Print the effects record (every state change with its idempotency key).
 
@@ -166,6 +167,7 @@ def effects(
         duplicates="true" if duplicates else None,
         agreement_id=agreement,
         operation=operation,
+        msn=msn,
     )
     output.emit(found, as_json, output.effects)
 

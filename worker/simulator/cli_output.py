@@ -121,8 +121,8 @@ def effects(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
     if not items:
         yield Text("No effects.")
         return
-    headers = ["#", "at", "operation", "agreement", "charge", "effect", "amount (øre)", "idempotency key"]
-    fields = ["seq", "at", "operation", "agreement_id", "charge_id", "effect", "amount", "idempotency_key"]
+    headers = ["#", "at", "msn", "operation", "agreement", "charge", "effect", "amount (øre)", "idempotency key"]
+    fields = ["seq", "at", "msn", "operation", "agreement_id", "charge_id", "effect", "amount", "idempotency_key"]
     yield _columns("Effects", headers, ([effect[name] for name in fields] for effect in items))
 
 

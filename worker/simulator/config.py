@@ -5,6 +5,9 @@ test never picks up a developer's ``VIPPS_*``. ``SimulatorConfig.from_env()`` is
 it (pydantic-settings): ``SIMULATOR_<FIELD>`` for every field (``SIMULATOR_FAULTS`` as JSON),
 ``VIPPS_CLIENT_ID``, ``VIPPS_CLIENT_SECRET``, ``VIPPS_SUBSCRIPTION_KEY``, ``VIPPS_MSN`` for the
 credentials, or a file named by ``VIPPS_CLIENT_SECRET_FILE`` and friends, as the worker's settings do.
+
+Those credentials and that MSN make the one merchant served unless a merchants file is given
+(``merchants``, ``SIMULATOR_MERCHANTS``, ``--merchants``): then the file's merchants and partners replace them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pydantic_settings import (
     SettingsError,
 )
 
+from worker.simulator.merchants_file import MerchantEntry, MerchantsFile, MerchantsFileError, load
+
 ENV_PREFIX = "SIMULATOR_"
 # Field -> the variable the worker reads for it; the simulator accepts exactly what a worker sends.
 CREDENTIAL_VARIABLES = {
@@ -37,6 +42,7 @@ DEFAULT_CREDENTIALS = {
     "subscription_key": "simulator-subscription-key",
     "msn": "123456",
 }
+DEFAULT_MERCHANT_NAME = "Simulator merchant"
 
 
 class SimulatorConfigError(ValueError):
@@ -125,12 +131,21 @@ class SimulatorConfig(BaseSettings):
     idempotency_ttl_seconds: float | None = None
     public_url: str | None = None
     faults: FaultConfig = Field(default_factory=FaultConfig)
+    # A path (read and checked here) or the file's content; None = one merchant, the credentials above.
+    merchants: Annotated[MerchantsFile | None, NoDecode] = None
 
     @field_validator("processing_hours_utc", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [int(part) for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("merchants", mode="before")
+    @classmethod
+    def _merchants_file(cls, value: Any) -> Any:
+        if isinstance(value, str | os.PathLike):
+            return load(Path(value))
         return value
 
     @classmethod
@@ -154,6 +169,20 @@ class SimulatorConfig(BaseSettings):
         except SettingsError as exc:
             # Raised for undecodable JSON (SIMULATOR_FAULTS); its message names the field, not the value.
             raise SimulatorConfigError(f"invalid simulator configuration: {exc}") from None
+
+    def merchants_file(self) -> MerchantsFile:
+        """The merchants file given, else one merchant: the credentials and MSN above."""
+        if self.merchants is not None:
+            return self.merchants
+        # Not validated again: the settings are, and VIPPS_MSN has never had to be digits.
+        entry = MerchantEntry.model_construct(
+            msn=self.msn,
+            name=DEFAULT_MERCHANT_NAME,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            subscription_key=self.subscription_key,
+        )
+        return MerchantsFile.model_construct(merchants=[entry], partners=[])
 
     def secret(self, name: Literal["client_id", "client_secret", "subscription_key"]) -> str:
         value: SecretStr = getattr(self, name)
@@ -197,6 +226,10 @@ def _describe(exc: ValidationError) -> str:
     """Pydantic's errors without the inputs (they may be secrets), each under the variable it came from."""
     reasons = []
     for error in exc.errors(include_input=False, include_url=False):
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, MerchantsFileError):
+            reasons.append(str(cause))  # names the file and the entry; the same from --merchants and the variable
+            continue
         head, *rest = [str(part) for part in error["loc"]] or ["settings"]
         if head in CREDENTIAL_VARIABLES:
             head = CREDENTIAL_VARIABLES[head]

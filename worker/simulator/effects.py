@@ -1,6 +1,8 @@
-"""The effects record: every state change with the idempotency key that caused it.
+"""The effects record: every state change with the idempotency key that caused it, the merchant (MSN) it
+landed on and the key set whose call made it (``merchant:123456``, ``partner:platform``; None for what no
+call made: processing rounds, expiry, a user's action).
 
-A test reads it to prove that no operation took effect twice.
+A test reads it to prove that no operation took effect twice, and none on another merchant.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ class Effect:
     at: str
     operation: str
     idempotency_key: str
-    agreement_id: str | None
+    agreement_id: str
     charge_id: str | None
     effect: str
     amount: int | None
+    msn: str
+    credentials: str | None
 
 
 class EffectLog:
@@ -34,11 +38,16 @@ class EffectLog:
         operation: str,
         key: str,
         effect: str,
-        agreement_id: str | None = None,
+        msn: str,
+        credentials: str | None,
+        agreement_id: str,
         charge_id: str | None = None,
         amount: int | None = None,
     ) -> None:
-        self.items.append(Effect(len(self.items) + 1, iso(at), operation, key, agreement_id, charge_id, effect, amount))
+        seq = len(self.items) + 1
+        self.items.append(
+            Effect(seq, iso(at), operation, key, agreement_id, charge_id, effect, amount, msn, credentials)
+        )
 
     def query(
         self,
@@ -47,6 +56,8 @@ class EffectLog:
         agreement_id: str | None = None,
         charge_id: str | None = None,
         duplicates: bool = False,
+        msn: str | None = None,
+        credentials: str | None = None,
     ) -> list[dict[str, Any]]:
         items = self.duplicates() if duplicates else self.items[since:]
         return [
@@ -56,6 +67,8 @@ class EffectLog:
             and (operation is None or e.operation == operation)
             and (agreement_id is None or e.agreement_id == agreement_id)
             and (charge_id is None or e.charge_id == charge_id)
+            and (msn is None or e.msn == msn)
+            and (credentials is None or e.credentials == credentials)
         ]
 
     def duplicates(self) -> list[Effect]:

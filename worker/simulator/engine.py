@@ -1,6 +1,10 @@
 """The state the Recurring rules work on: agreements, charges, the effects record, scripted outcomes,
 ids, and the timers behind time-driven transitions.
 
+Every agreement belongs to one merchant (its MSN). While a Recurring call is served (``serving``), lookups
+see only the caller's agreements and charges, so another merchant's are not found, exactly as ids that do
+not exist; ids stay unique across merchants, and the admin API (no caller) sees them all.
+
 The rules themselves are in ``agreements`` (PENDING -> ACTIVE / EXPIRED / STOPPED, updates, user
 actions) and ``charges`` (creation, PENDING -> DUE, processing rounds, capture, refund, cancel).
 Everything is synchronous and runs on the event loop between awaits, so one request's checks and
@@ -17,13 +21,15 @@ import heapq
 import random
 import string
 import uuid
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 from worker.simulator.clock import midnight, utc_date
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.effects import EffectLog
+from worker.simulator.merchants import Caller
 from worker.simulator.models import Agreement, Charge
 from worker.simulator.problems import Problem
 from worker.simulator.scripts import Scripts
@@ -53,6 +59,38 @@ class Engine:
         self._timer_seq = 0
         self.now = now
         self.userinfo_base = "https://api.vipps.no"
+        # The Recurring call being served; None between calls (timers, admin API).
+        self.caller: Caller | None = None
+
+    @contextmanager
+    def serving(self, caller: Caller) -> Iterator[None]:
+        self.caller = caller
+        try:
+            yield
+        finally:
+            self.caller = None
+
+    def caller_msn(self) -> str:
+        if self.caller is None:
+            raise RuntimeError("no Recurring call is being served")
+        return self.caller.msn
+
+    def visible(self, agreement: Agreement) -> bool:
+        return self.caller is None or agreement.msn == self.caller.msn
+
+    def record(
+        self,
+        operation: str,
+        key: str,
+        effect: str,
+        agreement_id: str,
+        charge_id: str | None = None,
+        amount: int | None = None,
+    ) -> None:
+        """An effect on ``agreement_id``'s merchant, made now by the caller (if a call made it)."""
+        msn = self.agreements[agreement_id].msn
+        credentials = self.caller.credentials if self.caller is not None else None
+        self.effects.record(self.now, operation, key, effect, msn, credentials, agreement_id, charge_id, amount)
 
     # ----------------------------------------------------------------- time
 
@@ -109,13 +147,17 @@ class Engine:
 
     def agreement(self, agreement_id: str) -> Agreement:
         agreement = self.agreements.get(agreement_id)
-        if agreement is None:
+        if agreement is None or not self.visible(agreement):
             raise not_found("Agreement", agreement_id)
         return agreement
 
     def charge(self, agreement_id: str | None, charge_id: str) -> Charge:
         charge = self.charges.get(charge_id)
-        if charge is None or (agreement_id is not None and charge.agreement_id != agreement_id):
+        if (
+            charge is None
+            or (agreement_id is not None and charge.agreement_id != agreement_id)
+            or not self.visible(self.agreements[charge.agreement_id])
+        ):
             raise not_found("Charge", charge_id)
         return charge
 

@@ -1,5 +1,6 @@
 """Idempotency as Vipps does it: the first response to a key is replayed for the same request
-(4xx included); the same key on a different request is a 409 idempotency-conflict."""
+(4xx included); the same key on a different request is a 409 idempotency-conflict. Keys are per merchant:
+the same key from two merchants names two requests."""
 
 from __future__ import annotations
 
@@ -30,17 +31,18 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
 
 class IdempotencyStore:
     def __init__(self, ttl_seconds: float | None = None) -> None:
-        self.entries: dict[str, Stored] = {}
+        # (MSN, key) -> the first response
+        self.entries: dict[tuple[str, str], Stored] = {}
         self.ttl = ttl_seconds
         self.replays = 0
         self.conflicts = 0
 
-    def lookup(self, key: str, print_: str, now: float) -> Stored | None:
-        entry = self.entries.get(key)
+    def lookup(self, msn: str, key: str, print_: str, now: float) -> Stored | None:
+        entry = self.entries.get((msn, key))
         if entry is None:
             return None
         if self.ttl is not None and now - entry.created > self.ttl:
-            del self.entries[key]
+            del self.entries[(msn, key)]
             return None
         if entry.fingerprint != print_:
             self.conflicts += 1
@@ -52,8 +54,8 @@ class IdempotencyStore:
         self.replays += 1
         return entry
 
-    def store(self, key: str, entry: Stored) -> None:
-        self.entries[key] = entry
+    def store(self, msn: str, key: str, entry: Stored) -> None:
+        self.entries[(msn, key)] = entry
 
     def clear(self) -> None:
         self.entries.clear()

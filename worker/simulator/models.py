@@ -106,6 +106,8 @@ class Agreement:
     merchant_agreement_url: str
     merchant_redirect_url: str
     confirmation_url: str
+    # The merchant it belongs to.
+    msn: str
     status: str = "PENDING"
     amount: int | None = None
     suggested_max_amount: int | None = None

@@ -1,9 +1,10 @@
-"""Everything one simulator instance holds, in memory: clock, engine, tokens, idempotency, limits,
-faults, request counts."""
+"""Everything one simulator instance holds, in memory: merchants, clock, engine, tokens, idempotency, limits,
+faults, request counts and the request record."""
 
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from worker.simulator.auth import TokenStore
 from worker.simulator.clock import SimClock
@@ -11,14 +12,17 @@ from worker.simulator.config import SimulatorConfig
 from worker.simulator.engine import Engine
 from worker.simulator.faults import Faults
 from worker.simulator.idempotency import IdempotencyStore
+from worker.simulator.merchants import Merchants
 from worker.simulator.ratelimit import RateLimiter
+from worker.simulator.requestlog import RequestLog
 
 
 class Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
+        self.merchants = Merchants(config.merchants_file(), config.skip_landing_page_allowed)
         self.clock = SimClock()
-        self.tokens = TokenStore(config)
+        self.tokens = TokenStore(self.merchants, config.token_lifetime_seconds)
         self.faults = Faults(config.faults, config.seed)
         self._fresh()
 
@@ -26,8 +30,9 @@ class Simulator:
         self.engine = Engine(self.config, self.clock.timestamp())
         self.idempotency = IdempotencyStore(self.config.idempotency_ttl_seconds)
         self.limiter = RateLimiter()
-        self.continuations: dict[str, tuple[str, int, int, float]] = {}
+        self.continuations: dict[str, tuple[str, str, int, int, float]] = {}
         self.requests: Counter[tuple[str, int]] = Counter()
+        self.request_log = RequestLog()
 
     def now(self) -> float:
         """Simulated now, with every timed transition up to it applied."""
@@ -37,6 +42,20 @@ class Simulator:
 
     def count(self, operation: str, status: int) -> None:
         self.requests[(operation, status)] += 1
+
+    def log_request(self, operation: str, headers: Any, status: int) -> None:
+        """One Recurring or Management call in the request record (``requestlog``)."""
+        keys = self.tokens.holder(headers)
+        header = headers.get("merchant-serial-number")
+        self.request_log.record(
+            self.clock.timestamp(),
+            operation,
+            status,
+            header,
+            keys.msn_for(header) if keys is not None else header,
+            keys.label if keys is not None else None,
+            headers.get("idempotency-key"),
+        )
 
     def reset(self, tokens: bool = False) -> None:
         self.clock.reset()

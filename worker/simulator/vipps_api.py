@@ -1,32 +1,23 @@
-"""The Vipps-facing endpoints: the access token and every v3 Recurring operation, under the real paths."""
+"""The Recurring API: the access token and every v3 Recurring operation, under the real paths (served by
+``pipeline``)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.simulator import agreements, charges, validation
+from worker.simulator import agreements, charges, pipeline, validation
 from worker.simulator.clock import utc_date
-from worker.simulator.faults import NO_FAULT, DropConnection, FaultPlan
-from worker.simulator.idempotency import Stored, fingerprint
 from worker.simulator.models import Charge
+from worker.simulator.pipeline import Call, Handler, Operation, json_response
 from worker.simulator.problems import Problem
 from worker.simulator.state import Simulator
 
-SYSTEM_HEADERS = (
-    "vipps-system-name",
-    "vipps-system-version",
-    "vipps-system-plugin-name",
-    "vipps-system-plugin-version",
-)
 AGREEMENT_STATUSES = ("PENDING", "ACTIVE", "STOPPED", "EXPIRED")
 CHARGE_STATUSES = (
     "PENDING",
@@ -41,59 +32,21 @@ CHARGE_STATUSES = (
     "PROCESSING",
 )
 CONTINUATION_TTL = 300.0
-
-
-def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body, separators=(",", ":")), status, headers=headers, media_type="application/json")
-
-
 NO_CONTENT = 204
-
-
-@dataclass
-class Call:
-    """One Vipps request as the operation functions see it."""
-
-    sim: Simulator
-    request: Request
-    params: dict[str, str]
-    body: bytes
-    key: str
-
-    def json(self) -> Any:
-        if not self.body:
-            raise Problem(400, "invalid-json", "A JSON request body is required")
-        try:
-            return json.loads(self.body)
-        except ValueError:
-            raise Problem(400, "invalid-json", "The request body is not valid JSON") from None
-
-
-Handler = Callable[[Call], Response]
-
-
-@dataclass(frozen=True)
-class Operation:
-    operation_id: str
-    method: str
-    path: str
-    run: Handler
-    mutating: bool = False
-    # Which path params (and/or the idempotency key) make up the rate-limit key.
-    rate_key: tuple[str, ...] = ()
 
 
 # --------------------------------------------------------------------------- operations
 
 
 def list_agreements(call: Call) -> Response:
-    sim, query = call.sim, call.request.query_params
+    sim, query, msn = call.sim, call.request.query_params, call.sales_unit().msn
     token = call.request.headers.get("continuation-token") or None
     if token is not None:
         page = sim.continuations.get(token)
-        if page is None or page[3] < sim.engine.now:
+        # Another merchant's token is as unknown as one never issued.
+        if page is None or page[0] != msn or page[4] < sim.engine.now:
             raise validation.validation_error([{"field": "Continuation-Token", "text": "unknown or expired token"}])
-        status, created_after, offset = page[0], page[1], page[2]
+        status, created_after, offset = page[1], page[2], page[3]
     else:
         status = query.get("status") or "ACTIVE"
         if status not in AGREEMENT_STATUSES:
@@ -106,29 +59,33 @@ def list_agreements(call: Call) -> Response:
                 [{"field": "createdAfter", "text": "must be an integer (epoch ms)"}]
             ) from None
         offset = 0
-    items = [a for a in sim.engine.agreements.values() if a.status == status and a.created * 1000 > created_after]
+    items = [
+        a
+        for a in sim.engine.agreements.values()
+        if a.msn == msn and a.status == status and a.created * 1000 > created_after
+    ]
     return _page(
         sim,
         [sim.engine.agreement_json(a) for a in items[offset : offset + sim.config.list_page_size]],
         len(items),
         offset,
-        (status, created_after),
+        (msn, status, created_after),
     )
 
 
-def _page(sim: Simulator, page: list[Any], total: int, offset: int, query: tuple[str, int]) -> Response:
+def _page(sim: Simulator, page: list[Any], total: int, offset: int, query: tuple[str, str, int]) -> Response:
     headers: dict[str, str] = {}
     next_offset = offset + len(page)
     if next_offset < total:
         token = str(uuid.uuid4())
-        sim.continuations[token] = (query[0], query[1], next_offset, sim.engine.now + CONTINUATION_TTL)
+        sim.continuations[token] = (*query, next_offset, sim.engine.now + CONTINUATION_TTL)
         headers["Continuation-Token"] = token
     return json_response(page, headers=headers)
 
 
 def draft_agreement(call: Call) -> Response:
     sim = call.sim
-    data = validation.draft_agreement(call.json(), sim.config.skip_landing_page_allowed)
+    data = validation.draft_agreement(call.json(), call.sales_unit().skip_landing_page_allowed)
     base = sim.config.public_url or f"{call.request.url.scheme}://{call.request.url.netloc}"
     agreement, charge_id = agreements.draft(sim.engine, data, call.key, base.rstrip("/"))
     return json_response(
@@ -255,106 +212,10 @@ OPERATIONS = (
 )
 
 
-# --------------------------------------------------------------------------- request pipeline
-
-
-def _check_headers(call_headers: Any, has_body: bool) -> None:
-    for name in SYSTEM_HEADERS:
-        value = call_headers.get(name)
-        if value is not None and len(value) > 30:
-            raise validation.validation_error([{"field": name, "text": "length must be at most 30"}])
-    if has_body:
-        content_type = call_headers.get("content-type")
-        if content_type is None:
-            raise Problem(400, "missing-request-header", "Missing request header Content-Type")
-        if not content_type.lower().startswith("application/json"):
-            raise Problem(415, "unsupported-media-type", f"Content-Type {content_type} is not supported")
-
-
-def process(sim: Simulator, op: Operation, request: Request, body: bytes) -> Response:
-    """Auth, headers, rate limit, idempotency, then the operation. Synchronous: one atomic step."""
-    now = sim.now()
-    path = request.url.path
-    headers = request.headers
-    try:
-        sim.tokens.check(headers, now)
-        _check_headers(headers, op.mutating and op.method != "DELETE")
-        key = validation.idempotency_key(headers.get("idempotency-key")) if op.mutating else ""
-        if sim.config.rate_limits_enabled:
-            params = request.path_params
-            rate_key = "|".join(key if part == "Idempotency-Key" else params[part] for part in op.rate_key)
-            sim.limiter.hit(op.operation_id, rate_key, now)
-        call = Call(sim, request, request.path_params, body, key)
-        if not op.mutating:
-            return op.run(call)
-        print_ = fingerprint(op.method, path, body)
-        stored = sim.idempotency.lookup(key, print_, now)
-        if stored is not None:
-            return Response(stored.body, stored.status, media_type=stored.media_type)
-        try:
-            response = op.run(call)
-        except Problem as problem:
-            response = problem.response(path)
-        if response.status_code < 500 and response.status_code != 429:
-            sim.idempotency.store(
-                key, Stored(print_, response.status_code, bytes(response.body), response.media_type, now)
-            )
-        return response
-    except Problem as problem:
-        return problem.response(path)
-
-
-def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
-    has_body = op.mutating and op.method != "DELETE"
-
-    async def handle(request: Request) -> Response:
-        sim: Simulator = request.app.state.simulator
-        plan = sim.faults.plan(op.operation_id)
-        if plan is not NO_FAULT:
-            if plan.drop_before and has_body:
-                # Take the whole request first: closing with unread bytes makes the kernel send RST.
-                await request.body()
-            early = await _injected(sim, plan, op.operation_id, request.url.path)
-            if early is not None:
-                return early
-        body = await request.body() if has_body else b""
-        response = process(sim, op, request, body)
-        sim.count(op.operation_id, response.status_code)
-        if plan.drop_after:
-            return DropConnection()
-        if plan.timeout_after:
-            await _sleep(sim.faults.config.timeout_seconds)
-        return response
-
-    return handle
-
-
-async def _injected(sim: Simulator, plan: FaultPlan, operation: str, path: str) -> Response | None:
-    """The planned delay, then the fault that answers instead of the operation (counted), if any."""
-    if plan.delay:
-        await _sleep(plan.delay)
-    early: Response | None = None
-    if plan.drop_before:
-        early = DropConnection()
-    elif plan.status_5xx is not None:
-        early = Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
-    elif plan.status_429:
-        retry = str(sim.faults.config.retry_after_seconds)
-        early = Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
-    if early is not None:
-        # A dropped connection has no status; 0 stands for it in the counts.
-        sim.count(operation, 0 if isinstance(early, DropConnection) else early.status_code)
-    return early
-
-
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 async def access_token(request: Request) -> Response:
     sim: Simulator = request.app.state.simulator
     if sim.faults.config.include_token_endpoint:
-        early = await _injected(sim, sim.faults.plan("AccessToken"), "AccessToken", request.url.path)
+        early = await pipeline.injected(sim, sim.faults.plan("AccessToken"), "AccessToken", request.url.path)
         if early is not None:
             return early
     now = sim.now()
@@ -368,15 +229,9 @@ async def access_token(request: Request) -> Response:
 
 
 def routes() -> list[Route]:
-    by_path: dict[str, dict[str, Operation]] = {}
-    for op in OPERATIONS:
-        by_path.setdefault(op.path, {})[op.method] = op
-    out = [
+    return [
         Route("/accesstoken/get", access_token, methods=["POST"]),
         # The Postman collection and quick start spell it this way.
         Route("/accessToken/get", access_token, methods=["POST"]),
+        *pipeline.routes(OPERATIONS),
     ]
-    for path, ops in by_path.items():
-        for method, op in ops.items():
-            out.append(Route(path, endpoint(op), methods=[method], name=op.operation_id))
-    return out

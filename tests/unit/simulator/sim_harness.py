@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import sim_spec as spec
 
+from tests.merchants import OWN, OWN_MSN, merchants_data
 from worker.simulator.app import create_app
 from worker.simulator.config import SimulatorConfig
 
@@ -53,8 +54,17 @@ class SyncASGIClient:
 
 
 class Vipps:
-    def __init__(self, config: SimulatorConfig | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        credentials: dict[str, str] | None = None,
+        msn: str | None = "123456",
+        **overrides: Any,
+    ) -> None:
         self.config = config or SimulatorConfig(**overrides)
+        # The token request's headers and the MSN header every call sends (None: none).
+        self.credentials = credentials or CREDENTIALS
+        self.msn = msn
         self.app = create_app(self.config)
         self.loop = asyncio.new_event_loop()
         self.http = SyncASGIClient(self.app, self.loop)
@@ -65,18 +75,24 @@ class Vipps:
         return self.app.state.simulator
 
     def fetch_token(self, **headers: str) -> httpx.Response:
-        response = self.http.post("/accesstoken/get", headers={**CREDENTIALS, **headers})
+        response = self.http.post("/accesstoken/get", headers={**self.credentials, **headers})
         self.check(response)
         return response
+
+    def login(self, credentials: dict[str, str], msn: str | None) -> None:
+        """Act with other keys (a token of theirs) for another MSN from now on."""
+        self.credentials, self.msn = credentials, msn
+        self.token = self.fetch_token().json()["access_token"]
 
     def headers(self, key: str | None = None) -> dict[str, str]:
         headers = {
             "Authorization": f"Bearer {self.token}",
-            "Ocp-Apim-Subscription-Key": "simulator-subscription-key",
-            "Merchant-Serial-Number": "123456",
+            "Ocp-Apim-Subscription-Key": self.credentials["Ocp-Apim-Subscription-Key"],
             "Vipps-System-Name": "tests",
             "Vipps-System-Version": "1",
         }
+        if self.msn is not None:
+            headers["Merchant-Serial-Number"] = self.msn
         if key is not None:
             headers["Idempotency-Key"] = key
         return headers
@@ -202,3 +218,14 @@ class Vipps:
 
     def problem_type(self, response: httpx.Response) -> str:
         return str(response.json()["type"]).rsplit("#", 1)[1]
+
+
+def many_merchants(**changes: dict[str, Any]) -> Vipps:
+    """A simulator serving tests/merchants.py's three merchants (``changes`` by MSN), as Gym One, on 2030-01-01."""
+    data = merchants_data()
+    for merchant in data["merchants"]:
+        merchant.update(changes.get(merchant["msn"], {}))
+    vipps = Vipps(SimulatorConfig(merchants=data, rate_limits_enabled=False), OWN.token_headers(), OWN_MSN)
+    vipps.set_clock("2030-01-01T10:00:00Z")
+    vipps.login(OWN.token_headers(), OWN_MSN)
+    return vipps
