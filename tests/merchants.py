@@ -96,3 +96,21 @@ def write_merchants_file(directory: Path, name: str = "merchants.json") -> Merch
     else:
         path.write_text(json.dumps(merchants_data(), indent=2))
     return MerchantsSetup(path)
+
+
+def worker_merchants_data(extra: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The same three merchants in the worker's ``MERCHANTS_FILE`` shape (partners by name; merchants name
+    their partner), plus ``extra`` merchant entries."""
+    partner = {"client_id": PARTNER.client_id, "client_secret": PARTNER.client_secret,
+               "subscription_key": PARTNER.subscription_key}
+    own = {"client_id": OWN.client_id, "client_secret": OWN.client_secret, "subscription_key": OWN.subscription_key}
+    return {"partners": {"platform": partner},
+            "merchants": [{"msn": OWN_MSN, "name": NAMES[OWN_MSN], **own},
+                          *({"msn": msn, "name": NAMES[msn], "partner": "platform"} for msn in PARTNER_MSNS),
+                          *(extra or [])]}
+
+
+def write_worker_merchants_file(directory: Path, extra: list[dict[str, Any]] | None = None) -> Path:
+    path = directory / "worker-merchants.json"
+    path.write_text(json.dumps(worker_merchants_data(extra), indent=2))
+    return path
