@@ -2,7 +2,8 @@
 
 The simulator answers 10 % of calls 5xx, 5 % 429 with Retry-After, holds 5 % of responses back after the
 effect was committed (the client times out) and drops 2 % of connections before processing. Two worker
-groups share an embedded Redis with AOF; worker groups are SIGKILLed three times and Redis is SIGKILLed and
+groups (serving two merchants, one with its own keys and one through a partner set, each with its own
+queues) share an embedded Redis with AOF; worker groups are SIGKILLed three times and Redis is SIGKILLed and
 restarted once while commands are in flight. Then:
 
 - every command ends in exactly one terminal outcome event (distinct event_ids), of the expected kind;
@@ -28,16 +29,21 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
-from tests.stack import Events, Simulator, Worker, due_in, producer, wait_for
+from tests.merchants import OWN_MSN, PARTNER_MSNS, worker_merchants_data, write_merchants_file
+from tests.stack import Events, Simulator, Worker, due_in, wait_for
+from worker.core.producer import Producer
 from worker.local.redis import EmbeddedRedis, redis_server_binary
+from worker.runtime.settings import WorkerSettings
 from worker.store.keys import Keys, command_ref
 
-MSN = "123456"  # the simulator's merchant
+# Two merchants: Gym One with its own keys and Yoga Two through the partner set (tests/merchants.py).
+MSNS = (OWN_MSN, PARTNER_MSNS[0])
 
 COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
 FSYNC = os.environ.get("CHAOS_FSYNC", "always")
@@ -126,11 +132,11 @@ def mix(rng: random.Random, n: int, agreements: list[str], charges: list[tuple[s
     return out
 
 
-def diagnose(client: redis.Redis, missing: list[str]) -> str:
+def diagnose(client: redis.Redis, missing: list[tuple[str, str]]) -> str:
     """Where the unfinished commands are: ledger status, queues, schedules."""
     statuses: collections.Counter[str] = collections.Counter()
-    for cid in missing:
-        status = client.hget(KEYS.command(command_ref(MSN, cid)), "status")
+    for msn, cid in missing:
+        status = client.hget(KEYS.command(command_ref(msn, cid)), "status")
         statuses[status.decode() if isinstance(status, bytes) else str(status)] += 1
     queues = {k.decode(): client.llen(k) for k in client.scan_iter(match="dramatiq:vipps.*") if client.type(k)
               == b"list"}
@@ -146,6 +152,7 @@ class World:
 
     agreements: list[str]
     charges: list[tuple[str, str]]
+    owner: dict[str, str]  # agreement_id -> its merchant's MSN
     command_ids: set[str]
     seconds: float
 
@@ -158,6 +165,7 @@ class Run:
     world: World
     outcomes: dict[str, dict[str, str]]
     duplicates: list[Any]
+    effects: list[dict[str, Any]]
     letters: list[dict[str, Any]]
     stats: dict[str, Any]
     log: list[str] = field(default_factory=list)
@@ -171,21 +179,22 @@ def set_up_world(p: Any, terminal: Terminal) -> World:
     """Faults off: active agreements with open charges to fetch and cancel."""
     started = time.monotonic()
     for i in range(AGREEMENTS):
-        p.send({"command_id": f"s-agr-{i}"} | AGREEMENT)
+        p.send({"command_id": f"s-agr-{i}", "msn": MSNS[i % 2]} | AGREEMENT)
     agreements = [terminal.events.wait(60, command_id=f"s-agr-{i}", type="agreement.created")["agreement_id"]
                   for i in range(AGREEMENTS)]
+    owner = {a: MSNS[i % 2] for i, a in enumerate(agreements)}
     for i, a in enumerate(agreements):
         p.send({"command_id": f"s-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
-                "phone_number": "4791234567"})
+                "phone_number": "4791234567", "msn": owner[a]})
     wait_for(lambda: all(terminal.events.of(command_id=f"s-acc-{i}", type="agreement.force_accepted")
                          for i in range(AGREEMENTS)), 60, what="agreements accepted")
     for i, a in enumerate(agreements):
         for j in range(CHARGES_PER_AGREEMENT):
-            p.send({"command_id": f"s-chg-{i}-{j}"} | charge(a, j))
+            p.send({"command_id": f"s-chg-{i}-{j}", "msn": owner[a]} | charge(a, j))
     wait_for(lambda: len([c for c in terminal.by_command() if c.startswith("s-chg-")])
              == AGREEMENTS * CHARGES_PER_AGREEMENT, 120, what="setup charges")
     charges = [(e["agreement_id"], e["charge_id"]) for e in terminal.events.of(type="charge.created")]
-    return World(agreements, charges, set(terminal.by_command()), time.monotonic() - started)
+    return World(agreements, charges, owner, set(terminal.by_command()), time.monotonic() - started)
 
 
 def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], done: Callable[[], int],
@@ -217,7 +226,8 @@ def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], d
     return log
 
 
-def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, str], started: float) -> None:
+def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, str], msn: dict[str, str],
+                   started: float) -> None:
     progress: list[tuple[float, int]] = []
 
     def all_done() -> bool:
@@ -228,7 +238,7 @@ def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, 
         wait_for(all_done, float(os.environ.get("CHAOS_WAIT_SECONDS", "600")), interval=1.0,
                  what="every command's outcome")
     except AssertionError:
-        print(diagnose(client, [c for c in expected if c not in terminal.by_command()]))
+        print(diagnose(client, [(msn[c], c) for c in expected if c not in terminal.by_command()]))
         print("  progress (s, done): " + ", ".join(f"{t:.0f}:{n}" for t, n in progress[::5]))
         raise
     print(f"\nchaos: all terminal after {time.monotonic() - started:.1f}s")
@@ -238,19 +248,37 @@ def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, 
     time.sleep(2.0)
 
 
+def with_merchants(commands: list[tuple[dict[str, Any], str]], owner: dict[str, str], rng: random.Random
+                   ) -> list[tuple[dict[str, Any], str]]:
+    """Each command as its agreement's merchant; new agreements and unknown ones go to either."""
+    return [(c | {"msn": owner.get(c.get("agreement_id", "")) or rng.choice(MSNS)}, e) for c, e in commands]
+
+
+def two_merchants(directory: Path) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(simulator arguments, worker environment) for the two merchants of the run."""
+    setup = write_merchants_file(directory)
+    data = worker_merchants_data()
+    data["merchants"] = [m for m in data["merchants"] if m["msn"] in MSNS]
+    worker_file = directory / "two-merchants.json"
+    worker_file.write_text(json.dumps(data))
+    return setup.simulator_args, WORKER_ENV | {"MERCHANTS_FILE": str(worker_file)}
+
+
 @pytest.fixture(scope="module")
-def run() -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     server = EmbeddedRedis(appendonly=True).start()
     client = redis.Redis.from_url(server.url, socket_timeout=10)
     client.config_set("appendfsync", FSYNC)
-    simulator = Simulator()
-    workers = [Worker(server.url, simulator.url, threads=8, env=WORKER_ENV) for _ in range(2)]
+    simulator_args, env = two_merchants(tmp_path_factory.mktemp("chaos"))
+    simulator = Simulator(*simulator_args)
+    workers = [Worker(server.url, simulator.url, threads=8, env=env) for _ in range(2)]
     terminal = Terminal(client)
     try:
-        p = producer(server.url)
+        p = Producer(server.url, layout=WorkerSettings().layout(MSNS))  # each merchant's own queues
         world = set_up_world(p, terminal)
         simulator.faults(**FAULTS)
-        commands = mix(random.Random(SEED), COMMANDS, world.agreements, world.charges)
+        rng = random.Random(SEED)
+        commands = with_merchants(mix(rng, COMMANDS, world.agreements, world.charges), world.owner, rng)
         for command, expected in commands:
             (p.send_raw if expected == "rejected" else p.send)(command)
         p.close()
@@ -258,8 +286,8 @@ def run() -> Iterator[Run]:
         expected_by_id = {c["command_id"]: e for c, e in commands}
         log = unleash(server, client, workers,
                       lambda: sum(1 for c in terminal.by_command() if c in expected_by_id), started)
-        await_outcomes(client, terminal, expected_by_id, started)
-        yield Run(commands, world, terminal.by_command(), simulator.effects(duplicates="true"),
+        await_outcomes(client, terminal, expected_by_id, {c["command_id"]: c["msn"] for c, _ in commands}, started)
+        yield Run(commands, world, terminal.by_command(), simulator.effects(duplicates="true"), simulator.effects(),
                   [json.loads(v) for v in client.hvals(KEYS.dead_letters)],
                   simulator.admin.get("/stats").raise_for_status().json(), log)
     finally:
@@ -309,3 +337,10 @@ def test_dead_letters_only_for_permanent_errors(run: Run) -> None:
     permanent = {cid for cid, e in expected.items() if e != "ok"}
     lettered = {letter["command_id"] for letter in run.letters}
     assert lettered == permanent, (sorted(permanent - lettered)[:10], sorted(lettered - permanent)[:10])
+
+
+def test_both_merchants_worked_and_no_effect_landed_on_the_other(run: Run) -> None:
+    assert {c["msn"] for c, _ in run.commands} == set(MSNS)
+    known = [e for e in run.effects if e["agreement_id"] in run.world.owner]
+    assert {e["msn"] for e in known} == set(MSNS)
+    assert [e for e in known if e["msn"] != run.world.owner[e["agreement_id"]]] == []
