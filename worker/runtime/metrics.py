@@ -21,7 +21,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 # Series that concern one merchant carry ``msn``: a configured merchant's MSN, else NO_MERCHANT (a command
-# that named no merchant of this deployment, a message that could not be read). Never a value from input.
+# that named no merchant of this deployment, an unreadable message on a shared queue). Never taken from input.
 NO_MERCHANT = "-"
 DEAD_LETTER_REASONS = ("invalid_command", "command_id_reused", "vipps_problem", "retries_exhausted", "undecodable",
                        "unknown_actor", "worker_error")

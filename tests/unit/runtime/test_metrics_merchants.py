@@ -169,3 +169,12 @@ def test_dead_letter_series_exist_from_the_start_for_every_merchant(runtime: Run
         for reason in metrics.DEAD_LETTER_REASONS:
             assert REGISTRY.get_sample_value("vipps_billing_dead_letters_added_total",
                                              {"msn": msn, "reason": reason}) is not None, (msn, reason)
+
+
+def test_an_unreadable_message_is_counted_for_the_merchant_whose_own_queue_held_it(runtime: Runtime) -> None:
+    counted = Series(*(("vipps_billing_dead_letters_added_total", {"msn": msn, "reason": "undecodable"})
+                       for msn in (GYM, metrics.NO_MERCHANT)))
+    runtime.sweeper.record_poison(b'{"msn": "222222", \xff', queue="vipps.charges.111111", reason="undecodable")
+    runtime.sweeper.record_poison(b'{"msn": "111111", \xfe', queue="vipps.charges", reason="undecodable")
+    runtime.sweeper.record_poison(b"\xfd", queue=None, reason="undecodable")
+    assert counted.growth() == [1, 2]
