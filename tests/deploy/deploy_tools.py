@@ -146,6 +146,15 @@ WORKER_METRICS = frozenset({
     "vipps_billing_outbox_oldest_age_seconds", "vipps_billing_watchlist_size", "vipps_billing_dead_letters",
     "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds", "vipps_billing_workers",
     "vipps_billing_orphaned_messages_requeued_total", "vipps_billing_redis_up",
+    "vipps_billing_dead_letters_added_total",
+})
+# The families that carry the merchant's `msn` label (README, "Metrics").
+MERCHANT_METRICS = frozenset({
+    "vipps_billing_vipps_requests_total", "vipps_billing_vipps_problems_total",
+    "vipps_billing_vipps_rate_limited_total", "vipps_billing_rate_budget_waits_total",
+    "vipps_billing_token_refreshes_total", "vipps_billing_commands_total", "vipps_billing_command_retries_total",
+    "vipps_billing_idempotent_replays_total", "vipps_billing_dead_letters_added_total", "vipps_billing_queue_depth",
+    "vipps_billing_queue_oldest_age_seconds",
 })
 HISTOGRAMS = frozenset({
     "dramatiq_message_duration_milliseconds", "vipps_billing_vipps_request_duration_seconds",
@@ -158,6 +167,7 @@ GRAFANA_SUBSTITUTIONS = {
     "$__rate_interval": "1m",
     "$__interval": "30s",
     "$__range": "1h",
+    "$msn": ".*",
     "$type": ".*",
     "$operation": ".*",
     "$queue": ".*",

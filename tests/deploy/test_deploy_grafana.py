@@ -4,6 +4,7 @@ no overlapping panels), every query is valid PromQL (promtool) over metrics the 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 from deploy_tools import (
     DASHBOARD,
     DRAMATIQ_METRICS,
+    MERCHANT_METRICS,
     RULE_FILES,
     WORKER_METRICS,
     family,
@@ -129,3 +131,26 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
     }
     assert wanted <= used, f"dashboard lacks {sorted(wanted - used)}"
+
+
+def test_a_merchant_variable_filters_every_query_over_a_merchant_metric() -> None:
+    variables = {var["name"]: var for var in dashboard()["templating"]["list"]}
+    msn = variables["msn"]
+    assert msn["query"]["query"] == msn["definition"] == "label_values(vipps_billing_commands_total, msn)"
+    assert msn["multi"] and msn["includeAll"] and msn["allValue"] == ".*"
+    for panel in query_panels():
+        for target in panel["targets"]:
+            names = {family(name) for name in metric_names(target["expr"])} & MERCHANT_METRICS
+            selectors = re.findall(r"(\w+)(\{[^}]*\})?", target["expr"])
+            for name, labels in selectors:
+                if name in names:
+                    assert 'msn=~"$msn"' in labels, f"{panel['title']!r}: {name} is not filtered by $msn"
+
+
+def test_merchants_are_compared_side_by_side() -> None:
+    legends = {target["legendFormat"] for panel in query_panels() for target in panel["targets"]
+               if "by (msn" in target["expr"]}
+    assert len(legends) >= 4 and all("{{msn}}" in legend for legend in legends), legends
+    used = {family(name) for expr in dashboard_exprs() if "by (msn" in expr for name in metric_names(expr)}
+    assert {"vipps_billing_commands_total", "vipps_billing_dead_letters_added_total",
+            "vipps_billing_queue_depth"} <= used, used

@@ -1,4 +1,8 @@
-"""What the pipeline reports as it works; the runtime turns it into metrics (as the Vipps client's observer)."""
+"""What the pipeline reports as it works; the runtime turns it into metrics (as the Vipps client's observer).
+
+Every report names the merchant: ``msn`` is a configured merchant's MSN, or None for a command that named
+no merchant of this deployment (the runtime labels those ``-``).
+"""
 
 from __future__ import annotations
 
@@ -11,18 +15,21 @@ class PipelineObserver:
     def waited_in_queue(self, queue: str, seconds: float) -> None:
         """A delivery started ``seconds`` after it was enqueued."""
 
-    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None) -> None:
+    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None, msn: str | None) -> None:
         """A delivery ended: succeeded, failed, dead_lettered, rejected, duplicate. With ``issued_at``, the
         command reached its outcome now."""
 
-    def retry_scheduled(self, command_type: str, reason: str) -> None:
+    def retry_scheduled(self, command_type: str, reason: str, msn: str | None) -> None:
         """A transient failure; the command is tried again later."""
 
-    def replayed(self, command_type: str) -> None:
+    def replayed(self, command_type: str, msn: str | None) -> None:
         """A finished command was delivered again; its events were re-published."""
 
-    def budget_wait(self, operation: str) -> None:
+    def budget_wait(self, operation: str, msn: str | None) -> None:
         """A call was not sent: our share of Vipps's rate limit for it is used up for now."""
+
+    def dead_lettered(self, reason: str, msn: str | None) -> None:
+        """A new record reached the dead-letter store (``reason`` as the record's)."""
 
     def published(self, kinds: list[str]) -> None:
         """Events of these types went onto the events queue."""

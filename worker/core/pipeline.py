@@ -103,13 +103,13 @@ class Pipeline:
             return self.reject(command, "command_id was used before for a different command", reused=True)
         if claim.status is ClaimStatus.DONE:
             self.ledger.observe(claim.events)
-            self.observer.replayed(cmd.type)
-            self.observer.finished(cmd.type, "duplicate", None)
+            self.observer.replayed(cmd.type, cmd.msn)
+            self.observer.finished(cmd.type, "duplicate", None, cmd.msn)
             return "duplicate"
         if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
             # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
             # re-drives it if its holder dies), so this delivery has nothing to add.
-            self.observer.finished(cmd.type, "duplicate", None)
+            self.observer.finished(cmd.type, "duplicate", None, cmd.msn)
             return "duplicate"
         try:
             if claim.budget_wait_ms:
@@ -129,7 +129,7 @@ class Pipeline:
 
     def _budget_exhausted(self, cmd: Command, wait: float, rule: str) -> errors.BudgetExhaustedError:
         operation = FIRST_CALL[cmd.type].id
-        self.observer.budget_wait(operation)
+        self.observer.budget_wait(operation, cmd.msn)
         return errors.BudgetExhaustedError(
             f"{operation}: rate budget exhausted, not sent; retry in {wait:.3f}s ({rule})", operation=operation,
             retry_after=wait)
@@ -165,7 +165,7 @@ class Pipeline:
             return "dead_lettered"
         self.ledger.retry_later(command_ref(cmd.msn, cmd.command_id), at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
-        self.observer.retry_scheduled(cmd.type, reason)
+        self.observer.retry_scheduled(cmd.type, reason, cmd.msn)
         log.info("retry scheduled", extra={"reason": reason, "delay_seconds": round(delay, 3),
                                            "attempt": used, "status": exc.status})
         return "retry"
@@ -180,19 +180,21 @@ class Pipeline:
         digest = hashlib.sha256(json.dumps(raw, sort_keys=True, default=str).encode()).hexdigest()
         problem: dict[str, Any] = {"reason": "command_id_reused" if reused else "invalid_command",
                                    "detail": detail, "errors": problems or []}
-        msn = self._msn_of(raw)
+        msn = self.msn_of(raw)
         origin = Origin(cid, _str_or_none(raw, "correlation_id"), msn, ctype)
         # The event before the dead letter: whoever sees the letter can see the event.
         self.ledger.observe([self.contexts.events.rejected(origin, digest, problem)])
-        self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
-                                         detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
-                                         problem=problem, payload=_bounded(raw), msn=msn))
-        self.observer.finished(ctype or "invalid", "rejected", None)
+        if self.dead_letters.add(DeadLetter(id=dead_letter_id("rejected", digest), reason=problem["reason"],
+                                            detail=detail, at_ms=now_ms(), command_id=cid, command_type=ctype,
+                                            problem=problem, payload=_bounded(raw), msn=msn)):
+            self.observer.dead_lettered(problem["reason"], msn)
+        self.observer.finished(ctype or "invalid", "rejected", None, msn)
         log.warning("command rejected", extra={"command_id": cid, "detail": detail})
         return "rejected"
 
-    def _msn_of(self, raw: Any) -> str | None:
-        """The merchant a rejected command names, when it is one of ours (never arbitrary input)."""
+    def msn_of(self, raw: Any) -> str | None:
+        """The merchant a command that could not be carried out names, when it is one of ours (never arbitrary
+        input); the only one, if it names none."""
         given = raw.get("msn") if isinstance(raw, dict) else None
         if isinstance(given, str) and self.contexts.merchants.get(given) is not None:
             return given
@@ -201,14 +203,15 @@ class Pipeline:
 
     def _dead_letter(self, cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
                      attempts: int) -> None:
-        self.dead_letters.add(DeadLetter(
-            id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason, detail=detail,
-            at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type, attempts=attempts, problem=problem,
-            payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn))
+        if self.dead_letters.add(DeadLetter(
+                id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason, detail=detail,
+                at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type, attempts=attempts,
+                problem=problem, payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn)):
+            self.observer.dead_lettered(reason, cmd.msn)
 
     def _done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
-        self.observer.finished(cmd.type, outcome, issued)
+        self.observer.finished(cmd.type, outcome, issued, cmd.msn)
 
 
 def _ids(cmd: Command) -> dict[str, Any]:

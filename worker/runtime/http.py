@@ -27,6 +27,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from worker.runtime import health
+from worker.runtime.metrics import NO_MERCHANT
 from worker.runtime.settings import WorkerSettings, get_settings
 from worker.store.keys import Layout
 from worker.store.state import RedisState, read_state
@@ -51,19 +52,21 @@ class RedisStateCollector(Collector):
             yield GaugeMetricFamily("vipps_billing_redis_up", "1 if Redis answered this scrape.", value=0)
             return
         yield GaugeMetricFamily("vipps_billing_redis_up", "1 if Redis answered this scrape.", value=1)
-        yield from state_gauges(state)
+        yield from state_gauges(state, self.layout)
 
 
-def state_gauges(state: RedisState) -> Iterator[GaugeMetricFamily]:
+def state_gauges(state: RedisState, layout: Layout) -> Iterator[GaugeMetricFamily]:
+    # `msn`: the merchant whose own queue it is, "-" for the shared queues (so a dashboard can sum per merchant).
     depth = GaugeMetricFamily("vipps_billing_queue_depth", "Messages in a queue by state.",
-                              labels=["queue", "state"])
+                              labels=["queue", "state", "msn"])
     oldest = GaugeMetricFamily("vipps_billing_queue_oldest_age_seconds",
-                               "Age of the oldest ready message in a queue.", labels=["queue"])
+                               "Age of the oldest ready message in a queue.", labels=["queue", "msn"])
     for name, q in state.queues.items():
-        depth.add_metric([name, "ready"], q.ready)
-        depth.add_metric([name, "delayed"], q.delayed)
-        depth.add_metric([name, "dead"], q.dead)
-        oldest.add_metric([name], q.oldest_age_seconds)
+        msn = layout.merchant_of(name) or NO_MERCHANT
+        depth.add_metric([name, "ready", msn], q.ready)
+        depth.add_metric([name, "delayed", msn], q.delayed)
+        depth.add_metric([name, "dead", msn], q.dead)
+        oldest.add_metric([name, msn], q.oldest_age_seconds)
     yield depth
     yield oldest
     yield GaugeMetricFamily("vipps_billing_outbox_pending", "Events written but not yet published.",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 
 from prometheus_client import Counter, Histogram
 
@@ -19,20 +20,29 @@ from worker.vipps.observer import NullObserver
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
+# Series that concern one merchant carry ``msn``: a configured merchant's MSN, else NO_MERCHANT (a command
+# that named no merchant of this deployment, an unreadable message on a shared queue). Never taken from input.
+NO_MERCHANT = "-"
+DEAD_LETTER_REASONS = ("invalid_command", "command_id_reused", "vipps_problem", "retries_exhausted", "undecodable",
+                       "unknown_actor", "worker_error")
+
 vipps_requests = Counter("vipps_billing_vipps_requests", "Calls to Vipps by operation and status class.",
-                         ["operation", "status_class"])
+                         ["operation", "status_class", "msn"])
 vipps_latency = Histogram("vipps_billing_vipps_request_duration_seconds", "Vipps call latency.", ["operation"],
                           buckets=LATENCY_BUCKETS)
 vipps_problems = Counter("vipps_billing_vipps_problems", "Vipps error responses by problem type.",
-                         ["operation", "problem_type"])
-vipps_rate_limited = Counter("vipps_billing_vipps_rate_limited", "429 responses from Vipps.", ["operation"])
+                         ["operation", "problem_type", "msn"])
+vipps_rate_limited = Counter("vipps_billing_vipps_rate_limited", "429 responses from Vipps.", ["operation", "msn"])
 budget_waits = Counter("vipps_billing_rate_budget_waits", "Calls held back by the shared rate budget.",
-                       ["operation"])
-token_refreshes = Counter("vipps_billing_token_refreshes", "Access token refreshes.", ["result"])
-commands = Counter("vipps_billing_commands", "Commands by type and outcome.", ["type", "outcome"])
-retries = Counter("vipps_billing_command_retries", "Command retries scheduled, by reason.", ["type", "reason"])
+                       ["operation", "msn"])
+token_refreshes = Counter("vipps_billing_token_refreshes", "Access token refreshes.", ["result", "msn"])
+commands = Counter("vipps_billing_commands", "Commands by type and outcome.", ["type", "outcome", "msn"])
+retries = Counter("vipps_billing_command_retries", "Command retries scheduled, by reason.",
+                  ["type", "reason", "msn"])
 replays = Counter("vipps_billing_idempotent_replays", "Redelivered finished commands whose events were re-sent.",
-                  ["type"])
+                  ["type", "msn"])
+dead_letters_added = Counter("vipps_billing_dead_letters_added", "Records added to the dead-letter store, by reason.",
+                             ["msn", "reason"])
 end_to_end = Histogram("vipps_billing_command_end_to_end_seconds", "From issued_at to the command's outcome.",
                        ["type"], buckets=END_TO_END_BUCKETS)
 queue_wait = Histogram("vipps_billing_queue_wait_seconds", "From enqueue to the start of processing.", ["queue"],
@@ -60,43 +70,60 @@ def status_class(status: int | None) -> str:
 
 
 class MetricsObserver(NullObserver):
-    """Feeds the Vipps client's observations into the metrics above."""
+    """Feeds one merchant's Vipps client's observations into the metrics above."""
+
+    def __init__(self, msn: str | None) -> None:
+        self.msn = msn or NO_MERCHANT
+        for result in ("success", "failure"):  # present from the start: the first failure is an increase
+            token_refreshes.labels(result, self.msn)
 
     def request_finished(self, operation: str, status: int | None, seconds: float, problem_type: str | None) -> None:
-        vipps_requests.labels(operation, status_class(status)).inc()
+        vipps_requests.labels(operation, status_class(status), self.msn).inc()
         vipps_latency.labels(operation).observe(seconds)
         if problem_type:
-            vipps_problems.labels(operation, problem_type).inc()
+            vipps_problems.labels(operation, problem_type, self.msn).inc()
 
     def rate_limited(self, operation: str, retry_after: float | None) -> None:
-        vipps_rate_limited.labels(operation).inc()
+        vipps_rate_limited.labels(operation, self.msn).inc()
 
     def budget_exhausted(self, operation: str, wait: float) -> None:
-        budget_waits.labels(operation).inc()
+        budget_waits.labels(operation, self.msn).inc()
 
     def token_refreshed(self, ok: bool) -> None:
-        token_refreshes.labels("success" if ok else "failure").inc()
+        token_refreshes.labels("success" if ok else "failure", self.msn).inc()
 
 
 class PipelineMetrics(PipelineObserver):
-    """Feeds what the pipeline reports into the metrics above."""
+    """Feeds what the pipeline reports into the metrics above, labelled with the configured ``msns`` only."""
+
+    def __init__(self, msns: Iterable[str]) -> None:
+        self.msns = frozenset(msns)
+        for msn in (*sorted(self.msns), NO_MERCHANT):  # present from the start: the first one is an increase
+            for reason in DEAD_LETTER_REASONS:
+                dead_letters_added.labels(msn, reason)
+
+    def label(self, msn: str | None) -> str:
+        return msn if msn is not None and msn in self.msns else NO_MERCHANT
 
     def waited_in_queue(self, queue: str, seconds: float) -> None:
         queue_wait.labels(queue).observe(seconds)
 
-    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None) -> None:
-        commands.labels(command_type, outcome).inc()
+    def finished(self, command_type: str, outcome: str, issued_at: dt.datetime | None, msn: str | None) -> None:
+        commands.labels(command_type, outcome, self.label(msn)).inc()
         if issued_at is not None:
             end_to_end.labels(command_type).observe(max(0.0, time.time() - issued_at.timestamp()))
 
-    def retry_scheduled(self, command_type: str, reason: str) -> None:
-        retries.labels(command_type, reason).inc()
+    def retry_scheduled(self, command_type: str, reason: str, msn: str | None) -> None:
+        retries.labels(command_type, reason, self.label(msn)).inc()
 
-    def replayed(self, command_type: str) -> None:
-        replays.labels(command_type).inc()
+    def replayed(self, command_type: str, msn: str | None) -> None:
+        replays.labels(command_type, self.label(msn)).inc()
 
-    def budget_wait(self, operation: str) -> None:
-        budget_waits.labels(operation).inc()
+    def budget_wait(self, operation: str, msn: str | None) -> None:
+        budget_waits.labels(operation, self.label(msn)).inc()
+
+    def dead_lettered(self, reason: str, msn: str | None) -> None:
+        dead_letters_added.labels(self.label(msn), reason).inc()
 
     def published(self, kinds: list[str]) -> None:
         events_published_all(kinds)

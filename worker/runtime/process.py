@@ -14,7 +14,7 @@ from typing import Any
 
 from dramatiq import Broker
 
-from schemas import EventType
+from schemas import COMMAND_TYPES, EventType
 from worker.core.events import EventBuilder, Origin, command_event_id
 from worker.core.handlers import Contexts
 from worker.core.pipeline import Pipeline
@@ -52,7 +52,7 @@ class Runtime:
         self.keys = layout.keys
         backends = redis_backends(self.redis)
         self.clients = MerchantClients(self.merchants, lambda s: VippsClient(
-            s, observer=metrics.MetricsObserver(), key_prefix=settings.key_prefix, **backends))
+            s, observer=metrics.MetricsObserver(s.msn), key_prefix=settings.key_prefix, **backends))
         self.relay = Relay(self.redis, layout, on_published=metrics.event_published)
         self.ledger = Ledger(self.redis, layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400,
@@ -72,10 +72,12 @@ class Runtime:
         self.watchlist = Watchlist(self.redis, self.keys)
         self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy)
         self.contexts = Contexts(self.clients, self.watcher, self.events)
+        self.observer = metrics.PipelineMetrics(self.merchants.msns)
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
-                                 broker_id=getattr(broker, "broker_id", "local"), observer=metrics.PipelineMetrics())
-        self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings)
+                                 broker_id=getattr(broker, "broker_id", "local"), observer=self.observer)
+        self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings,
+                               observer=self.observer)
         self.loops = Loops()
         self._orphans: dict[str, set[str]] = {}  # per queue: seen held by nobody on the last round
 
@@ -132,21 +134,23 @@ class Runtime:
         if message.actor_name == "__undecodable__":
             self.sweeper.record_poison(str(args[0]) if args else "", queue=None, reason="undecodable")
             return
-        self.dead_letters.add(DeadLetter(
-            id=dead_letter_id("message", message.message_id), reason=reason, detail=detail[:500], at_ms=now_ms(),
-            command_id=cid, command_type=str(command.get("type")) if command else None, queue=message.queue_name,
-            actor=message.actor_name, payload=command if command is not None else args))
+        ctype = command.get("type") if command else None
+        msn = self.pipeline.msn_of(command)
+        if self.dead_letters.add(DeadLetter(
+                id=dead_letter_id("message", message.message_id), reason=reason, detail=detail[:500], at_ms=now_ms(),
+                command_id=cid, command_type=str(ctype) if command else None, queue=message.queue_name,
+                actor=message.actor_name, payload=command if command is not None else args, msn=msn)):
+            self.observer.dead_lettered(reason, msn)
         if cid:
             kind = EventType.COMMAND_DEAD_LETTERED
-            ctype = command.get("type") if command else None
             correlation = command.get("correlation_id") if command else None
-            given = command.get("msn") if command else None
-            msn = given if isinstance(given, str) and self.merchants.get(given) else self.events.msn
-            origin = Origin(cid, correlation if isinstance(correlation, str) else None, msn,
+            stamped = msn or self.events.msn
+            origin = Origin(cid, correlation if isinstance(correlation, str) else None, stamped,
                             ctype if isinstance(ctype, str) else None)
             problem = {"reason": reason, "detail": detail[:500]}
-            self.ledger.observe([self.events.caused(origin, kind, command_event_id(msn, cid, kind), problem=problem)])
-            metrics.commands.labels(str(command.get("type")) if command else "invalid", "dead_lettered").inc()
+            self.ledger.observe([self.events.caused(origin, kind, command_event_id(stamped, cid, kind),
+                                                    problem=problem)])
+            self.observer.finished(ctype if ctype in COMMAND_TYPES else "invalid", "dead_lettered", None, msn)
 
 
 class RuntimeHolder:

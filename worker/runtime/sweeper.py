@@ -17,6 +17,7 @@ import time
 
 import redis
 
+from worker.core.observer import PipelineObserver
 from worker.runtime.broker import UNDECODABLE_ACTOR, is_decodable, poison_digest
 from worker.runtime.settings import WorkerSettings
 from worker.store.clock import now_ms
@@ -35,7 +36,7 @@ PUSH_MS = 30_000
 
 class Sweeper:
     def __init__(self, client: redis.Redis, layout: Layout, ledger: Ledger, dead_letters: DeadLetterStore,
-                 watchlist: Watchlist, settings: WorkerSettings) -> None:
+                 watchlist: Watchlist, settings: WorkerSettings, *, observer: PipelineObserver | None = None) -> None:
         self.redis = client
         self.layout = layout
         self.keys = layout.keys
@@ -43,6 +44,7 @@ class Sweeper:
         self.dead_letters = dead_letters
         self.watchlist = watchlist
         self.settings = settings
+        self.observer = observer or PipelineObserver()
         self.commands = CommandQueue(client, layout)
         self.schedules = Schedules(client)
         self._last_poison_scan = 0.0
@@ -124,8 +126,10 @@ class Sweeper:
 
     def record_poison(self, data: bytes | str, *, queue: str | None, reason: str) -> None:
         raw = data if isinstance(data, bytes) else data.encode()
-        self.dead_letters.add(DeadLetter(
-            id=dead_letter_id("poison", poison_digest(raw)), reason=reason, at_ms=now_ms(), queue=queue,
-            actor=UNDECODABLE_ACTOR, detail="message could not be decoded as a dramatiq message",
-            payload={"raw": raw.decode("utf-8", "replace")[:16_384]}))
+        if self.dead_letters.add(DeadLetter(
+                id=dead_letter_id("poison", poison_digest(raw)), reason=reason, at_ms=now_ms(), queue=queue,
+                actor=UNDECODABLE_ACTOR, detail="message could not be decoded as a dramatiq message",
+                payload={"raw": raw.decode("utf-8", "replace")[:16_384]})):
+            # Nothing in it can be read; a merchant's own queue still says whose it was.
+            self.observer.dead_lettered(reason, self.layout.merchant_of(queue) if queue else None)
 

@@ -29,7 +29,7 @@ def test_metrics_read_redis_state_when_it_answers(redis_client: redis.Redis) -> 
         response = http.get("/metrics")
         assert response.status_code == 200
         assert "vipps_billing_redis_up 1.0" in response.text
-        assert 'vipps_billing_queue_depth{queue="vipps.charges",state="ready"} 0.0' in response.text
+        assert 'vipps_billing_queue_depth{msn="-",queue="vipps.charges",state="ready"} 0.0' in response.text
         assert http.head("/metrics").status_code == 200
         assert http.get("/readyz").text == "ok\n"
 
@@ -55,3 +55,13 @@ def test_a_worker_whose_credentials_vipps_refused_is_not_ready(tmp_path: Path, r
         response = http.get("/readyz")
         assert response.status_code == 503 and "refused the credentials" in response.text and "42" in response.text
         assert http.get("/healthz").status_code == 200  # alive all the same: a restart would not help
+
+
+def test_queue_gauges_name_the_merchant_whose_queue_it_is(redis_client: redis.Redis) -> None:
+    layout = WorkerSettings().layout(("111111", "222222"))
+    with TestClient(make_app(redis_client, WorkerSettings(), None, layout)) as http:
+        text = http.get("/metrics").text
+    assert 'vipps_billing_queue_depth{msn="111111",queue="vipps.charges.111111",state="ready"} 0.0' in text
+    assert 'vipps_billing_queue_oldest_age_seconds{msn="222222",queue="vipps.agreements.222222"} 0.0' in text
+    for shared in ("vipps.agreements", "vipps.charges", "vipps.events"):
+        assert f'vipps_billing_queue_depth{{msn="-",queue="{shared}",state="dead"}} 0.0' in text
