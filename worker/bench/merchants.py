@@ -55,9 +55,9 @@ def fairness(lab: Lab, backlog: int, share: int) -> dict[str, Any]:
                 wait_until(target.all_succeeded([command["command_id"]], B), 120, f"B's {command['type']}",
                            every=0.01)
                 seconds[command["type"]] = round(time.monotonic() - start, 3)
-            a_done_meanwhile = len(target.finished_ms([f"fa-run-{i}" for i in range(backlog)], A))
+            a_done_by_then = len(target.finished_ms([f"fa-run-{i}" for i in range(backlog)], A))
         shares = _shares(lab, url, env, a_agreements, b_agreements, share)
-    return {"backlog": backlog, "b_seconds": seconds, "a_done_while_b_waited": a_done_meanwhile,
+    return {"backlog": backlog, "b_seconds": seconds, "a_done_when_b_was_done": a_done_by_then,
             "b_seconds_max": max(seconds.values()), **shares}
 
 
