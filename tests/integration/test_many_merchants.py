@@ -11,9 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
+from tests.integration.test_secrets import redis_dump
 from tests.merchants import NAMES, MerchantsSetup, write_merchants_file, write_worker_merchants_file
 from tests.stack import Events, Simulator, Worker, due_in, wait_for
 from worker.core.producer import Producer
@@ -30,8 +32,10 @@ AGREEMENT = {"type": "agreement.create", "product_name": "Membership", "pricing"
 class World:
     setup: MerchantsSetup
     simulator: Simulator
+    worker: Worker
     events: Events
     producer: Producer
+    redis: redis.Redis
 
     def send(self, msn: str | None, command_id: str, **fields: Any) -> None:
         self.producer.send({"command_id": command_id, **fields} | ({"msn": msn} if msn else {}))
@@ -54,7 +58,7 @@ def world(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     msns = (*setup.msns, STRAY, DISABLED)
     producer = Producer(redis_url, layout=WorkerSettings().layout(msns))
     try:
-        yield World(setup, simulator, Events(client), producer)
+        yield World(setup, simulator, worker, Events(client), producer, client)
     finally:
         producer.close()
         worker.stop()
@@ -171,3 +175,15 @@ def test_a_partner_set_used_for_a_merchant_it_does_not_manage_fails_with_vipps_r
     assert world.simulator.effects(msn=STRAY) == []
     world.send(world.setup.own_msn, "after-stray", **AGREEMENT)
     world.wait(world.setup.own_msn, command_id="after-stray", type="agreement.created")
+
+
+def test_no_merchant_or_partner_secret_is_written_anywhere(world: World, go_live: dict[str, dict[str, str]]
+                                                           ) -> None:
+    secrets = [getattr(keys, name).encode() for keys in (world.setup.own, world.setup.partner)
+               for name in ("client_id", "client_secret", "subscription_key")]
+    written = {"log": world.worker.output().encode(),
+               "metrics": httpx.get(f"http://127.0.0.1:{world.worker.metrics_port}/metrics", timeout=10).content,
+               **{f"redis {key}": value for key, value in redis_dump(world.redis, set()).items()}}
+    assert len(written) > 50  # the ledger, events, watchlist, token cache, ... were all read
+    leaks = [(where, secret.decode()) for where, text in written.items() for secret in secrets if secret in text]
+    assert leaks == []
