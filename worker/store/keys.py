@@ -73,6 +73,10 @@ class Keys:
         """watch member -> when it settled (ms): what was seen is kept this long for later comparisons."""
         return f"{self.prefix}:watch:settled"
 
+    def webhook_seen(self, digest: str) -> str:
+        """A delivery's body digest, kept while Vipps may deliver it again."""
+        return f"{self.prefix}:webhooks:seen:{digest}"
+
     @property
     def dead_letters(self) -> str:
         return f"{self.prefix}:dlq"
@@ -141,6 +145,8 @@ class Layout:
     charges_queue: str = "vipps.charges"
     events_queue: str = "vipps.events"
     events_actor: str = "vipps_event"
+    webhooks_queue: str = "vipps.webhooks"
+    webhooks_actor: str = "webhook_received"
 
     # With several merchants, each has its own pair of command queues (``vipps.charges.<msn>``): every queue has
     # its own consumer and prefetch, so one merchant's charge run cannot hold back another's work.
