@@ -32,6 +32,7 @@ class EventType(StrEnum):
     CHARGE_CANCELLED = "charge.cancelled"
     CHARGE_STATUS_CHANGED = "charge.status_changed"
     CHARGE_SNAPSHOT = "charge.snapshot"
+    CHARGE_CREATION_FAILED = "charge.creation_failed"
     COMMAND_FAILED = "command.failed"
     COMMAND_REJECTED = "command.rejected"
     COMMAND_DEAD_LETTERED = "command.dead_lettered"
@@ -88,6 +89,10 @@ class Event(BaseModel):
     problem: Problem | None = None
     attempts: int | None = None
     audit: Audit | None = Field(default=None, description="a command's outcome: its operator and reason, when given")
+    observed_by: str | None = Field(default=None, description="a transition: what saw it first: webhook, poll or "
+                                                              "command (a fetch)")
+    actor: str | None = Field(default=None, description="agreement.stopped: who stopped it, when Vipps said "
+                                                        "(USER, MERCHANT, ADMIN)")
 
     def wire(self) -> dict[str, Any]:
         """The event as published: JSON types, ``from``/``to`` in transitions; the common fields always

@@ -22,6 +22,8 @@ from tests.stack import Events, Simulator, Worker, producer, wait_for
 from worker.core.control import Control
 from worker.core.replay import decide
 from worker.runtime.settings import WorkerSettings
+from worker.store.keys import Layout
+from worker.store.webhooks import WebhookQueue
 from worker.vipps import load_settings
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas/json/event.schema.json").read_text())
@@ -139,6 +141,11 @@ def test_every_published_event_validates_against_the_json_schema(run: Run, redis
     pending = run.wait(command_id="ev-pending", type="agreement.created")["agreement_id"]
     run.simulator.advance(3 * 86_400)  # never accepted: Vipps lets it expire
     run.wait(type="agreement.expired", agreement_id=pending)
+    # A webhook (as the receiver queues it) for a charge Vipps could not create: a fetch agrees it is not there.
+    payload = {"agreementId": agreement_id, "chargeId": "chr-neverMade", "msn": "123456",
+               "eventType": "recurring.charge-creation-failed.v1"}
+    WebhookQueue(run.events.redis, Layout()).add(json.dumps(payload).encode(), {"payload": payload})
+    run.wait(type="charge.creation_failed", charge_id="chr-neverMade")
     run.send("ev-stop", type="agreement.update", agreement_id=agreement_id, status="STOPPED")
     run.wait(type="agreement.stopped", agreement_id=agreement_id)
 

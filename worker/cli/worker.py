@@ -69,8 +69,9 @@ def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
         "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
         "dramatiq_worker_timeout": "200",
     }
+    layout = layout or settings.layout()
     args = [sys.executable, "-m", "dramatiq", ENTRY, "--processes", str(processes),
-            "--threads", str(threads), "--queues", *(layout or settings.layout()).command_queues,
+            "--threads", str(threads), "--queues", *layout.command_queues, layout.webhooks_queue,
             "--worker-shutdown-timeout", str(int(settings.worker_shutdown_timeout_seconds * 1000)),
             "--skip-logging"]
     child = subprocess.Popen(args, env=env)

@@ -65,19 +65,31 @@ class EventBuilder:
                      **{k: v for k, v in fields.items() if v is not None})
 
     def agreement_status(self, agreement_id: str, old: str | None, new: str, origin: Origin,
-                         agreement: dict[str, Any] | None = None) -> Event:
-        """An agreement reached ``new``; one id per agreement and status, whoever saw it."""
+                         agreement: dict[str, Any] | None = None, *, via: str | None = None,
+                         actor: str | None = None) -> Event:
+        """An agreement reached ``new``; one id per agreement and status, whoever saw it (``via``)."""
         return self.caused(origin, AGREEMENT_EVENTS[new], event_id(agreement_id, "agreement-status", new),
                            agreement_id=agreement_id, transition={"from": old, "to": new},
-                           agreement=agreement or {"id": agreement_id, "status": new})
+                           agreement=agreement or {"id": agreement_id, "status": new}, observed_by=via,
+                           actor=actor if new == "STOPPED" else None)
 
     def charge_state(self, agreement_id: str, charge: dict[str, Any], old: str | None, signature: str,
-                     origin: Origin) -> Event:
-        """A charge changed (status or amounts); one id per charge and state signature."""
+                     origin: Origin, *, via: str | None = None) -> Event:
+        """A charge changed (status or amounts); one id per charge and state signature, whoever saw it."""
         return self.caused(origin, EventType.CHARGE_STATUS_CHANGED,
                            event_id(charge["id"], agreement_id, "charge-state", signature),
                            agreement_id=agreement_id, charge_id=charge["id"],
-                           transition={"from": old, "to": str(charge.get("status"))}, charge=charge)
+                           transition={"from": old, "to": str(charge.get("status"))}, charge=charge,
+                           observed_by=via)
+
+    def charge_creation_failed(self, agreement_id: str, charge_id: str, origin: Origin,
+                               reason: str | None) -> Event:
+        """Vipps reported that a charge it had accepted was not created after all (and a fetch agrees)."""
+        return self.caused(origin, EventType.CHARGE_CREATION_FAILED,
+                           event_id(charge_id, agreement_id, "charge-creation-failed"), agreement_id=agreement_id,
+                           charge_id=charge_id, observed_by="webhook",
+                           problem={"reason": "charge_creation_failed", "detail": reason} if reason else
+                           {"reason": "charge_creation_failed"})
 
     def rejected(self, origin: Origin, digest: str, problem: dict[str, Any]) -> Event:
         """Invalid input; the id comes from what was sent, so the same bytes are one rejection."""

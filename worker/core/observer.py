@@ -33,3 +33,7 @@ class PipelineObserver:
 
     def published(self, kinds: list[str]) -> None:
         """Events of these types went onto the events queue."""
+
+    def hint_handled(self, event_type: str, outcome: str, seconds: float | None) -> None:
+        """A webhook delivery was carried out (``outcome``: published, no_change, poll_soon, or why not),
+        ``seconds`` after the receiver took it."""

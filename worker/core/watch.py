@@ -39,6 +39,14 @@ LEASE_MS = 60_000
 
 
 @dataclass(frozen=True)
+class Hint:
+    """What a webhook said about a resource, besides its id: whose it is, and (on a stop) who stopped it."""
+
+    msn: str
+    actor: str | None = None
+
+
+@dataclass(frozen=True)
 class PollPolicy:
     agreement_start: float = 5.0
     agreement_every: float = 2.0
@@ -91,7 +99,9 @@ class Watcher:
         return WatchChange(agreement_member(agreement_id), now + first, state)
 
     def settle_agreement(self, agreement_id: str, status: str) -> WatchChange:
-        return WatchChange(agreement_member(agreement_id), REMOVE, {"status": status})
+        # Kept (not forgotten), so a late webhook or fetch of the final status is no second transition.
+        return WatchChange(agreement_member(agreement_id), SETTLE, {"kind": "agreement", "agreement_id": agreement_id,
+                                                                    "status": status})
 
     def start_charge(self, agreement_id: str, charge_id: str, cmd: c.CommandBase, *, due: dt.date | None,
                      retry_days: int) -> WatchChange:
@@ -114,11 +124,16 @@ class Watcher:
 
     # -- observations ----------------------------------------------------------------------------
 
-    def observe_agreement(self, agreement: dict[str, Any], origin: c.CommandBase | None = None
-                          ) -> tuple[list[Event], WatchChange | None]:
+    def observe_agreement(self, agreement: dict[str, Any], origin: c.CommandBase | None = None,
+                          hint: Hint | None = None) -> tuple[list[Event], WatchChange | None]:
+        """What a poll, a fetch command (``origin``) or a webhook's fetch (``hint``) found."""
         member = agreement_member(agreement["id"])
         state = self._state(member)
         status = str(agreement.get("status"))
+        if state is None and hint is not None:
+            # A webhook about an agreement we do not follow: follow it from now on; what it reports is news.
+            state = {"kind": "agreement", "agreement_id": agreement["id"], "status": None, "msn": hint.msn,
+                     "command_id": None, "started_ms": self._ms(), "interval": self.policy.agreement_every}
         if state is None:
             if origin is None or status != "ACTIVE" or not self.policy.agreement_active:
                 return [], None
@@ -129,8 +144,11 @@ class Watcher:
         events: list[Event] = []
         if status != state.get("status") and status in AGREEMENT_EVENTS:
             events.append(self.events.agreement_status(agreement["id"], state.get("status"), status,
-                                                       self._cause(origin, state), agreement))
-        if status in FINAL_AGREEMENT_STATUSES or (status == "ACTIVE" and not self.policy.agreement_active):
+                                                       self._cause(origin, state), agreement,
+                                                       via=_via(origin, hint), actor=hint.actor if hint else None))
+        if status in FINAL_AGREEMENT_STATUSES:
+            return events, WatchChange(member, SETTLE, state | {"status": status})
+        if status == "ACTIVE" and not self.policy.agreement_active:
             return events, WatchChange(member, REMOVE)
         if status == "ACTIVE":
             # ACTIVE lasts until a stop: ours comes as a command, the user's in the Vipps app shows only in a
@@ -148,21 +166,23 @@ class Watcher:
         state["interval"] = interval
         return events, WatchChange(member, self._ms() + int(interval * 1000), state)
 
-    def observe_charge(self, agreement_id: str, charge: dict[str, Any], origin: c.CommandBase | None = None
-                       ) -> tuple[list[Event], WatchChange | None]:
+    def observe_charge(self, agreement_id: str, charge: dict[str, Any], origin: c.CommandBase | None = None,
+                       hint: Hint | None = None) -> tuple[list[Event], WatchChange | None]:
+        """What a poll, a fetch command (``origin``) or a webhook's fetch (``hint``) found."""
         member = charge_member(agreement_id, charge["id"])
         state = self._state(member)
         if state is None:
-            if origin is None:
+            if origin is None and hint is None:
                 return [], None
-            state = {"kind": "charge", "agreement_id": agreement_id, "charge_id": charge["id"], "status": None,
+            state = {"msn": hint.msn} if hint is not None else {}
+            state |= {"kind": "charge", "agreement_id": agreement_id, "charge_id": charge["id"], "status": None,
                      "sig": None, "started_ms": self._ms(), "retry_days": charge.get("retryDays") or 0}
         sig = charge_signature(charge)
         status = str(charge.get("status"))
         events: list[Event] = []
         if sig != state.get("sig"):
             events.append(self.events.charge_state(agreement_id, charge, state.get("status"), sig,
-                                                   self._cause(origin, state)))
+                                                   self._cause(origin, state), via=_via(origin, hint)))
             state["await_change"] = False
         state["status"], state["sig"] = status, sig
         due = charge.get("due")
@@ -245,3 +265,7 @@ class Watcher:
     def _ms(self) -> int:
         return int(self.clock() * 1000)
 
+
+def _via(origin: c.CommandBase | None, hint: Hint | None) -> str:
+    """What saw a transition first: a webhook's fetch, a fetch command, or the poller."""
+    return "webhook" if hint is not None else "command" if origin is not None else "poll"

@@ -76,4 +76,20 @@ def declare(broker: BillingRedisBroker, layout: Layout, settings: WorkerSettings
                                   time_limit=int((REDIS_OUTAGE_LIMIT_SECONDS + settings.lease_seconds * 4) * 1000))
         return decorate(run)
 
-    return {command_type: make(command_type) for command_type in COMMAND_TYPES}
+    declared = {command_type: make(command_type) for command_type in COMMAND_TYPES}
+    declared["webhook"] = declare_webhooks(broker, layout, runtime)
+    return declared
+
+
+def declare_webhooks(broker: BillingRedisBroker, layout: Layout, runtime: RuntimeHolder) -> dramatiq.Actor[Any, Any]:
+    """The actor of verified webhook deliveries (put on their queue by the receiver): each one a hint to fetch.
+
+    dramatiq acks it once the fetch's findings are recorded; a worker that dies first leaves it to be
+    delivered again, which publishes nothing twice (the watcher compares with what was last seen)."""
+
+    def run(delivery: dict[str, Any]) -> None:
+        runtime.get(broker).hints.handle(delivery)
+
+    run.__name__ = layout.webhooks_actor
+    return dramatiq.actor(actor_name=layout.webhooks_actor, queue_name=layout.webhooks_queue, broker=broker,
+                          priority=PRIORITY["agreement"], max_retries=5, min_backoff=1000, max_backoff=60_000)(run)

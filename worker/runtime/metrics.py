@@ -24,7 +24,8 @@ END_TO_END_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300
 # that named no merchant of this deployment, an unreadable message on a shared queue). Never taken from input.
 NO_MERCHANT = "-"
 DEAD_LETTER_REASONS = ("invalid_command", "command_id_reused", "vipps_problem", "retries_exhausted", "undecodable",
-                       "unknown_actor", "worker_error")
+                       "unknown_actor", "worker_error", "webhook_unknown_merchant", "webhook_unreadable",
+                       "webhook_fetch_refused")
 
 vipps_requests = Counter("vipps_billing_vipps_requests", "Calls to Vipps by operation and status class.",
                          ["operation", "status_class", "msn"])
@@ -47,6 +48,10 @@ end_to_end = Histogram("vipps_billing_command_end_to_end_seconds", "From issued_
                        ["type"], buckets=END_TO_END_BUCKETS)
 queue_wait = Histogram("vipps_billing_queue_wait_seconds", "From enqueue to the start of processing.", ["queue"],
                        buckets=END_TO_END_BUCKETS)
+webhook_hints = Counter("vipps_billing_webhook_hints", "Webhook deliveries carried out by the worker, by event "
+                        "type and outcome (published, no_change, poll_soon, or why not).", ["event", "outcome"])
+webhook_to_event = Histogram("vipps_billing_webhook_to_event_seconds", "From the receiver taking a delivery to "
+                             "the worker publishing what its fetch found.", buckets=LATENCY_BUCKETS)
 events_published = Counter("vipps_billing_events_published", "Events put on the events queue.", ["type"])
 orphans_requeued = Counter("vipps_billing_orphaned_messages_requeued",
                            "Fetched messages held by no worker of the process, put back on their queue.", ["queue"])
@@ -127,3 +132,8 @@ class PipelineMetrics(PipelineObserver):
 
     def published(self, kinds: list[str]) -> None:
         events_published_all(kinds)
+
+    def hint_handled(self, event_type: str, outcome: str, seconds: float | None) -> None:
+        webhook_hints.labels(event_type, outcome).inc()
+        if seconds is not None and outcome == "published":
+            webhook_to_event.observe(seconds)

@@ -17,6 +17,7 @@ from dramatiq import Broker
 from schemas import COMMAND_TYPES, EventType
 from worker.core.events import EventBuilder, Origin, command_event_id
 from worker.core.handlers import Contexts
+from worker.core.hints import Hints
 from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
 from worker.runtime import metrics
@@ -76,6 +77,7 @@ class Runtime:
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=self.observer)
+        self.hints = Hints(self.clients, self.watcher, self.ledger, self.dead_letters, observer=self.observer)
         self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings,
                                observer=self.observer)
         self.loops = Loops()
