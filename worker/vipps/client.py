@@ -243,6 +243,28 @@ class VippsClient:
 
     # --- helpers ------------------------------------------------------------------------------
 
+    # --- webhooks (registration; the receiver verifies what Vipps then sends) --------------------
+
+    def register_webhook(self, url: str, events: list[str]) -> models.RegisteredWebhook:
+        """Register ``url`` for ``events``; the answer holds the registration's secret, which Vipps shows once."""
+        op = ops.REGISTER_WEBHOOK
+        with self._logged(op.id):
+            try:
+                body = models.RegisterWebhook(url=url, events=events)
+            except ValidationError as exc:
+                from schemas.problems import one_line
+
+                raise RequestValidationError(f"{op.id}: {one_line(exc)}", operation=op.id) from None
+            return parse(op.id, self._sender.send(op, body=body), models.RegisteredWebhook)
+
+    def list_webhooks(self) -> list[models.Webhook]:
+        return self._fetch(ops.LIST_WEBHOOKS, models.Webhooks).webhooks
+
+    def delete_webhook(self, webhook_id: str) -> None:
+        op = ops.DELETE_WEBHOOK
+        with self._logged(op.id):
+            self._sender.send(op, path={"webhookId": webhook_id})
+
     def _fetch(
         self, op: ops.Operation, model: type[M], *, agreement_id: str | None = None, charge_id: str | None = None
     ) -> M:

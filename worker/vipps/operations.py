@@ -35,6 +35,13 @@ REFUND_CHARGE = Operation(
     "RefundChargeV3", "POST", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}/refund", True
 )
 
+# The Webhooks API (webhooks-v1-openapi.yaml names no operationIds; these are ours). Registering is not
+# idempotent at Vipps: the CLI sends it once, without retries.
+REGISTER_WEBHOOK = Operation("RegisterWebhook", "POST", "/webhooks/v1/webhooks", False)
+LIST_WEBHOOKS = Operation("GetWebhooks", "GET", "/webhooks/v1/webhooks", False)
+DELETE_WEBHOOK = Operation("DeleteWebhook", "DELETE", "/webhooks/v1/webhooks/{webhookId}", False)
+WEBHOOK_OPERATIONS: tuple[Operation, ...] = (REGISTER_WEBHOOK, LIST_WEBHOOKS, DELETE_WEBHOOK)
+
 V3_OPERATIONS: tuple[Operation, ...] = (
     LIST_AGREEMENTS,
     DRAFT_AGREEMENT,
@@ -50,7 +57,7 @@ V3_OPERATIONS: tuple[Operation, ...] = (
     REFUND_CHARGE,
 )
 
-_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS)}
+_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS, *WEBHOOK_OPERATIONS)}
 
 
 def by_id(operation_id: str) -> Operation:

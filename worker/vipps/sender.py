@@ -81,8 +81,9 @@ class Sender:
         idempotency_key: str | None = None,
         params: Mapping[str, str] | None = None,
         continuation: str | None = None,
+        path: Mapping[str, str] | None = None,
     ) -> httpx.Response:
-        request = self._request(op, agreement_id, charge_id, body, idempotency_key, params, continuation)
+        request = self._request(op, agreement_id, charge_id, body, idempotency_key, params, continuation, path)
         values = self.budget_values(agreement_id, charge_id, idempotency_key if op.idempotent else None)
         attempt, maybe_applied = 0, False
         while True:
@@ -125,8 +126,9 @@ class Sender:
         idempotency_key: str | None,
         params: Mapping[str, str] | None,
         continuation: str | None,
+        path: Mapping[str, str] | None = None,
     ) -> httpx.Request:
-        path_values: dict[str, str] = {}
+        path_values = {name: path_segment(value, name, op.id) for name, value in (path or {}).items()}
         if agreement_id is not None:
             path_values["agreementId"] = path_segment(agreement_id, "agreement_id", op.id)
         if charge_id is not None:

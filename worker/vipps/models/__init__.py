@@ -73,6 +73,7 @@ from worker.vipps.models.common import (
     TolerantTransactionType,
     UtcDateTime,
 )
+from worker.vipps.models.webhooks import RegisteredWebhook, RegisterWebhook, Webhook, Webhooks
 
 __all__ = [
     "CANCELLABLE_CHARGE_STATUSES",
@@ -123,6 +124,8 @@ __all__ = [
     "PricingType",
     "PricingUpdateRequest",
     "RefundRequest",
+    "RegisterWebhook",
+    "RegisteredWebhook",
     "RequestModel",
     "ResponseModel",
     "SuggestedMaxAmount",
@@ -141,4 +144,6 @@ __all__ = [
     "TolerantTransactionType",
     "TransactionType",
     "UtcDateTime",
+    "Webhook",
+    "Webhooks",
 ]
