@@ -55,6 +55,11 @@ class PollPolicy:
     agreement_active: float = 86_400.0     # re-check ACTIVE agreements this often; 0: forget them
     charge_every: float | None = None     # fixed interval instead of the processing rounds
     charge_give_up_days: int = 20
+    # While webhooks arrive (one within the last ``webhooks_healthy`` seconds), a PENDING agreement is polled
+    # at most every ``agreement_max_with_webhooks`` seconds: the webhook tells first. When they go quiet, the
+    # next check is back on the normal schedule.
+    webhooks_healthy: float = 3600.0
+    agreement_max_with_webhooks: float = 120.0
 
 
 def charge_signature(charge: dict[str, Any]) -> str:
@@ -79,7 +84,8 @@ def next_charge_check(now: dt.datetime, due: dt.date, retry_days: int) -> dt.dat
 
 class Watcher:
     def __init__(self, clients: MerchantClients, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
-                 policy: PollPolicy, clock: Callable[[], float] = time.time) -> None:
+                 policy: PollPolicy, clock: Callable[[], float] = time.time,
+                 last_webhook_ms: Callable[[], int | None] = lambda: None) -> None:
         self.clients = clients
         self.watchlist = watchlist
         self.ledger = ledger
@@ -87,6 +93,7 @@ class Watcher:
         self.msn = events.msn
         self.policy = policy
         self.clock = clock
+        self.last_webhook_ms = last_webhook_ms
 
     # -- what commands ask for -------------------------------------------------------------------
 
@@ -162,7 +169,7 @@ class Watcher:
         if self._ms() - started > self.policy.agreement_give_up * 1000:
             log.warning("giving up watching agreement", extra={"agreement_id": agreement["id"], "status": status})
             return events, WatchChange(member, REMOVE)
-        interval = min(float(state.get("interval", self.policy.agreement_every)) * 1.2, self.policy.agreement_max)
+        interval = min(float(state.get("interval", self.policy.agreement_every)) * 1.2, self._agreement_max())
         state["interval"] = interval
         return events, WatchChange(member, self._ms() + int(interval * 1000), state)
 
@@ -247,6 +254,12 @@ class Watcher:
         at = next_charge_check(dt.datetime.fromtimestamp(now / 1000, dt.UTC),
                                dt.date.fromisoformat(state["due"]), int(state.get("retry_days") or 0))
         return int(at.timestamp() * 1000) if at else None
+
+    def _agreement_max(self) -> float:
+        last = self.last_webhook_ms()
+        healthy = last is not None and self._ms() - last < self.policy.webhooks_healthy * 1000
+        return max(self.policy.agreement_max, self.policy.agreement_max_with_webhooks) if healthy else \
+            self.policy.agreement_max
 
     def _client(self, state: dict[str, Any]) -> VippsClient:
         """The client of the merchant the watch was started for (watches from before merchants: the only one)."""

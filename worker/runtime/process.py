@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +34,7 @@ from worker.store.ledger import Ledger
 from worker.store.outbox import Relay
 from worker.store.vipps_state import redis_backends
 from worker.store.watchlist import Watchlist
+from worker.store.webhooks import WebhookQueue
 from worker.vipps import VippsClient, VippsSettings, load_settings
 from worker.vipps.config import VippsEnvironment
 from worker.vipps.merchant_clients import MerchantClients
@@ -71,7 +73,8 @@ class Runtime:
         only = self.merchants.only
         self.events = EventBuilder(msn=only.msn if only else None, now=lambda: dt.datetime.now(dt.UTC))
         self.watchlist = Watchlist(self.redis, self.keys)
-        self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy)
+        self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy,
+                               last_webhook_ms=cached(WebhookQueue(self.redis, layout).last_delivery_ms, 10.0))
         self.contexts = Contexts(self.clients, self.watcher, self.events)
         self.observer = metrics.PipelineMetrics(self.merchants.msns)
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
@@ -153,6 +156,18 @@ class Runtime:
             self.ledger.observe([self.events.caused(origin, kind, command_event_id(stamped, cid, kind),
                                                     problem=problem)])
             self.observer.finished(ctype if ctype in COMMAND_TYPES else "invalid", "dead_lettered", None, msn)
+
+
+def cached(read: Callable[[], Any], seconds: float) -> Callable[[], Any]:
+    """``read``, called at most once every ``seconds`` (the answer kept in between)."""
+    kept: list[Any] = [None, -1.0]
+
+    def get() -> Any:
+        if time.monotonic() - kept[1] > seconds:
+            kept[:] = [read(), time.monotonic()]
+        return kept[0]
+
+    return get
 
 
 class RuntimeHolder:

@@ -73,6 +73,11 @@ class Keys:
         """watch member -> when it settled (ms): what was seen is kept this long for later comparisons."""
         return f"{self.prefix}:watch:settled"
 
+    @property
+    def webhook_last(self) -> str:
+        """When a genuine webhook delivery last arrived (ms)."""
+        return f"{self.prefix}:webhooks:last_ms"
+
     def webhook_seen(self, digest: str) -> str:
         """A delivery's body digest, kept while Vipps may deliver it again."""
         return f"{self.prefix}:webhooks:seen:{digest}"

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import redis
 
 from worker.store import scripts
+from worker.store.clock import now_ms
 from worker.store.keys import Layout
 from worker.store.messages import encode_message
 
@@ -26,6 +27,7 @@ class OnceKeys(NamedTuple):
     queue: str
     messages: str
     dedupe: str
+    last: str
 
 
 def body_digest(body: bytes) -> str:
@@ -47,5 +49,10 @@ class WebhookQueue:
         redis_id, message = encode_message(layout.webhooks_queue, layout.webhooks_actor,
                                            delivery | {"digest": digest}, message_id=digest)
         keys = OnceKeys(dq.queue(layout.webhooks_queue), dq.messages(layout.webhooks_queue),
-                        layout.keys.webhook_seen(digest))
-        return bool(self._enqueue_once(keys=list(keys), args=[redis_id, message, self.seen_seconds]))
+                        layout.keys.webhook_seen(digest), layout.keys.webhook_last)
+        return bool(self._enqueue_once(keys=list(keys), args=[redis_id, message, self.seen_seconds, now_ms()]))
+
+    def last_delivery_ms(self) -> int | None:
+        """When a genuine delivery last arrived, if ever."""
+        value = self.redis.get(self.layout.keys.webhook_last)
+        return int(value) if value else None
