@@ -1,8 +1,8 @@
 """Shared fixtures: a real Redis (the machine's, or an embedded one) for every test that asks.
 
-The suite is hermetic: whatever the caller's shell holds for the worker's settings (``VIPPS_*``,
-``REDIS_URL``, ``KEY_PREFIX``, ...), it is removed before any test runs, so every worker, simulator
-and CLI the tests start gets only what the test gives it; and the test process itself refuses to
+The suite is hermetic: whatever the caller's shell holds for the worker's and the webhook receiver's
+settings (``VIPPS_*``, ``REDIS_URL``, ``KEY_PREFIX``, ``WEBHOOK_*``, ...), it is removed before any test
+runs, so every worker, receiver, simulator and CLI the tests start gets only what the test gives it; and the test process itself refuses to
 connect anywhere but loopback, so no test can reach the real Vipps. ``TEST_REDIS_URL`` (default
 ``redis://127.0.0.1:6379``) names the Redis server the tests may use, ``TEST_REDIS_DB`` its database.
 """
@@ -20,6 +20,7 @@ import redis
 
 from worker.local.redis import DEFAULT_URL, EmbeddedRedis, redis_answers
 from worker.runtime.settings import WorkerSettings
+from worker.webhooks.settings import WebhookSettings
 
 # Tests own one logical database so they never touch a developer's data in db 0.
 TEST_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
@@ -28,7 +29,8 @@ TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or DEFAULT_URL
 
 def caller_settings() -> list[str]:
     """Environment variables that would configure a worker, a CLI or the simulator started by a test."""
-    names = {name.upper() for name in WorkerSettings.model_fields} | {"PROMETHEUS_MULTIPROC_DIR"}
+    names = {name.upper() for model in (WorkerSettings, WebhookSettings) for name in model.model_fields}
+    names |= {"PROMETHEUS_MULTIPROC_DIR"}
     return sorted(k for k in os.environ if k in names or k.startswith(("VIPPS_", "SIMULATOR_", "MERCHANTS_")))
 
 

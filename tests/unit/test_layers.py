@@ -33,8 +33,9 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
                          "worker.webhooks", "worker.local", "worker.bench", "worker.vipps", "schemas", "dramatiq",
                          "redis", "tests"),
     "worker.runtime": ("typer", "rich", "worker.cli", "worker.console", "worker.local", "worker.bench", "tests"),
-    "worker.webhooks": ("dramatiq", "typer", "rich", "worker.runtime", "worker.cli", "worker.console",
-                        "worker.local", "worker.bench", "tests"),
+    # The receiver verifies, stores and hands on: store, vipps and schemas only, no worker logic nor queue consumer.
+    "worker.webhooks": ("dramatiq", "typer", "rich", "worker.core", "worker.runtime", "worker.cli", "worker.console",
+                        "worker.local", "worker.bench", "worker.simulator", "tests"),
     "worker.console": ("dramatiq", "typer", "worker.runtime", "worker.cli", "worker.local", "worker.bench", "tests"),
     "worker.local": ("worker.cli", "worker.bench", "worker.console", "tests"),
     "worker.bench": ("worker.cli", "worker.console", "tests"),
@@ -105,6 +106,10 @@ def test_no_import_crosses_an_arrow_the_wrong_way() -> None:
     ("worker.simulator.app", "from worker import vipps\n"),
     ("worker.runtime.process", "from worker.cli.common import fail\n"),
     ("schemas.events", "from worker.store.keys import Keys\n"),
+    ("worker.webhooks.app", "from worker.core.events import EventBuilder\n"),
+    ("worker.webhooks.main", "from worker.runtime.settings import WorkerSettings\n"),
+    ("worker.webhooks.intake", "import dramatiq\n"),
+    ("worker.webhooks.app", "from ..cli import common\n"),
 ])
 def test_the_checker_catches_a_wrong_import(module: str, source: str) -> None:
     assert violations(source, module)
@@ -114,6 +119,9 @@ def test_the_checker_allows_the_arrows() -> None:
     assert not violations("from worker.store.ledger import Ledger\nfrom worker.vipps import errors\n"
                           "from schemas import Event\n", "worker.core.pipeline")
     assert not violations("from worker.simulator.engine import Engine\nimport httpx\n", "worker.simulator.cli")
+    assert not violations("from worker.store.webhooks import WebhookQueue\nfrom worker.vipps import errors\n"
+                          "from schemas.problems import one_line\nimport starlette\nimport redis\n",
+                          "worker.webhooks.main")
 
 
 def test_importing_any_module_changes_no_global_state() -> None:
