@@ -2,9 +2,10 @@
 
 The suite is hermetic: whatever the caller's shell holds for the worker's and the webhook receiver's
 settings (``VIPPS_*``, ``REDIS_URL``, ``KEY_PREFIX``, ``WEBHOOK_*``, ...), it is removed before any test
-runs, so every worker, receiver, simulator and CLI the tests start gets only what the test gives it; and the test process itself refuses to
-connect anywhere but loopback, so no test can reach the real Vipps. ``TEST_REDIS_URL`` (default
-``redis://127.0.0.1:6379``) names the Redis server the tests may use, ``TEST_REDIS_DB`` its database.
+runs, so every worker, receiver, simulator and CLI the tests start gets only what the test gives it; and
+the test process itself refuses to connect anywhere but loopback, so no test can reach the real Vipps.
+``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``) names the Redis server the tests may use,
+``TEST_REDIS_DB`` its database.
 """
 
 from __future__ import annotations
