@@ -1,12 +1,15 @@
 """deploy/k8s: every kustomization renders (kustomize), core objects validate strictly
 (kubernetes-validate), KEDA objects validate against the KEDA CRD models with unknown fields
-forbidden, and the worker's operational invariants hold in every overlay."""
+forbidden, and the worker's and the webhook receiver's operational invariants hold in every overlay:
+the Ingress routes the registered URL to the receiver and nothing else, and NetworkPolicies leave
+worker pods reachable for metrics scrapes only."""
 
 from __future__ import annotations
 
 import re
 from functools import cache
 from typing import Any
+from urllib.parse import urlsplit
 
 import cloudcoil.pydantic
 import pydantic
@@ -26,6 +29,8 @@ KEDA_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "TriggerAuthentication": keda.TriggerAuthentication,
 }
 COMMAND_LISTS = {"dramatiq:vipps.agreements", "dramatiq:vipps.charges"}
+WORKER, RECEIVER = "vipps-billing-worker", "vipps-billing-webhooks"
+WORKER_CONFIG, RECEIVER_CONFIG = "vipps-billing-worker-config", "vipps-billing-webhooks-config"
 
 
 @cache
@@ -37,23 +42,29 @@ def objects(target: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(rendered(target)) if doc]
 
 
-def one(target: str, kind: str) -> dict[str, Any]:
-    found = [doc for doc in objects(target) if doc["kind"] == kind]
-    assert len(found) == 1, f"{target}: expected one {kind}, found {len(found)}"
+def one(target: str, kind: str, name: str | None = None) -> dict[str, Any]:
+    """The object of a kind (with that name, or the generated name that starts with it, for ConfigMaps)."""
+    found = [doc for doc in objects(target) if doc["kind"] == kind and (
+        name is None or doc["metadata"]["name"] == name or doc["metadata"]["name"].startswith(f"{name}-"))]
+    assert len(found) == 1, f"{target}: expected one {kind} {name or ''}, found {len(found)}"
     return found[0]
 
 
-def config(target: str) -> dict[str, str]:
-    data = one(target, "ConfigMap")["data"]
+def config(target: str, name: str = WORKER_CONFIG) -> dict[str, str]:
+    data = one(target, "ConfigMap", name)["data"]
     assert isinstance(data, dict)
     return data
 
 
-def worker_container(target: str) -> dict[str, Any]:
-    containers = one(target, "Deployment")["spec"]["template"]["spec"]["containers"]
-    assert [c["name"] for c in containers] == ["worker"]
+def container_of(target: str, deployment: str, name: str) -> dict[str, Any]:
+    containers = one(target, "Deployment", deployment)["spec"]["template"]["spec"]["containers"]
+    assert [c["name"] for c in containers] == [name]
     container: dict[str, Any] = containers[0]
     return container
+
+
+def worker_container(target: str) -> dict[str, Any]:
+    return container_of(target, WORKER, "worker")
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -66,7 +77,8 @@ def test_core_objects_validate_strictly(target: str) -> None:
     core = [doc for doc in objects(target) if doc["kind"] not in KEDA_MODELS]
     passed = re.findall(r"passed for resource (\S+)", output)
     assert len(passed) == len(core), output
-    assert {doc["kind"] for doc in core} >= {"Deployment", "PodDisruptionBudget", "ConfigMap", "Service"}
+    assert {doc["kind"] for doc in core} >= {"Deployment", "PodDisruptionBudget", "ConfigMap", "Service", "Ingress",
+                                            "NetworkPolicy"}
 
 
 def test_kubernetes_validate_rejects_a_broken_deployment() -> None:
@@ -97,7 +109,7 @@ def test_keda_model_check_rejects_unknown_and_mistyped_fields() -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_keda_scales_the_worker_on_dramatiq_command_lists(target: str) -> None:
     scaled = one(target, "ScaledObject")["spec"]
-    deployment = one(target, "Deployment")
+    deployment = one(target, "Deployment", WORKER)
     auth = one(target, "TriggerAuthentication")
     assert scaled["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert scaled["scaleTargetRef"].get("kind", "Deployment") == "Deployment"
@@ -119,7 +131,7 @@ def test_keda_scales_the_worker_on_dramatiq_command_lists(target: str) -> None:
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_worker_deployment_invariants(target: str) -> None:
-    deployment = one(target, "Deployment")
+    deployment = one(target, "Deployment", WORKER)
     pod = deployment["spec"]["template"]
     spec = pod["spec"]
     container = worker_container(target)
@@ -159,20 +171,116 @@ def test_worker_deployment_invariants(target: str) -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_pdb_and_service_select_the_worker_pods(target: str) -> None:
-    labels = one(target, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    pdb = one(target, "PodDisruptionBudget")["spec"]
+@pytest.mark.parametrize("name", [WORKER, RECEIVER])
+def test_pdb_and_service_select_their_pods_only(target: str, name: str) -> None:
+    labels = one(target, "Deployment", name)["spec"]["template"]["metadata"]["labels"]
+    pdb = one(target, "PodDisruptionBudget", name)["spec"]
     assert pdb["selector"]["matchLabels"].items() <= labels.items()
     assert ("maxUnavailable" in pdb) != ("minAvailable" in pdb)
-    service = one(target, "Service")["spec"]
+    service = one(target, "Service", name)["spec"]
     assert service["selector"].items() <= labels.items()
+    for other in {WORKER, RECEIVER} - {name}:
+        other_labels = one(target, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
+        assert not service["selector"].items() <= other_labels.items()
+        assert not pdb["selector"]["matchLabels"].items() <= other_labels.items()
 
 
 def test_overlays_target_their_vipps_environment() -> None:
     test, production = config("overlays/test"), config("overlays/production")
     assert (test["VIPPS_ENV"], test["VIPPS_BASE_URL"]) == ("test", "https://apitest.vipps.no")
     assert (production["VIPPS_ENV"], production["VIPPS_BASE_URL"]) == ("production", "https://api.vipps.no")
-    namespaces = {one(f"overlays/{name}", "Deployment")["metadata"]["namespace"] for name in K8S_OVERLAYS}
+    namespaces = {one(f"overlays/{name}", "Deployment", WORKER)["metadata"]["namespace"] for name in K8S_OVERLAYS}
     assert len(namespaces) == len(K8S_OVERLAYS)
     assert one("overlays/production", "ScaledObject")["spec"]["minReplicaCount"] >= 2
-    assert one("overlays/production", "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert one("overlays/production", "PodDisruptionBudget", WORKER)["spec"]["minAvailable"] == 1
+    hosts = {urlsplit(config(f"overlays/{name}", RECEIVER_CONFIG)["WEBHOOK_PUBLIC_URL"]).hostname
+             for name in K8S_OVERLAYS}
+    assert len(hosts) == len(K8S_OVERLAYS), "test and production registrations need their own URLs"
+
+
+def pod_labels(target: str, deployment: str) -> dict[str, str]:
+    labels: dict[str, str] = one(target, "Deployment", deployment)["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_receiver_deployment_invariants(target: str) -> None:
+    deployment = one(target, "Deployment", RECEIVER)
+    spec = deployment["spec"]["template"]["spec"]
+    container = container_of(target, RECEIVER, "webhooks")
+    cfg = config(target, RECEIVER_CONFIG)
+
+    assert container["args"] == ["webhooks", "serve"]
+    assert deployment["spec"]["replicas"] >= 2, "one receiver down must not fail Vipps's deliveries"
+    assert [ref["configMapRef"]["name"] for ref in container["envFrom"]] == [
+        one(target, "ConfigMap", RECEIVER_CONFIG)["metadata"]["name"]]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(cfg["WEBHOOK_PORT"]), "metrics": int(cfg["WEBHOOK_METRICS_PORT"])}
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert int(annotations["prometheus.io/port"]) == ports["metrics"]
+
+    # The webhook secrets come from a mounted Secret; the receiver holds no Vipps API credentials.
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert "secret" in volumes[mounts[cfg["WEBHOOK_SECRETS_DIR"]]]
+    assert not any(name.startswith("VIPPS_") for name in cfg)
+    assert not any(env["name"].startswith("VIPPS_") for env in container.get("env", []))
+    redis_url = next(env for env in container["env"] if env["name"] == "REDIS_URL")
+    assert "secretKeyRef" in redis_url["valueFrom"]
+
+    security = container["securityContext"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_ingress_routes_the_registered_url_to_the_receiver_only(target: str) -> None:
+    ingress = one(target, "Ingress")
+    public = urlsplit(config(target, RECEIVER_CONFIG)["WEBHOOK_PUBLIC_URL"])
+    assert public.scheme == "https"
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == public.hostname
+    assert any(public.hostname in tls["hosts"] for tls in ingress["spec"]["tls"])
+    [path] = rule["http"]["paths"]
+    assert (path["path"], path["pathType"]) == (public.path, "Exact")
+    backend = path["backend"]["service"]
+    assert (backend["name"], backend["port"]) == (RECEIVER, {"name": "http"})
+    service = one(target, "Service", RECEIVER)["spec"]
+    http = next(p for p in service["ports"] if p["name"] == "http")
+    assert http["targetPort"] == "http"
+    assert service["selector"].items() <= pod_labels(target, RECEIVER).items()
+    body_size = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(body_size.removesuffix("k")) * 1024 == int(config(target, RECEIVER_CONFIG)["WEBHOOK_MAX_BODY_BYTES"])
+
+
+def allowed(target: str, deployment: str) -> set[tuple[str, str]]:
+    """(namespace, port name) pairs that may connect to a Deployment's pods, over every NetworkPolicy that
+    selects them; a rule that would let in more than a whole named namespace fails here."""
+    labels = pod_labels(target, deployment)
+    found: set[tuple[str, str]] = set()
+    policies = [p for p in objects(target) if p["kind"] == "NetworkPolicy"
+                and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+    assert policies, f"{deployment}: no NetworkPolicy selects its pods"
+    for policy in policies:
+        assert "Ingress" in policy["spec"]["policyTypes"]
+        for rule in policy["spec"].get("ingress", []):
+            assert rule.get("from") and rule.get("ports"), f"{policy['metadata']['name']}: a rule open to all"
+            for peer in rule["from"]:
+                assert set(peer) == {"namespaceSelector"}, peer  # no ipBlock, no cross-namespace pod guess
+                namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                found |= {(namespace, port["port"]) for port in rule["ports"]}
+    return found
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_network_policies_keep_worker_pods_unreachable_from_outside(target: str) -> None:
+    assert allowed(target, WORKER) == {("monitoring", "metrics")}
+    assert allowed(target, RECEIVER) == {("ingress-nginx", "http"), ("monitoring", "metrics")}
+    worker_ports = {p["name"] for p in worker_container(target)["ports"]}
+    receiver_ports = {p["name"] for p in container_of(target, RECEIVER, "webhooks")["ports"]}
+    assert worker_ports >= {"metrics"} and receiver_ports >= {"http", "metrics"}
