@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.webhooks.settings import SettingsError, load_settings
+from worker.webhooks.settings import SettingsError, WebhookSettings, load_settings
 from worker.webhooks.verify import Verifier, parse_date
 
 URL = "https://example.com/hooks/vipps?src=recurring"
@@ -108,3 +108,10 @@ def test_a_public_url_must_be_absolute(monkeypatch: pytest.MonkeyPatch, tmp_path
     with pytest.raises(SettingsError, match="WEBHOOK_PUBLIC_URL") as raised:
         load_settings(webhook_public_url=url)
     assert url not in str(raised.value)
+
+
+def test_every_receiver_setting_is_documented_in_the_readme() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### The webhook receiver"):readme.index("## Wire format")]
+    own = [name.upper() for name in WebhookSettings.model_fields if name.startswith("webhook_")]
+    assert own and [name for name in own if f"`{name}`" not in section] == []
