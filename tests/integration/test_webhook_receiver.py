@@ -267,7 +267,7 @@ def test_a_slow_client_is_cut_off_and_others_are_served(hooks: Receiver, redis_c
     thread.join(timeout=10)
     stop.set()
     assert not thread.is_alive()
-    assert result["seconds"] < READ_TIMEOUT + 1.5, result
+    assert result["seconds"] < READ_TIMEOUT + 3, result  # not the ~40 s the whole trickle would take
     assert len(queued(redis_client)) == 1  # the genuine one only
     if phase == "body":  # the app answers 408 and closes
         assert result["answer"].startswith(b"HTTP/1.1 408"), result
@@ -291,13 +291,18 @@ def test_rotation_both_secrets_then_the_removed_one_is_rejected(hooks: Receiver,
     (secrets_dir / "reg-partner").write_text(SECRETS["reg-partner"])
 
 
-def test_redis_down_answers_503_quickly(secrets_dir: Path, receiver: Receiver) -> None:
-    down = Receiver(f"redis://127.0.0.1:{free_port()}/0", secrets_dir)
-    try:
-        body = payload()
-        started = time.monotonic()
-        assert down.post(body, signed(body)).status_code == 503
-        assert time.monotonic() - started < 3
-        assert httpx.get(f"http://127.0.0.1:{down.metrics_port}/readyz").status_code == 503
-    finally:
-        down.stop()
+@pytest.mark.parametrize("redis_state", ["refusing", "silent"])
+def test_redis_down_answers_503_quickly(secrets_dir: Path, receiver: Receiver, redis_state: str) -> None:
+    """A Redis that refuses connections, or one that accepts and never answers (WEBHOOK_REDIS_TIMEOUT_SECONDS
+    is 2 s): 503 well inside Vipps's 10 s, and not ready."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1] if redis_state == "silent" else free_port()
+        down = Receiver(f"redis://127.0.0.1:{port}/0", secrets_dir)
+        try:
+            body = payload()
+            started = time.monotonic()
+            assert down.post(body, signed(body)).status_code == 503
+            assert time.monotonic() - started < 5
+            assert httpx.get(f"http://127.0.0.1:{down.metrics_port}/readyz", timeout=10).status_code == 503
+        finally:
+            down.stop()
