@@ -16,15 +16,9 @@ import redis
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.store.webhooks import WebhookQueue, body_digest
+from worker.vipps.webhook_events import known
 
-# The ten Recurring event types (CHANGES-2025-2026 §1.1); any other eventType is counted as "other".
-EVENT_TYPES = (
-    "recurring.agreement-activated.v1", "recurring.agreement-rejected.v1", "recurring.agreement-stopped.v1",
-    "recurring.agreement-expired.v1", "recurring.charge-reserved.v1", "recurring.charge-captured.v1",
-    "recurring.charge-canceled.v1", "recurring.charge-refunded.v1", "recurring.charge-failed.v1",
-    "recurring.charge-creation-failed.v1",
-)
-OTHER_EVENT = "other"
+OTHER_EVENT = "other"   # an eventType that is none of the ten (webhook_events.known)
 NOT_READ = "-"   # the event of a delivery whose body was not read (rejected) or not readable
 UNREADABLE = "webhook_unreadable"
 MAX_KEPT_CHARS = 4096
@@ -33,13 +27,11 @@ MAX_KEPT_CHARS = 4096
 @dataclass(frozen=True)
 class Taken:
     outcome: str    # queued, duplicate, unreadable, unavailable (Redis did not answer)
-    event: str      # one of EVENT_TYPES, OTHER_EVENT or NOT_READ: a bounded metric label
+    event: str      # one of the ten event types, OTHER_EVENT or NOT_READ: a bounded metric label
 
 
 def event_label(event_type: object) -> str:
-    if not isinstance(event_type, str):
-        return NOT_READ
-    return event_type if event_type in EVENT_TYPES else OTHER_EVENT
+    return known(event_type) if isinstance(event_type, str) else NOT_READ
 
 
 def _no_constants(name: str) -> Any:

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from worker.webhooks.intake import EVENT_TYPES, NOT_READ, OTHER_EVENT
+from worker.vipps.webhook_events import RECURRING_EVENTS
+from worker.webhooks.intake import NOT_READ, OTHER_EVENT
 from worker.webhooks.verify import REASONS as VERIFY_REASONS
 
 OUTCOMES = ("queued", "duplicate", "unreadable", "rejected", "unavailable")
@@ -40,7 +41,7 @@ class ReceiverMetrics:
         registrations = Gauge("vipps_billing_webhook_registrations",
                               "Registrations whose secrets the receiver holds.", registry=self.registry)
         registrations.set_function(lambda: float(registration_count()))
-        for event in (*EVENT_TYPES, OTHER_EVENT, NOT_READ):
+        for event in (*RECURRING_EVENTS, OTHER_EVENT, NOT_READ):
             for outcome in OUTCOMES:
                 self.deliveries.labels(event, outcome)
         for reason in REASONS:
