@@ -191,7 +191,9 @@ def test_a_delivery_that_is_not_genuine_is_rejected(hooks: Receiver, redis_clien
     body, headers = make(payload())
     response = hooks.post(body, headers)
     assert response.status_code == 401
-    assert redis_client.keys("*") == []  # nothing queued, no dedupe key, no dead letter
+    # Nothing queued, no dedupe key, no dead letter: only the count `vipps-billing status` shows.
+    assert redis_client.keys("*") == [b"vipps-billing:webhooks:stats"]
+    assert redis_client.hgetall("vipps-billing:webhooks:stats") == {f"rejected:{reason}".encode(): b"1"}
     assert hooks.metric("vipps_billing_webhook_rejections_total", reason=reason) == before + 1
 
 

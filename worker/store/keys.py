@@ -74,9 +74,10 @@ class Keys:
         return f"{self.prefix}:watch:settled"
 
     @property
-    def webhook_last(self) -> str:
-        """When a genuine webhook delivery last arrived (ms)."""
-        return f"{self.prefix}:webhooks:last_ms"
+    def webhook_stats(self) -> str:
+        """Webhook deliveries: last_ms (the last genuine one), last:<registration>, received, duplicate,
+        rejected:<reason>."""
+        return f"{self.prefix}:webhooks:stats"
 
     def webhook_seen(self, digest: str) -> str:
         """A delivery's body digest, kept while Vipps may deliver it again."""

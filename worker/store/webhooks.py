@@ -18,6 +18,7 @@ from worker.store import scripts
 from worker.store.clock import now_ms
 from worker.store.keys import Layout
 from worker.store.messages import encode_message
+from worker.store.replies import text
 
 # Vipps retries a delivery for up to 7 days; a day more covers clock skew and the last retry's round.
 SEEN_SECONDS = 8 * 86_400
@@ -27,7 +28,7 @@ class OnceKeys(NamedTuple):
     queue: str
     messages: str
     dedupe: str
-    last: str
+    stats: str
 
 
 def body_digest(body: bytes) -> str:
@@ -49,10 +50,20 @@ class WebhookQueue:
         redis_id, message = encode_message(layout.webhooks_queue, layout.webhooks_actor,
                                            delivery | {"digest": digest}, message_id=digest)
         keys = OnceKeys(dq.queue(layout.webhooks_queue), dq.messages(layout.webhooks_queue),
-                        layout.keys.webhook_seen(digest), layout.keys.webhook_last)
-        return bool(self._enqueue_once(keys=list(keys), args=[redis_id, message, self.seen_seconds, now_ms()]))
+                        layout.keys.webhook_seen(digest), layout.keys.webhook_stats)
+        args: list[str | bytes | int] = [redis_id, message, self.seen_seconds, now_ms(),
+                                         str(delivery.get("registration") or "-")]
+        return bool(self._enqueue_once(keys=list(keys), args=args))
+
+    def rejected(self, reason: str) -> None:
+        """Count a delivery the receiver refused (``reason``: a fixed label, never input)."""
+        self.redis.hincrby(self.layout.keys.webhook_stats, f"rejected:{reason}", 1)
 
     def last_delivery_ms(self) -> int | None:
         """When a genuine delivery last arrived, if ever."""
-        value = self.redis.get(self.layout.keys.webhook_last)
+        value = self.redis.hget(self.layout.keys.webhook_stats, "last_ms")
         return int(value) if value else None
+
+    def stats(self) -> dict[str, int]:
+        """The counts and times of the stats hash (see ``Keys.webhook_stats``)."""
+        return {text(k): int(v) for k, v in self.redis.hgetall(self.layout.keys.webhook_stats).items()}

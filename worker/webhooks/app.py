@@ -106,6 +106,7 @@ class Deliveries:
             return PlainTextResponse("", 400)  # nobody is listening
         verdict = self.verifier.check(request.headers.getlist, body)
         if verdict.registration is None:
+            await run_in_threadpool(self.intake.rejected, verdict.reason or "signature")
             return self._reject(verdict.reason or "signature", started, PlainTextResponse("rejected\n", 401),
                                 verdict)
         taken = await run_in_threadpool(self.intake.take, body, verdict.registration)

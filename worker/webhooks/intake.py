@@ -7,6 +7,7 @@ answer for 7 days and, delivering in order per registration, hold back every lat
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +56,11 @@ class Intake:
     def __init__(self, queue: WebhookQueue, dead_letters: DeadLetterStore) -> None:
         self.queue = queue
         self.dead_letters = dead_letters
+
+    def rejected(self, reason: str) -> None:
+        """Count a refused request where `status` can see it (best effort: the answer does not wait on it)."""
+        with contextlib.suppress(redis.RedisError):
+            self.queue.rejected(reason)
 
     def take(self, body: bytes, registration: str) -> Taken:
         """Queue or dead-letter a genuine delivery (``unavailable`` when Redis does not answer: nothing kept)."""
