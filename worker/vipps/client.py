@@ -23,7 +23,7 @@ from worker.vipps import models
 from worker.vipps import operations as ops
 from worker.vipps.auth import BearerAuth
 from worker.vipps.budgets import DEFAULT_RULES, BudgetBackend, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
-from worker.vipps.config import VippsSettings
+from worker.vipps.config import VippsEnvironment, VippsSettings
 from worker.vipps.errors import BudgetExhaustedError, ForceAcceptNotAllowed, RequestValidationError, VippsError
 from worker.vipps.headers import system_headers
 from worker.vipps.models import Completion
@@ -249,6 +249,8 @@ class VippsClient:
         """Register ``url`` for ``events``; the answer holds the registration's secret, which Vipps shows once."""
         op = ops.REGISTER_WEBHOOK
         with self._logged(op.id):
+            if not url.startswith("https://") and self._settings.env is not VippsEnvironment.SIMULATOR:
+                raise RequestValidationError(f"{op.id}: Vipps delivers to HTTPS URLs only", operation=op.id)
             try:
                 body = models.RegisterWebhook(url=url, events=events)
             except ValidationError as exc:
