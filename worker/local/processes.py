@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import IO
 
 import httpx
@@ -92,6 +93,29 @@ def start_simulator(log: IO[bytes], *args: str) -> tuple[subprocess.Popen[bytes]
         stop_group(process, 5.0)
         raise
     return process, url
+
+
+def receiver_url(path: str = "/vipps/webhooks") -> str:
+    """A local URL for a webhook receiver, on a free port: register it, then start the receiver on it."""
+    return f"http://127.0.0.1:{free_port()}{path}"
+
+
+def start_receiver(log: IO[bytes], url: str, *, redis_url: str, secrets_dir: Path,
+                   settings: WorkerSettings) -> subprocess.Popen[bytes]:
+    """``vipps-billing webhooks serve`` at ``url`` (a `receiver_url`), once ready: Redis answers and a secret
+    is loaded, so register first, then start it."""
+    port, metrics_port = int(url.split(":")[2].split("/")[0]), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIPPS_", "WEBHOOK_"))} | {
+        "REDIS_URL": redis_url, "KEY_PREFIX": settings.key_prefix, "DRAMATIQ_NAMESPACE": settings.dramatiq_namespace,
+        "WEBHOOK_PUBLIC_URL": url, "WEBHOOK_SECRETS_DIR": str(secrets_dir), "WEBHOOK_HOST": "127.0.0.1",
+        "WEBHOOK_PORT": str(port), "WEBHOOK_METRICS_PORT": str(metrics_port), "LOG_LEVEL": "WARNING"}
+    process = start_child(cli_args("webhooks", "serve"), env, log)
+    try:
+        wait_ready(process, f"http://127.0.0.1:{metrics_port}/readyz", 30, "the webhook receiver")
+    except BaseException:
+        stop_group(process, 5.0)
+        raise
+    return process
 
 
 def worker_env(base: Mapping[str, str], *, redis_url: str, simulator_url: str, settings: WorkerSettings,
