@@ -82,7 +82,8 @@ def access_token() -> OpenAPI:
 def webhooks() -> OpenAPI:
     spec = yaml.safe_load((FIXTURES / "webhooks-v1-openapi.yaml").read_text())
     # Its errors are application/problem+json, which openapi-core does not read as JSON unless told.
-    return OpenAPI.from_dict(spec, config=Config(extra_media_type_deserializers={"application/problem+json": json.loads}))
+    config = Config(extra_media_type_deserializers={"application/problem+json": json.loads})
+    return OpenAPI.from_dict(spec, config=config)
 
 
 # The statuses the Webhooks spec documents; the gateway's 401 and 403 and a 404 for an unknown id are not.
