@@ -126,6 +126,32 @@ def effects(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
     yield _columns("Effects", headers, ([effect[name] for name in fields] for effect in items))
 
 
+def deliveries(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
+    if not items:
+        yield Text("No webhook deliveries.")
+        return
+    headers = ["#", "sent at", "delivery", "attempt", "event", "agreement", "charge", "answer", "result"]
+    rows = []
+    for item in items:
+        event = str(item["event_type"]).removeprefix("recurring.").removesuffix(".v1")
+        answer = item["status"] if item["status"] is not None else item["error"]
+        copy = " (copy)" if item["duplicate"] else ""
+        rows.append(
+            [
+                item["seq"],
+                item["sent_at"],
+                item["delivery_id"],
+                f"{item['attempt']}{copy}",
+                event,
+                item["agreement_id"],
+                item["charge_id"],
+                answer,
+                item["result"],
+            ]
+        )
+    yield _columns("Webhook deliveries", headers, rows)
+
+
 def scripts(snapshot: dict[str, Any]) -> Iterable[RenderableType]:
     rows: list[tuple[str, str, str]] = []
     rows += [

@@ -162,6 +162,4 @@ class DeliveryLog:
         """Attempts after ``since`` whose fields equal every non-None ``match`` (``registration``,
         ``event_type``, ``agreement_id``, ``charge_id``, ``msn``, ``delivery_id``, ``result``)."""
         wanted = {name: value for name, value in match.items() if value is not None}
-        return [
-            asdict(a) for a in self.items if a.seq > since and all(getattr(a, k) == v for k, v in wanted.items())
-        ]
+        return [asdict(a) for a in self.items if a.seq > since and all(getattr(a, k) == v for k, v in wanted.items())]
