@@ -197,15 +197,17 @@ async def profile_deleted(request: Request) -> Response:
     sim = _sim(request)
     body = await _body(request)
     sim.now()
-    phone = body.get("phone_number")
-    if phone is None and "agreement_id" in body:
-        agreement = sim.engine.agreements.get(str(body["agreement_id"]))
+    phone, agreement_id = body.get("phone_number"), body.get("agreement_id")
+    if agreement_id is not None:
+        agreement = sim.engine.agreements.get(str(agreement_id))
         if agreement is None:
             return _error(404, "no such agreement")
-        phone = agreement.phone_number
-    if not phone:
-        return _error(400, 'body must be {"phone_number": "..."} or {"agreement_id": "..."} of an accepted agreement')
-    return _json({"phone_number": phone, "stopped": agreements.profile_deleted(sim.engine, str(phone))})
+        phone = phone or agreement.phone_number
+    if not phone and agreement_id is None:
+        return _error(400, 'body must be {"phone_number": "..."} or {"agreement_id": "..."}')
+    phone = str(phone) if phone else None
+    stopped = agreements.profile_deleted(sim.engine, phone, str(agreement_id) if agreement_id is not None else None)
+    return _json({"phone_number": phone, "stopped": stopped})
 
 
 async def reset(request: Request) -> Response:

@@ -126,12 +126,15 @@ def user_stops(engine: Engine, agreement_id: str) -> None:
     stop(engine, agreement, "user.stop", f"{agreement.id}-UserStop", actor="USER")
 
 
-def profile_deleted(engine: Engine, phone_number: str) -> list[str]:
-    """The user's profile is deleted: Vipps stops every ACTIVE agreement of theirs (actor ADMIN, CHANGES §4.3),
-    at every merchant. Like a user's stop it leaves RESERVED charges to the merchant. The ids stopped."""
+def profile_deleted(engine: Engine, phone_number: str | None, agreement_id: str | None = None) -> list[str]:
+    """A user's profile is deleted: Vipps stops every ACTIVE agreement of theirs (actor ADMIN, CHANGES §4.3), at
+    every merchant. The user is the one with ``phone_number``; ``agreement_id`` is one of theirs (the user of an
+    agreement accepted without a known phone number owns that one). Like a user's stop it leaves RESERVED
+    charges to the merchant. The ids stopped."""
     stopped = []
     for agreement in list(engine.agreements.values()):
-        if agreement.status == "ACTIVE" and agreement.phone_number == phone_number:
+        theirs = agreement.id == agreement_id or (phone_number is not None and agreement.phone_number == phone_number)
+        if agreement.status == "ACTIVE" and theirs:
             stop(engine, agreement, "admin.stop", f"{agreement.id}-AdminStop", actor="ADMIN")
             stopped.append(agreement.id)
     return stopped
