@@ -192,6 +192,11 @@ def stats(data: dict[str, Any]) -> Iterable[RenderableType]:
             ("pending timers", data["pending_timers"]),
         ],
     )
+    hooks = data.get("webhooks")
+    if hooks:
+        hook_faults = ", ".join(f"{k} {v}" for k, v in sorted(hooks["faults_injected"].items())) or "none"
+        rows = [(name.replace("_", " "), hooks[name]) for name in ("registrations", "pending", "attempts", "delivered")]
+        yield _pairs("Webhooks", [*rows, ("dropped", hooks["dropped"]), ("delivery faults injected", hook_faults)])
 
 
 def reset(data: dict[str, Any]) -> Iterable[RenderableType]:
