@@ -55,7 +55,8 @@ class Webhooks:
         self.generation += 1
         self.registry = Registry(self.config.webhook_limit_per_event)
         self.queues: dict[str, list[Pending]] = {}
-        self.in_flight: set[str] = set()
+        # Registration id -> the delivery being attempted for it.
+        self.in_flight: dict[str, int] = {}
         self.log = DeliveryLog()
         self.deliveries = 0
         self.rng = random.Random(f"{self.config.seed}:webhooks")
@@ -158,7 +159,7 @@ class Webhooks:
                 first: dict[str, int] = {}
                 for item in queue:
                     blocked_by = first.setdefault(item.order_key, item.delivery_id)
-                    in_flight = registration_id in self.in_flight and blocked_by == item.delivery_id
+                    in_flight = self.in_flight.get(registration_id) == item.delivery_id
                     views.append(item.view(None if blocked_by == item.delivery_id else blocked_by, in_flight))
             return sorted(views, key=lambda view: view["delivery_id"])
 
@@ -199,14 +200,15 @@ class Webhooks:
             for registration_id, queue in self.queues.items():
                 if registration_id in self.in_flight or not queue:
                     continue
-                heads = _heads(queue)
+                # The first in the queue waits for nothing; the common case (nothing failing) needs no more.
+                heads = [queue[0]] if queue[0].next_at <= now else _heads(queue)
                 due = [item for item in heads if item.next_at <= now]
                 if not due:
                     first = min(item.next_at for item in heads)
                     soonest = first if soonest is None else min(soonest, first)
                     continue
                 item = due[0]
-                self.in_flight.add(registration_id)
+                self.in_flight[registration_id] = item.delivery_id
                 plan = self.faults.plan(item.event.event_type)
                 task = asyncio.ensure_future(self._attempt(client, item, plan, self.generation))
                 self._tasks.add(task)
@@ -228,7 +230,7 @@ class Webhooks:
         with self.lock:
             if generation == self.generation:
                 self._book(item, outcome, duplicate)
-                self.in_flight.discard(item.registration.id)
+                self.in_flight.pop(item.registration.id, None)
         self.wake()
 
     async def _send(self, client: httpx.AsyncClient, item: Pending) -> Outcome:
@@ -244,7 +246,7 @@ class Webhooks:
             status = response.status_code
         except (TimeoutError, httpx.TimeoutException):
             error = f"no answer within {timeout:g} s"
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # any failure to deliver is the receiver's failure, never the thread's
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         duration = round((time.monotonic() - started) * 1000, 1)
         return Outcome(True, status, error, sent_at, duration, headers)
