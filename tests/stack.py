@@ -73,6 +73,31 @@ class Simulator:
     def scripts(self, **rules: Any) -> Any:
         return self.admin.post("/scripts", json=rules).raise_for_status().json()
 
+    def stop_as_user(self, agreement_id: str) -> Any:
+        """The user stops the agreement in the app: ``agreement-stopped`` with actor USER; RESERVED charges stay."""
+        return self.admin.post(f"/agreements/{agreement_id}/user-stop").raise_for_status().json()
+
+    def stop_as_admin(self, agreement_id: str | None = None, phone_number: str | None = None) -> Any:
+        """The user's profile is deleted (the user of ``agreement_id``, or of ``phone_number``): Vipps stops every
+        ACTIVE agreement of theirs, actor ADMIN. ``{"phone_number", "stopped": [agreement ids]}``."""
+        body = {"agreement_id": agreement_id} if phone_number is None else {"phone_number": phone_number}
+        return self.admin.post("/profiles/delete", json=body).raise_for_status().json()
+
+    def webhook_deliveries(self, **params: Any) -> Any:
+        """Every delivery attempt (``registration=``, ``event=``, ``agreement_id=``, ``result=``, ``since=``...)."""
+        return self.admin.get("/webhooks/deliveries", params=params).raise_for_status().json()
+
+    def webhook_pending(self) -> Any:
+        """Deliveries not yet delivered or dropped, each with the delivery it waits behind."""
+        return self.admin.get("/webhooks/pending").raise_for_status().json()
+
+    def webhook_registrations(self) -> Any:
+        return self.admin.get("/webhooks/registrations").raise_for_status().json()
+
+    def webhook_faults(self, **faults: Any) -> Any:
+        """Replace the delivery faults: ``fail_rate``, ``duplicate_rate``, ``delay_seconds``, ``seed``, ``events``."""
+        return self.admin.put("/webhooks/faults", json=faults).raise_for_status().json()
+
     def stop(self) -> None:
         self.admin.close()
         self.process.terminate()

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from tests.merchants import write_merchants_file
-from tests.stack import Simulator
+from tests.stack import Simulator, wait_for
+from tests.webhook_receiver import Receiver, verify
 from worker.cli.app import app as cli
 from worker.simulator.cli import app as simulator_app
 
@@ -264,4 +265,42 @@ def test_many_merchants_over_http(tmp_path: Path) -> None:
         ]
         assert {r["credentials"] for r in simulator.requests()} == {setup.partner.label}
     finally:
+        simulator.stop()
+
+
+def test_webhooks_over_http_signed_retried_and_on_time() -> None:
+    """Registered through the Webhooks API; each delivery signed for the registered URL and dated by the real
+    clock; a failed one retried; an auto-accept the clock brings about delivered with no call to set it off."""
+    simulator = Simulator("--seed", "5", "--webhook-retry-wait", "0.05", "--auto-accept-after", "1")
+    receiver = Receiver(500)
+    try:
+        with httpx.Client(base_url=simulator.url, timeout=5) as http:
+            token = http.post("/accesstoken/get", headers=CREDENTIALS).json()["access_token"]
+            key = CREDENTIALS["Ocp-Apim-Subscription-Key"]
+            headers = {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": key}
+            url = receiver.url("/hooks/vipps?src=recurring")
+            events = ["recurring.agreement-activated.v1", "recurring.agreement-stopped.v1"]
+            registered = http.post("/webhooks/v1/webhooks", json={"url": url, "events": events}, headers=headers)
+            assert registered.status_code == 201
+            secret = registered.json()["secret"]
+            first = http.post("/recurring/v3/agreements", json=AGREEMENT, headers={**headers, "Idempotency-Key": "w1"})
+            second = http.post("/recurring/v3/agreements", json=AGREEMENT, headers={**headers, "Idempotency-Key": "w2"})
+        first_id, second_id = first.json()["agreementId"], second.json()["agreementId"]
+        # Nothing is called from here on: the simulator's own clock accepts both after a second.
+        receiver.wait(3)
+        simulator.stop_as_user(first_id)
+        assert simulator.stop_as_admin(second_id)["stopped"] == [second_id]
+        received = receiver.wait(5)
+        assert all(verify(secret, url, r, max_skew=60) for r in received)
+        assert received[0].path == "/hooks/vipps?src=recurring" and received[0].status == 500
+        stops = [(r.json()["agreementId"], r.json()["actor"]) for r in received if "stopped" in r.json()["eventType"]]
+        assert stops == [(first_id, "USER"), (second_id, "ADMIN")]
+        wait_for(lambda: len(simulator.webhook_deliveries(result="delivered")) == 4, 10)
+        [retried] = simulator.webhook_deliveries(result="retry")
+        assert (retried["attempt"], retried["status"]) == (1, 500)
+        assert simulator.webhook_pending() == []
+        listed = _sim_cli("webhooks", "--url", simulator.url, "--json")
+        assert listed.exit_code == 0 and len(json.loads(listed.stdout)) == 5
+    finally:
+        receiver.close()
         simulator.stop()

@@ -1,4 +1,6 @@
-"""The admin API under ``/_simulator/``: clock, faults, scripted outcomes, effects, requests, stats, reset.
+"""The admin API under ``/_simulator/``: clock, faults, scripted outcomes, effects, requests, stats, reset, and
+stops the merchant does not make (the user's in the app, Vipps's for a deleted profile). The webhooks' own
+admin calls are in ``webhook_admin``.
 
 It never collides with Vipps paths, needs no credentials and is never subject to faults.
 """
@@ -69,6 +71,8 @@ def _move_clock(sim: Simulator, move: Callable[[], None]) -> Response:
     sim.now()
     move()
     sim.now()
+    # Retries that have fallen due go out now.
+    sim.webhooks.wake()
     return _json(_clock_body(sim, len(sim.engine.effects.items) - before))
 
 
@@ -176,6 +180,36 @@ async def delete_scripts(request: Request) -> Response:
     return _json(engine.scripts.snapshot())
 
 
+async def user_stop(request: Request) -> Response:
+    """The user stops the agreement in the app: actor USER; RESERVED charges stay (CHANGES §4.3)."""
+    sim = _sim(request)
+    sim.now()
+    agreement_id = request.path_params["agreementId"]
+    if agreement_id not in sim.engine.agreements:
+        return _error(404, "no such agreement")
+    agreements.user_stops(sim.engine, agreement_id)
+    return _json({"stopped": [agreement_id]})
+
+
+async def profile_deleted(request: Request) -> Response:
+    """``{"phone_number": "4791234567"}`` or ``{"agreement_id": "agr_..."}`` (its user): the profile is deleted
+    and Vipps stops every ACTIVE agreement of that user, at every merchant (actor ADMIN)."""
+    sim = _sim(request)
+    body = await _body(request)
+    sim.now()
+    phone, agreement_id = body.get("phone_number"), body.get("agreement_id")
+    if agreement_id is not None:
+        agreement = sim.engine.agreements.get(str(agreement_id))
+        if agreement is None:
+            return _error(404, "no such agreement")
+        phone = phone or agreement.phone_number
+    if not phone and agreement_id is None:
+        return _error(400, 'body must be {"phone_number": "..."} or {"agreement_id": "..."}')
+    phone = str(phone) if phone else None
+    stopped = agreements.profile_deleted(sim.engine, phone, str(agreement_id) if agreement_id is not None else None)
+    return _json({"phone_number": phone, "stopped": stopped})
+
+
 async def reset(request: Request) -> Response:
     sim = _sim(request)
     body = await _body(request)
@@ -200,6 +234,7 @@ async def stats(request: Request) -> Response:
             "charges": len(sim.engine.charges),
             "effects": len(sim.engine.effects.items),
             "pending_timers": sim.engine.pending_timers(),
+            "webhooks": sim.webhooks.stats(),
         }
     )
 
@@ -251,6 +286,8 @@ def routes() -> list[Route]:
         ("/reset", reset, "POST"),
         ("/stats", stats, "GET"),
         ("/agreements/{agreementId}", inspect_agreement, "GET"),
+        ("/agreements/{agreementId}/user-stop", user_stop, "POST"),
+        ("/profiles/delete", profile_deleted, "POST"),
         ("/health", health, "GET"),
     ]
     return [Route(PREFIX + path, _wrap(handler), methods=[method]) for path, handler, method in table]

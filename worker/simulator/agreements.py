@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from worker.simulator import charges
+from worker.simulator import webhook_events as events
 from worker.simulator.clock import utc_date
 from worker.simulator.engine import Engine
 from worker.simulator.models import Agreement
@@ -97,10 +98,12 @@ def accept(engine: Engine, agreement: Agreement, operation: str, key: str, max_a
             charges.fail(engine, charge, reason)
             agreement.status = "EXPIRED"
             engine.record(operation, key, "PENDING->EXPIRED", agreement.id)
+            events.agreement_event(engine, agreement, events.AGREEMENT_EXPIRED)
             return
     agreement.status = "ACTIVE"
     agreement.start = engine.now
     engine.record(operation, key, "PENDING->ACTIVE", agreement.id)
+    events.agreement_event(engine, agreement, events.AGREEMENT_ACTIVATED)
 
 
 def user_accepts(engine: Engine, agreement_id: str, phone: str | None = None, max_amount: int | None = None) -> None:
@@ -116,10 +119,25 @@ def user_rejects(engine: Engine, agreement_id: str) -> None:
 
 
 def user_stops(engine: Engine, agreement_id: str) -> None:
+    """The user stops the agreement in the app (actor USER)."""
     agreement = engine.agreement(agreement_id)
     if agreement.status != "ACTIVE":
         raise Problem(409, "conflict", f"Agreement is {agreement.status}, not ACTIVE")
-    stop(engine, agreement, "user.stop", f"{agreement.id}-UserStop", by_user=True)
+    stop(engine, agreement, "user.stop", f"{agreement.id}-UserStop", actor="USER")
+
+
+def profile_deleted(engine: Engine, phone_number: str | None, agreement_id: str | None = None) -> list[str]:
+    """A user's profile is deleted: Vipps stops every ACTIVE agreement of theirs (actor ADMIN, CHANGES §4.3), at
+    every merchant. The user is the one with ``phone_number``; ``agreement_id`` is one of theirs (the user of an
+    agreement accepted without a known phone number owns that one). Like a user's stop it leaves RESERVED
+    charges to the merchant. The ids stopped."""
+    stopped = []
+    for agreement in list(engine.agreements.values()):
+        theirs = agreement.id == agreement_id or (phone_number is not None and agreement.phone_number == phone_number)
+        if agreement.status == "ACTIVE" and theirs:
+            stop(engine, agreement, "admin.stop", f"{agreement.id}-AdminStop", actor="ADMIN")
+            stopped.append(agreement.id)
+    return stopped
 
 
 def _expire(engine: Engine, agreement_id: str) -> None:
@@ -143,6 +161,9 @@ def _end_pending(engine: Engine, agreement: Agreement, status: str, operation: s
     agreement.status = status
     agreement.stop = engine.now
     engine.record(operation, key, f"PENDING->{status}", agreement.id)
+    # A rejected agreement ends STOPPED, yet its event is agreement-rejected.
+    kind = events.AGREEMENT_EXPIRED if status == "EXPIRED" else events.AGREEMENT_REJECTED
+    events.agreement_event(engine, agreement, kind)
     if agreement.initial_charge_id is not None:
         charges.release(engine, engine.charges[agreement.initial_charge_id], operation, key)
 
@@ -154,7 +175,7 @@ def update(engine: Engine, agreement_id: str, changes: dict[str, Any], key: str)
             return
         if agreement.status != "ACTIVE":
             raise _illegal_update(agreement)
-        stop(engine, agreement, "agreement.stop", key, by_user=False)
+        stop(engine, agreement, "agreement.stop", key, actor="MERCHANT")
         return
     if agreement.status != "ACTIVE":
         raise _illegal_update(agreement)
@@ -189,12 +210,14 @@ def _check_pricing_change(agreement: Agreement, changes: dict[str, Any]) -> None
             )
 
 
-def stop(engine: Engine, agreement: Agreement, operation: str, key: str, by_user: bool) -> None:
-    """STOPPED; open charges are cancelled (a user's stop leaves RESERVED charges to the merchant)."""
+def stop(engine: Engine, agreement: Agreement, operation: str, key: str, actor: str) -> None:
+    """STOPPED by ``actor`` (``webhook_events.ACTORS``); open charges are cancelled (a stop the merchant did
+    not make leaves RESERVED charges to the merchant)."""
     agreement.status = "STOPPED"
     agreement.stop = engine.now
     engine.record(operation, key, "ACTIVE->STOPPED", agreement.id)
-    closable = ("PENDING", "DUE") if by_user else ("PENDING", "DUE", "RESERVED")
+    events.agreement_event(engine, agreement, events.AGREEMENT_STOPPED, actor=actor)
+    closable = ("PENDING", "DUE", "RESERVED") if actor == "MERCHANT" else ("PENDING", "DUE")
     for charge_id in agreement.charge_ids:
         charge = engine.charges[charge_id]
         if charge.status in closable:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from worker.simulator import webhook_events as events
 from worker.simulator.clock import midnight
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.engine import DAY, Engine
@@ -149,6 +150,8 @@ def _succeed(engine: Engine, charge: Charge) -> None:
         charge.id,
         charge.amount,
     )
+    kind = events.CHARGE_CAPTURED if charge.status == "CHARGED" else events.CHARGE_RESERVED
+    events.charge_event(engine, charge, kind)
 
 
 def fail(engine: Engine, charge: Charge, reason: str) -> None:
@@ -159,6 +162,7 @@ def fail(engine: Engine, charge: Charge, reason: str) -> None:
     charge.failure_description = FAILURE_REASONS[reason]
     charge.history.append(ChargeEvent(engine.now, "FAIL", charge.amount, system_key, False))
     engine.record("charge.process", system_key, f"{before}->FAILED", charge.agreement_id, charge.id, charge.amount)
+    events.charge_event(engine, charge, events.CHARGE_FAILED)
 
 
 def release(engine: Engine, charge: Charge, operation: str, key: str) -> None:
@@ -169,6 +173,7 @@ def release(engine: Engine, charge: Charge, operation: str, key: str) -> None:
     charge.cancelled += released
     charge.history.append(ChargeEvent(engine.now, "CANCEL", released, key, True))
     engine.record(operation, key, f"{before}->{charge.status}", charge.agreement_id, charge.id, released)
+    events.charge_event(engine, charge, events.CHARGE_CANCELED)
 
 
 def cancel(engine: Engine, agreement_id: str, charge_id: str, key: str) -> None:
@@ -203,6 +208,8 @@ class Movement:
     room: Callable[[Charge], int]
     too_much: str
     book: Callable[[Engine, Charge, int], None]
+    # The webhook event of each movement.
+    webhook: str
 
 
 def _book_capture(engine: Engine, charge: Charge, amount: int) -> None:
@@ -231,6 +238,7 @@ CAPTURE = Movement(
     room=lambda charge: charge.reservable,
     too_much="Cannot capture {amount}: only {room} remains reserved",
     book=_book_capture,
+    webhook=events.CHARGE_CAPTURED,
 )
 # Refund only from CHARGED / PARTIALLY_REFUNDED: the docs are silent, so a partly captured charge is not refundable.
 REFUND = Movement(
@@ -248,6 +256,7 @@ REFUND = Movement(
     room=lambda charge: charge.refundable,
     too_much="Cannot refund more than captured amount: {room} is refundable",
     book=_book_refund,
+    webhook=events.CHARGE_REFUNDED,
 )
 
 
@@ -275,3 +284,4 @@ def move(engine: Engine, movement: Movement, agreement_id: str, charge_id: str, 
     charge.status = movement.settled if movement.room(charge) == 0 else movement.partial
     charge.history.append(ChargeEvent(engine.now, movement.event, amount, key, True))
     engine.record(movement.operation, key, f"{before}->{charge.status}", agreement_id, charge_id, amount)
+    events.charge_event(engine, charge, movement.webhook)

@@ -28,6 +28,10 @@ from worker.simulator.cli_options import (
     TimeoutAfterCommitRate,
     TimeoutSeconds,
     TokenEndpoint,
+    WebhookHttpsOnly,
+    WebhookOrder,
+    WebhookRetryWait,
+    WebhookTimeout,
     accept_old_fault_flags,
     fault_config,
 )
@@ -81,6 +85,7 @@ app = typer.Typer(
 app.add_typer(cli_admin.clock_app, name="clock")
 app.add_typer(cli_admin.faults_app, name="faults")
 app.command("effects")(cli_admin.effects)
+app.command("webhooks")(cli_admin.webhooks)
 app.command("script")(cli_admin.script)
 app.command("stats")(cli_admin.stats)
 app.command("reset")(cli_admin.reset)
@@ -116,6 +121,10 @@ def serve(
         Path | None,
         typer.Option(metavar="PATH", help="Merchants file (JSON or YAML): many merchants, partner keys."),
     ] = None,
+    webhook_timeout: WebhookTimeout = None,
+    webhook_retry_wait: WebhookRetryWait = None,
+    webhook_order: WebhookOrder = None,
+    webhook_https_only: WebhookHttpsOnly = None,
     log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve the simulator (when no subcommand is given). Fault options are those of 'faults set'.
@@ -143,6 +152,10 @@ def configure(params: Mapping[str, Any]) -> SimulatorConfig:
         "rate_limits_enabled": params["rate_limits"],
         "auto_accept_after_seconds": params["auto_accept_after"],
         "merchants": params["merchants"],
+        "webhook_timeout_seconds": params["webhook_timeout"],
+        "webhook_retry_seconds": params["webhook_retry_wait"],
+        "webhook_order": params["webhook_order"],
+        "webhook_https_only": params["webhook_https_only"],
     }
     config = SimulatorConfig.from_env(**{name: value for name, value in given.items() if value is not None})
     requested = fault_config(params)

@@ -1,6 +1,6 @@
-"""The admin commands: a running simulator's clock, faults, effects, scripts, stats and reset, through
-its admin API (``/_simulator/``). The simulator is found at ``--url``, else ``VIPPS_BASE_URL`` (where
-the worker sends its Vipps calls), else ``SIMULATOR_URL``, else http://127.0.0.1:8070."""
+"""The admin commands: a running simulator's clock, faults, effects, webhook deliveries, scripts, stats and
+reset, through its admin API (``/_simulator/``). The simulator is found at ``--url``, else ``VIPPS_BASE_URL``
+(where the worker sends its Vipps calls), else ``SIMULATOR_URL``, else http://127.0.0.1:8070."""
 
 from __future__ import annotations
 
@@ -170,6 +170,24 @@ def effects(
         msn=msn,
     )
     output.emit(found, as_json, output.effects)
+
+
+def webhooks(
+    url: UrlOption = DEFAULT_URL,
+    as_json: JsonOption = False,
+    since: Annotated[int, typer.Option(min=0, help="Only attempts after this sequence number.")] = 0,
+    registration: Annotated[str | None, typer.Option(help="Only this registration (its id).")] = None,
+    event: Annotated[str | None, typer.Option(help="Only this event type, e.g. recurring.charge-failed.v1.")] = None,
+    agreement: Annotated[str | None, typer.Option(help="Only this agreement.")] = None,
+) -> None:
+    """Print the webhook delivery record (every attempt: its answer, and what followed it).
+
+    Example: vipps-billing simulator webhooks --event recurring.agreement-stopped.v1
+    """
+    found = call(
+        url, "GET", "/webhooks/deliveries", since=since, registration=registration, event=event, agreement_id=agreement
+    )
+    output.emit(found, as_json, output.deliveries)
 
 
 def script(

@@ -13,7 +13,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -135,6 +135,26 @@ Operations = Annotated[
 ]
 TokenEndpoint = Annotated[
     bool, typer.Option("--token-endpoint/--no-token-endpoint", help="Apply faults to /accesstoken/get too.")
+]
+
+# Webhook delivery (start-up only; None: the setting's default, or its SIMULATOR_WEBHOOK_* variable).
+WebhookTimeout = Annotated[
+    float | None,
+    typer.Option("--webhook-timeout", min=0.001, metavar="SECONDS", help="A later webhook answer fails (Vipps: 10)."),
+]
+WebhookRetryWait = Annotated[
+    float | None,
+    typer.Option(
+        "--webhook-retry-wait", min=0, metavar="SECONDS", help="Wait between the first four attempts (Vipps: ~2)."
+    ),
+]
+WebhookOrder = Annotated[
+    Literal["agreement", "charge", "registration"] | None,
+    typer.Option("--webhook-order", help="What a failing delivery holds back: its agreement's, charge's, or all."),
+]
+WebhookHttpsOnly = Annotated[
+    bool | None,
+    typer.Option("--webhook-https-only/--webhook-any-url", help="Refuse http:// webhook URLs, as Vipps does."),
 ]
 
 

@@ -126,6 +126,32 @@ def effects(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
     yield _columns("Effects", headers, ([effect[name] for name in fields] for effect in items))
 
 
+def deliveries(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
+    if not items:
+        yield Text("No webhook deliveries.")
+        return
+    headers = ["#", "sent at", "delivery", "attempt", "event", "agreement", "charge", "answer", "result"]
+    rows = []
+    for item in items:
+        event = str(item["event_type"]).removeprefix("recurring.").removesuffix(".v1")
+        answer = item["status"] if item["status"] is not None else item["error"]
+        copy = " (copy)" if item["duplicate"] else ""
+        rows.append(
+            [
+                item["seq"],
+                item["sent_at"],
+                item["delivery_id"],
+                f"{item['attempt']}{copy}",
+                event,
+                item["agreement_id"],
+                item["charge_id"],
+                answer,
+                item["result"],
+            ]
+        )
+    yield _columns("Webhook deliveries", headers, rows)
+
+
 def scripts(snapshot: dict[str, Any]) -> Iterable[RenderableType]:
     rows: list[tuple[str, str, str]] = []
     rows += [
@@ -166,6 +192,11 @@ def stats(data: dict[str, Any]) -> Iterable[RenderableType]:
             ("pending timers", data["pending_timers"]),
         ],
     )
+    hooks = data.get("webhooks")
+    if hooks:
+        hook_faults = ", ".join(f"{k} {v}" for k, v in sorted(hooks["faults_injected"].items())) or "none"
+        rows = [(name.replace("_", " "), hooks[name]) for name in ("registrations", "pending", "attempts", "delivered")]
+        yield _pairs("Webhooks", [*rows, ("dropped", hooks["dropped"]), ("delivery faults injected", hook_faults)])
 
 
 def reset(data: dict[str, Any]) -> Iterable[RenderableType]:

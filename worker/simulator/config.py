@@ -92,6 +92,27 @@ class FaultConfig(BaseModel):
         )
 
 
+class WebhookFaultConfig(BaseModel):
+    """Fault injection on webhook deliveries (``webhook_delivery``); all off by default.
+
+    Each planned attempt draws three values from an RNG seeded with ``seed`` (else the simulator's seed).
+    """
+
+    seed: int | None = None
+    # Hold a planned attempt this many seconds before it is sent (share: delay_rate).
+    delay_seconds: float = Field(default=0.0, ge=0)
+    delay_rate: float = Field(default=1.0, ge=0, le=1)
+    # Send the same request twice, back to back; the first answer counts.
+    duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    # Count the attempt as failed without sending it: the retry schedule applies.
+    fail_rate: float = Field(default=0.0, ge=0, le=1)
+    # Restrict the faults to these event types; None means every one.
+    events: list[str] | None = None
+
+    def active(self) -> bool:
+        return (self.delay_seconds > 0 and self.delay_rate > 0) or self.duplicate_rate > 0 or self.fail_rate > 0
+
+
 def _credential(name: str) -> Any:
     return Field(default=SecretStr(DEFAULT_CREDENTIALS[name]), validation_alias=CREDENTIAL_VARIABLES[name])
 
@@ -131,6 +152,17 @@ class SimulatorConfig(BaseSettings):
     idempotency_ttl_seconds: float | None = None
     public_url: str | None = None
     faults: FaultConfig = Field(default_factory=FaultConfig)
+    # Webhooks (CHANGES §1): an answer later than this is a failed delivery (Vipps: 10 s).
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    # The short waits of the retry schedule (Vipps: about 2 s between the first four attempts).
+    webhook_retry_seconds: float = Field(default=2.0, ge=0)
+    # What a failing delivery holds back: later deliveries of the same registration for the same agreement
+    # (its events and its charges'), the same charge (agreement events: the agreement), or all of them.
+    webhook_order: Literal["agreement", "charge", "registration"] = "agreement"
+    webhook_limit_per_event: int = Field(default=25, ge=1)
+    # Refuse http:// URLs at registration, as Vipps does (off: the simulator delivers to local receivers).
+    webhook_https_only: bool = False
+    webhook_faults: WebhookFaultConfig = Field(default_factory=WebhookFaultConfig)
     # A path (read and checked here) or the file's content; None = one merchant, the credentials above.
     merchants: Annotated[MerchantsFile | None, NoDecode] = None
 

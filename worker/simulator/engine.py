@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Container, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from worker.simulator.clock import midnight, utc_date
 from worker.simulator.config import SimulatorConfig
@@ -33,6 +33,9 @@ from worker.simulator.merchants import Caller
 from worker.simulator.models import Agreement, Charge
 from worker.simulator.problems import Problem
 from worker.simulator.scripts import Scripts
+
+if TYPE_CHECKING:
+    from worker.simulator.webhook_events import WebhookEvent
 
 ALNUM = string.ascii_letters + string.digits
 DAY = 86400.0
@@ -61,6 +64,10 @@ class Engine:
         self.userinfo_base = "https://api.vipps.no"
         # The Recurring call being served; None between calls (timers, admin API).
         self.caller: Caller | None = None
+        # Where webhook events go (``webhook_events``); the simulator connects its webhooks.
+        self.listener: Callable[[WebhookEvent], None] | None = None
+        # Webhook transaction ids come from their own RNG, so the ids above stay as they were without webhooks.
+        self.event_rng = random.Random(f"{config.seed}:webhook-events")
 
     @contextmanager
     def serving(self, caller: Caller) -> Iterator[None]:
@@ -91,6 +98,11 @@ class Engine:
         msn = self.agreements[agreement_id].msn
         credentials = self.caller.credentials if self.caller is not None else None
         self.effects.record(self.now, operation, key, effect, msn, credentials, agreement_id, charge_id, amount)
+
+    def publish(self, event: WebhookEvent) -> None:
+        """A webhook event, made by a state change now."""
+        if self.listener is not None:
+            self.listener(event)
 
     # ----------------------------------------------------------------- time
 
@@ -142,6 +154,10 @@ class Engine:
 
     def new_transaction_id(self) -> str:
         return str(self.rng.randrange(10**9, 10**10))
+
+    def new_event_transaction_id(self) -> str:
+        """The ``transactionId`` of one payment operation in a webhook (CHANGES §1.2)."""
+        return str(self.event_rng.randrange(10**9, 10**10))
 
     # ----------------------------------------------------------------- lookups
 

@@ -1,7 +1,8 @@
-"""Fault injection: latency, 5xx, 429, connection drops and timeouts after commit, from a seeded RNG.
+"""Fault injection: latency, 5xx, 429, connection drops and timeouts after commit, from a seeded RNG; and on
+webhook deliveries, delays, duplicates and failures (``DeliveryFaults``).
 
-Every planned request draws the same number of random values whatever fires, so a seed and a
-request sequence always give the same faults.
+Every planned request (or delivery attempt) draws the same number of random values whatever fires, so a seed
+and a sequence of requests (attempts) always give the same faults.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from worker.simulator.config import FaultConfig
+from worker.simulator.config import FaultConfig, WebhookFaultConfig
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,47 @@ class Faults:
             z = _normal_ppf(min(max(draw, 1e-12), 1 - 1e-12))
             ms = latency.median_ms * math.exp(latency.sigma * z)
         return min(ms, latency.cap_ms) / 1000.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.config.model_dump()
+
+
+@dataclass(frozen=True)
+class DeliveryPlan:
+    """What happens to one webhook delivery attempt."""
+
+    delay: float = 0.0
+    duplicate: bool = False
+    fail: bool = False
+
+
+NO_DELIVERY_FAULT = DeliveryPlan()
+
+
+class DeliveryFaults:
+    def __init__(self, config: WebhookFaultConfig, fallback_seed: int) -> None:
+        self.counts: Counter[str] = Counter()
+        self.configure(config, fallback_seed)
+
+    def configure(self, config: WebhookFaultConfig, fallback_seed: int) -> None:
+        self.config = config
+        self.rng = random.Random(config.seed if config.seed is not None else fallback_seed)
+        self.enabled = config.active()
+
+    def plan(self, event_type: str) -> DeliveryPlan:
+        config = self.config
+        if not self.enabled or (config.events is not None and event_type not in config.events):
+            return NO_DELIVERY_FAULT
+        u = [self.rng.random() for _ in range(3)]
+        plan = DeliveryPlan(
+            delay=config.delay_seconds if u[0] < config.delay_rate else 0.0,
+            duplicate=u[1] < config.duplicate_rate,
+            fail=u[2] < config.fail_rate,
+        )
+        for name, fired in (("delayed", plan.delay > 0), ("duplicated", plan.duplicate), ("failed", plan.fail)):
+            if fired:
+                self.counts[name] += 1
+        return plan
 
     def snapshot(self) -> dict[str, Any]:
         return self.config.model_dump()

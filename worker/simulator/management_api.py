@@ -22,6 +22,6 @@ def get_sales_unit(call: Call) -> Response:
 
 
 OPERATIONS = (
-    Operation("ListSalesUnits", "GET", SALES_UNITS, list_sales_units, recurring=False),
-    Operation("GetSalesUnit", "GET", SALES_UNITS + "/{msn}", get_sales_unit, recurring=False),
+    Operation("ListSalesUnits", "GET", SALES_UNITS, list_sales_units, api="management"),
+    Operation("GetSalesUnit", "GET", SALES_UNITS + "/{msn}", get_sales_unit, api="management"),
 )

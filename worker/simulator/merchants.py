@@ -129,6 +129,16 @@ class Merchants:
             raise Problem(403, "invalid-sale-unit", f"Sales unit {msn} is not linked to these partner keys")
         return msn
 
+    def webhooks_sales_unit(self, keys: KeySet, header: str | None) -> Merchant | None:
+        """The sales unit a Webhooks API call acts for: as for a Recurring call, except that partner keys may
+        leave the MSN out (None: the call acts for every MSN the partner manages). It must be active."""
+        if header is None and keys.own_msn is None:
+            return None
+        merchant = self.merchants[self.msn_of_call(keys, header)]
+        if not merchant.active:
+            raise Problem(403, "invalid-sale-unit", f"Sales unit {merchant.msn} is not active")
+        return merchant
+
     def recurring(self, msn: str) -> Merchant:
         """The merchant, if it may use the Recurring API now; 403 ``invalid-sale-unit`` otherwise."""
         merchant = self.merchants[msn]

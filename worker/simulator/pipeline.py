@@ -1,5 +1,5 @@
-"""The way every Vipps API call (Recurring and Management) is served: faults, auth, the MSN rules, headers,
-rate limit, idempotency, then the operation; counted and put in the request record."""
+"""The way every Vipps API call (Recurring, Management and Webhooks) is served: faults, auth, the MSN rules,
+headers, rate limit, idempotency, then the operation; counted and put in the request record."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -43,7 +43,8 @@ class Call:
     key: str
     # The key set of the token.
     credentials: KeySet
-    # The sales unit a Recurring call acts for; None on the Management API.
+    # The sales unit a Recurring call acts for; None on the Management API, and on the Webhooks API for a
+    # partner acting for every MSN it manages.
     merchant: Merchant | None = None
 
     def json(self) -> Any:
@@ -61,6 +62,8 @@ class Call:
 
 
 Handler = Callable[[Call], Response]
+# A refusal as the API answers it: a Problem and the request path.
+Render = Callable[[Problem, str], Response]
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,14 @@ class Operation:
     mutating: bool = False
     # Which path params (and/or the idempotency key) make up the rate-limit key (within the merchant's).
     rate_key: tuple[str, ...] = ()
-    # A Recurring call acts for one sales unit (the MSN rules apply); a Management call does not.
-    recurring: bool = True
+    # A Recurring call acts for one sales unit (the MSN rules apply); a Management call for none; a Webhooks
+    # call for one, or for every MSN of a partner that sends none.
+    api: Literal["recurring", "management", "webhooks"] = "recurring"
+    render: Render = Problem.response
+
+    @property
+    def has_body(self) -> bool:
+        return self.method in ("POST", "PATCH", "PUT")
 
 
 def _check_headers(call_headers: Any, has_body: bool) -> None:
@@ -94,9 +103,11 @@ def _admit(sim: Simulator, op: Operation, request: Request, body: bytes, now: fl
     headers = request.headers
     keys = sim.tokens.check(headers, now)
     merchant = None
-    if op.recurring:
+    if op.api == "recurring":
         merchant = sim.merchants.recurring(sim.merchants.msn_of_call(keys, headers.get("merchant-serial-number")))
-    _check_headers(headers, op.mutating and op.method != "DELETE")
+    elif op.api == "webhooks":
+        merchant = sim.merchants.webhooks_sales_unit(keys, headers.get("merchant-serial-number"))
+    _check_headers(headers, op.has_body)
     key = validation.idempotency_key(headers.get("idempotency-key")) if op.mutating else ""
     if sim.config.rate_limits_enabled:
         params = request.path_params
@@ -117,7 +128,7 @@ def _run(op: Operation, call: Call, now: float) -> Response:
     try:
         response = op.run(call)
     except Problem as problem:
-        response = problem.response(path)
+        response = op.render(problem, path)
     if response.status_code < 500 and response.status_code != 429:
         stored = Stored(print_, response.status_code, bytes(response.body), response.media_type, now)
         sim.idempotency.store(msn, call.key, stored)
@@ -134,11 +145,11 @@ def process(sim: Simulator, op: Operation, request: Request, body: bytes) -> Res
         with sim.engine.serving(Caller(call.merchant.msn, call.credentials.label)):
             return _run(op, call, now)
     except Problem as problem:
-        return problem.response(request.url.path)
+        return op.render(problem, request.url.path)
 
 
 def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
-    has_body = op.mutating and op.method != "DELETE"
+    has_body = op.has_body
 
     async def handle(request: Request) -> Response:
         sim: Simulator = request.app.state.simulator
@@ -147,7 +158,7 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
             if plan.drop_before and has_body:
                 # Take the whole request first: closing with unread bytes makes the kernel send RST.
                 await request.body()
-            early = await injected(sim, plan, op.operation_id, request.url.path)
+            early = await injected(sim, plan, op.operation_id, request.url.path, op.render)
             if early is not None:
                 sim.log_request(op.operation_id, request.headers, _status(early))
                 return early
@@ -169,7 +180,9 @@ def _status(response: Response) -> int:
     return 0 if isinstance(response, DropConnection) else response.status_code
 
 
-async def injected(sim: Simulator, plan: FaultPlan, operation: str, path: str) -> Response | None:
+async def injected(
+    sim: Simulator, plan: FaultPlan, operation: str, path: str, render: Render = Problem.response
+) -> Response | None:
     """The planned delay, then the fault that answers instead of the operation (counted), if any."""
     if plan.delay:
         await _sleep(plan.delay)
@@ -177,10 +190,10 @@ async def injected(sim: Simulator, plan: FaultPlan, operation: str, path: str) -
     if plan.drop_before:
         early = DropConnection()
     elif plan.status_5xx is not None:
-        early = Problem(plan.status_5xx, "operation-failed", "Injected server error").response(path)
+        early = render(Problem(plan.status_5xx, "operation-failed", "Injected server error"), path)
     elif plan.status_429:
         retry = str(sim.faults.config.retry_after_seconds)
-        early = Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}).response(path)
+        early = render(Problem(429, "too-many-requests", "Injected rate limit", headers={"Retry-After": retry}), path)
     if early is not None:
         sim.count(operation, _status(early))
     return early

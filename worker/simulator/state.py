@@ -1,5 +1,5 @@
 """Everything one simulator instance holds, in memory: merchants, clock, engine, tokens, idempotency, limits,
-faults, request counts and the request record."""
+faults, request counts, the request record and the webhooks (registrations, deliveries, the sending thread)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from worker.simulator.idempotency import IdempotencyStore
 from worker.simulator.merchants import Merchants
 from worker.simulator.ratelimit import RateLimiter
 from worker.simulator.requestlog import RequestLog
+from worker.simulator.webhook_delivery import Webhooks
 
 
 class Simulator:
@@ -24,10 +25,12 @@ class Simulator:
         self.clock = SimClock()
         self.tokens = TokenStore(self.merchants, config.token_lifetime_seconds)
         self.faults = Faults(config.faults, config.seed)
+        self.webhooks = Webhooks(config, self.clock)
         self._fresh()
 
     def _fresh(self) -> None:
         self.engine = Engine(self.config, self.clock.timestamp())
+        self.engine.listener = self.webhooks.publish
         self.idempotency = IdempotencyStore(self.config.idempotency_ttl_seconds)
         self.limiter = RateLimiter()
         self.continuations: dict[str, tuple[str, str, int, int, float]] = {}
@@ -63,4 +66,9 @@ class Simulator:
         self.faults.counts.clear()
         if tokens:
             self.tokens.tokens.clear()
+        self.webhooks.reset()
         self._fresh()
+
+    def close(self) -> None:
+        """Stop the webhook sending thread."""
+        self.webhooks.close()

@@ -14,6 +14,7 @@ import sim_spec as spec
 from tests.merchants import OWN, OWN_MSN, merchants_data
 from worker.simulator.app import create_app
 from worker.simulator.config import SimulatorConfig
+from worker.simulator.webhook_events import EVENT_TYPES
 
 _keys = itertools.count(1)
 CREDENTIALS = {
@@ -197,8 +198,8 @@ class Vipps:
 
     # ---- admin
 
-    def admin(self, method: str, path: str, body: Any = None) -> Any:
-        response = self.http.request(method, "/_simulator" + path, json=body)
+    def admin(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        response = self.http.request(method, "/_simulator" + path, json=body, params=params)
         assert response.status_code == 200, response.text
         return response.json()
 
@@ -218,6 +219,26 @@ class Vipps:
 
     def problem_type(self, response: httpx.Response) -> str:
         return str(response.json()["type"]).rsplit("#", 1)[1]
+
+    # ---- webhooks
+
+    def register_webhook(self, url: str, events: list[str], headers: dict[str, str] | None = None) -> httpx.Response:
+        return self.call("POST", "/webhooks/v1/webhooks", {"url": url, "events": events}, headers=headers)
+
+    def webhook(self, url: str, *events: str) -> dict[str, str]:
+        """A registration (``{id, secret}``) of ``url`` for ``events`` (default: all ten)."""
+        response = self.register_webhook(url, list(events or EVENT_TYPES))
+        assert response.status_code == 201, response.text
+        result: dict[str, str] = response.json()
+        return result
+
+    def deliveries(self, **query: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = self.admin("GET", "/webhooks/deliveries", params=query)
+        return result
+
+    def close(self) -> None:
+        self.http.close()
+        self.sim.close()
 
 
 def many_merchants(**changes: dict[str, Any]) -> Vipps:

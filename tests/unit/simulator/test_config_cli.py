@@ -10,6 +10,7 @@ import typer
 from typer.testing import CliRunner
 
 from worker.cli.app import app as root_app
+from worker.simulator import cli as simulator_cli
 from worker.simulator.cli_options import parse_duration, parse_latency
 from worker.simulator.config import SimulatorConfig, SimulatorConfigError
 
@@ -113,6 +114,7 @@ def test_durations_and_latencies() -> None:
         ["simulator", "faults", "set", "--help"],
         ["simulator", "faults", "off", "--help"],
         ["simulator", "effects", "--help"],
+        ["simulator", "webhooks", "--help"],
         ["simulator", "script", "--help"],
         ["simulator", "stats", "--help"],
         ["simulator", "reset", "--help"],
@@ -122,3 +124,19 @@ def test_every_command_has_help_with_an_example(args: list[str]) -> None:
     result = CliRunner().invoke(root_app, args)
     assert result.exit_code == 0
     assert "Example" in result.output and "vipps-billing simulator" in result.output
+
+
+def test_webhook_options_at_start_up_win_over_their_variables(environ: pytest.MonkeyPatch) -> None:
+    started: list[SimulatorConfig] = []
+    environ.setattr(simulator_cli, "listen", lambda host, port: None)
+    environ.setattr(simulator_cli, "run", lambda config, listener, log_level: started.append(config))
+    environ.setenv("SIMULATOR_WEBHOOK_TIMEOUT_SECONDS", "4")
+    environ.setenv("SIMULATOR_WEBHOOK_FAULTS", '{"fail_rate": 0.5, "seed": 2}')
+    args = ["simulator", "--webhook-retry-wait", "0.1", "--webhook-order", "charge", "--webhook-https-only"]
+    assert CliRunner().invoke(root_app, args).exit_code == 0
+    [config] = started
+    assert (config.webhook_timeout_seconds, config.webhook_retry_seconds) == (4, 0.1)
+    assert config.webhook_order == "charge" and config.webhook_https_only
+    assert config.webhook_faults.fail_rate == 0.5 and config.webhook_faults.seed == 2
+    bad = CliRunner().invoke(root_app, ["simulator", "--webhook-order", "payment"])
+    assert bad.exit_code == 2

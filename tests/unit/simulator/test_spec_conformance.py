@@ -30,7 +30,25 @@ def test_every_v3_operation_of_the_spec_is_routed(vipps: Vipps) -> None:
 def test_admin_routes_never_collide_with_vipps_paths(vipps: Vipps) -> None:
     for route in vipps.app.routes:
         assert isinstance(route, Route)
-        assert route.path.startswith(("/recurring/v3/", "/_simulator/", "/accesstoken/", "/accessToken/"))
+        assert route.path.startswith(
+            ("/recurring/v3/", "/webhooks/v1/", "/_simulator/", "/accesstoken/", "/accessToken/")
+        )
+
+
+def test_every_operation_of_the_webhooks_spec_is_routed(vipps: Vipps) -> None:
+    spec = yaml.safe_load((FIXTURES / "webhooks-v1-openapi.yaml").read_text())
+    wanted = {
+        (method.upper(), "/webhooks" + path)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+    served = {
+        (method, route.path) for route in vipps.app.routes if isinstance(route, Route) for method in route.methods or ()
+    }
+    assert wanted == {("GET", "/webhooks/v1/webhooks"), ("POST", "/webhooks/v1/webhooks"),
+                      ("DELETE", "/webhooks/v1/webhooks/{id}")}
+    assert wanted <= served
 
 
 def test_full_lifecycle_responses_match_the_spec(vipps: Vipps) -> None:
