@@ -1,0 +1,91 @@
+"""Webhooks end to end over real HTTP: registered with the CLI at the simulator, delivered signed to the
+receiver, queued, and carried out by the worker as hints; rotated without a gap."""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from tests.e2e.clirun import cli, ok_json
+from tests.stack import SCRATCH, Events, Simulator, Worker, producer, wait_for
+from worker.local.processes import receiver_url, start_receiver, stop_group
+from worker.runtime.settings import WorkerSettings
+
+AGREEMENT = {"type": "agreement.create", "product_name": "Gym", "pricing": {"amount": 29900},
+             "interval": {"unit": "MONTH", "count": 1}, "merchant_redirect_url": "https://example.com/back",
+             "merchant_agreement_url": "https://example.com/agreements/1", "phone_number": "4791234567"}
+
+
+@dataclass
+class Hooks:
+    simulator: Simulator
+    events: Events
+    env: dict[str, str]
+    url: str
+    secrets: Path
+
+
+@pytest.fixture
+def hooks(redis_url: str, redis_client: redis.Redis, tmp_path: Path) -> Iterator[Hooks]:
+    simulator = Simulator()
+    # Only webhooks can tell of a stop in the app in time: the daily re-check stays daily.
+    worker = Worker(redis_url, simulator.url, env={"AGREEMENT_ACTIVE_POLL_SECONDS": "86400"})
+    env = {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url}
+    url, secrets = receiver_url(), tmp_path / "secrets"
+    registered = cli("webhooks", "register", "--url", url, "--secrets-dir", str(secrets), env=env)
+    assert registered.returncode == 0, registered.stderr
+    log = tempfile.NamedTemporaryFile(prefix="receiver-", suffix=".log", delete=False, dir=SCRATCH.name)  # noqa: SIM115
+    receiver = start_receiver(log, url, redis_url=redis_url, secrets_dir=secrets, settings=WorkerSettings())
+    try:
+        yield Hooks(simulator, Events(redis_client), env, url, secrets)
+    finally:
+        stop_group(receiver, 5.0)
+        worker.stop()
+        simulator.stop()
+
+
+def active(hooks: Hooks, redis_url: str, name: str) -> str:
+    with producer(redis_url) as p:
+        p.send({"command_id": f"{name}-create"} | AGREEMENT)
+        agreement_id: str = hooks.events.wait(command_id=f"{name}-create", type="agreement.created")["agreement_id"]
+        p.send({"command_id": f"{name}-accept", "type": "agreement.force_accept", "agreement_id": agreement_id,
+                "phone_number": "4791234567"})
+    hooks.events.wait(type="agreement.activated", agreement_id=agreement_id)
+    return agreement_id
+
+
+def test_a_stop_in_the_app_arrives_by_webhook(hooks: Hooks, redis_url: str) -> None:
+    [registration] = ok_json(cli("webhooks", "list", "--json", env=hooks.env))
+    assert registration["url"] == hooks.url and len(registration["events"]) == 10
+    assert (hooks.secrets / registration["id"]).stat().st_mode & 0o777 == 0o600
+    agreement_id = active(hooks, redis_url, "e2e-1")
+    hooks.simulator.stop_as_user(agreement_id)
+    stopped = hooks.events.wait(15, type="agreement.stopped", agreement_id=agreement_id)
+    assert (stopped["observed_by"], stopped["actor"]) == ("webhook", "USER")
+    delivered = [d for d in hooks.simulator.webhook_deliveries(agreement_id=agreement_id) if d["ok"]]
+    assert {d["event_type"] for d in delivered} >= {"recurring.agreement-activated.v1",
+                                                    "recurring.agreement-stopped.v1"}
+
+
+def test_rotation_registers_verifies_and_deletes_the_old_one(hooks: Hooks, redis_url: str) -> None:
+    [old] = ok_json(cli("webhooks", "list", "--json", env=hooks.env))
+    agreement_id = active(hooks, redis_url, "e2e-2")
+
+    def stop_soon() -> Any:  # an event to deliver while rotate waits for one signed with the new secret
+        wait_for(lambda: len(ok_json(cli("webhooks", "list", "--json", env=hooks.env))) == 2, 30, what="new one")
+        return hooks.simulator.stop_as_user(agreement_id)
+
+    threading.Thread(target=stop_soon, daemon=True).start()
+    rotated = cli("webhooks", "rotate", "--url", hooks.url, "--secrets-dir", str(hooks.secrets), "--wait", "60",
+                  env=hooks.env)
+    assert rotated.returncode == 0, rotated.stderr
+    [new] = ok_json(cli("webhooks", "list", "--json", env=hooks.env))
+    assert new["id"] != old["id"] and not (hooks.secrets / old["id"]).exists()
+    assert hooks.events.wait(15, type="agreement.stopped", agreement_id=agreement_id)["observed_by"] == "webhook"
