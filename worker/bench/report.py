@@ -50,6 +50,11 @@ def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]
         rows.append((f"merchant B behind A's {fa['backlog']:,}", f"{fa['b_seconds_max']:.2f} s (charge and stop); "
                      f"both at once {' / '.join(f'{r:,.0f}' for r in rates)} cmd/s", "< 5 s",
                      fa["b_seconds_max"] < 5))
+    if "webhooks" in results:
+        wh = results["webhooks"]
+        rows.append((f"stop in the app ({wh['stops']})", f"webhooks p50 {wh['webhooks']['p50_s']:.2f} s, p99 "
+                     f"{wh['webhooks']['p99_s']:.2f} s; polling every {wh['poll_every_seconds']:.0f} s p99 "
+                     f"{wh['polling']['p99_s']:.1f} s", "p99 < 2 s", wh["webhooks"]["p99_s"] < 2))
     return rows
 
 

@@ -13,7 +13,8 @@ each scenario.
 - recovery: one of two worker groups SIGKILLed with commands in flight; seconds until all are done, and the
   effects done twice at Vipps;
 - fairness: two merchants; seconds until B's charge.create and stop are done behind A's queued charge run,
-  then both merchants' runs at once: each one's commands/s.
+  then both merchants' runs at once: each one's commands/s;
+- webhooks: a customer's stop in the app to agreement.stopped, p50/p99, by polling only and with webhooks.
 
 Throughput runs start the simulator with ``--no-rate-limits`` (one agreement takes many charges per second).
 """
@@ -27,14 +28,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker.bench import merchants, scenarios
+from worker.bench import hooks, merchants, scenarios
 from worker.bench.lab import Lab
 from worker.bench.load import Target
 from worker.bench.report import machine
 from worker.local.redis import find_redis
 from worker.runtime.settings import WorkerSettings
 
-SCENARIOS = ("simulator", "throughput", "latency", "timeliness", "recovery", "fairness")
+SCENARIOS = ("simulator", "throughput", "latency", "timeliness", "recovery", "fairness", "webhooks")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,8 @@ class Sizes:
     processes: int          # worker processes
     threads: int            # threads per worker process
     share: int = 5_000      # fairness: charges of each merchant run at once
+    stops: int = 200        # webhooks: stops in the app, each way
+    poll_every: float = 30.0  # webhooks: the ACTIVE re-check of the polling-only side (default: daily)
 
 
 def run_bench(chosen: list[str], sizes: Sizes, *, redis_url: str | None, settings: WorkerSettings, output: Path,
@@ -65,6 +68,7 @@ def run_bench(chosen: list[str], sizes: Sizes, *, redis_url: str | None, setting
             "timeliness": lambda: scenarios.timeliness(lab, sizes.backlog),
             "recovery": lambda: scenarios.recovery(lab, sizes.recovery_commands),
             "fairness": lambda: merchants.fairness(lab, sizes.backlog, sizes.share),
+            "webhooks": lambda: hooks.webhooks(lab, sizes.stops, sizes.poll_every),
         }
         try:
             for name in chosen:

@@ -25,6 +25,8 @@ def bench(
     backlog: Annotated[int, typer.Option(help="queued charges ahead of the stop (timeliness), and of merchant "
                                              "B's commands (fairness)")] = 100_000,
     share: Annotated[int, typer.Option(help="charges of each merchant run at once (fairness)")] = 5_000,
+    stops: Annotated[int, typer.Option(help="stops in the app, each way (webhooks)")] = 200,
+    poll_every: Annotated[float, typer.Option(help="ACTIVE re-check of the polling-only side, s (webhooks)")] = 30.0,
     latency_commands: Annotated[int, typer.Option(help="commands in the latency scenario")] = 2_000,
     recovery_commands: Annotated[int, typer.Option(help="commands in the recovery scenario")] = 1_000,
     processes: Annotated[int, typer.Option(help="worker processes")] = 2,
@@ -41,7 +43,8 @@ def bench(
     if unknown:
         raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     sizes = Sizes(charges=charges, rounds=rounds, backlog=backlog, latency_commands=latency_commands,
-                  recovery_commands=recovery_commands, processes=processes, threads=threads, share=share)
+                  recovery_commands=recovery_commands, processes=processes, threads=threads, share=share,
+                  stops=stops, poll_every=poll_every)
     results = run_bench(chosen, sizes, redis_url=redis_url, settings=get_settings(), output=output,
                         say=lambda text: typer.echo(text, err=True))
     typer.echo(f"machine: {results['machine']}")

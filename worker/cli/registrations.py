@@ -8,10 +8,7 @@ never logged.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 
 from worker.core.control import Control, OperationError
 from worker.store.webhooks import WebhookQueue
@@ -29,33 +26,6 @@ def client_for(ops: Control, msn: str | None, partner: str | None) -> VippsClien
         sets = sorted({m.credential_set.partition(":")[2] for m in ops.merchants if m.through_partner})
         raise OperationError(f"no partner set {partner!r} in the merchants file (partners: {', '.join(sets) or '-'})")
     return VippsClient(ours[0].settings.model_copy(update={"msn": None, "max_attempts": 1}))
-
-
-def keep_secret(directory: Path, registration_id: str, secret: str) -> Path:
-    """Write the secret where the receiver reads it: atomically, readable by its owner only."""
-    if "/" in registration_id or registration_id.startswith("."):
-        raise OperationError(f"Vipps returned an unusable registration id {registration_id!r}")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secret)
-        target = directory / registration_id
-        os.replace(tmp, target)
-        return target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def forget_secret(directory: Path | None, registration_id: str) -> bool:
-    if directory is None or "/" in registration_id:
-        return False
-    path = directory / registration_id
-    existed = path.exists()
-    path.unlink(missing_ok=True)
-    return existed
 
 
 def await_delivery(ops: Control, registration_id: str, timeout: float) -> bool:

@@ -9,9 +9,10 @@ import typer
 from rich.table import Table
 
 from worker.cli.common import JsonOption, YesOption, confirm, console, control, emit_json, fail, guard
-from worker.cli.registrations import await_delivery, client_for, forget_secret, keep_secret
+from worker.cli.registrations import await_delivery, client_for
 from worker.runtime.settings import get_settings
 from worker.vipps.webhook_events import RECURRING_EVENTS
+from worker.webhooks.secrets import forget_secret, keep_secret
 
 app = typer.Typer(no_args_is_help=True, help="Vipps webhooks: run the receiver that verifies and queues "
                   "deliveries, and manage the registrations at Vipps.\n\n"

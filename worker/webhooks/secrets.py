@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 from pathlib import Path
 
@@ -100,3 +101,30 @@ class SecretsDir:
             log.warning("webhook secret %s is empty, not text or too long; skipped", entry.name)
             return None
         return secret
+
+
+def keep_secret(directory: Path, registration_id: str, secret: str) -> Path:
+    """Write the secret where the receiver reads it: atomically, readable by its owner only."""
+    if "/" in registration_id or registration_id.startswith("."):
+        raise ValueError(f"unusable registration id {registration_id!r}")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secret)
+        target = directory / registration_id
+        os.replace(tmp, target)
+        return target
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def forget_secret(directory: Path | None, registration_id: str) -> bool:
+    if directory is None or "/" in registration_id:
+        return False
+    path = directory / registration_id
+    existed = path.exists()
+    path.unlink(missing_ok=True)
+    return existed
