@@ -26,9 +26,11 @@ from worker.webhooks.secrets import keep_secret
 def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
     out: dict[str, Any] = {"stops": stops, "poll_every_seconds": poll_every}
     with lab.simulator("--no-rate-limits") as (url, _):
-        agreements = setup_agreements(lab, url, 2 * stops, "wh")
-        with lab.worker("full", url, env={"AGREEMENT_ACTIVE_POLL_SECONDS": str(poll_every)}):
-            out["polling"] = _stops(lab, url, agreements[:stops], rate=20.0, timeout=poll_every * 3 + 60)
+        polled = {"AGREEMENT_ACTIVE_POLL_SECONDS": str(poll_every)}  # the ACTIVE re-check is set when activated
+        by_polling = setup_agreements(lab, url, stops, "whp", env=polled)
+        by_webhook = setup_agreements(lab, url, stops, "whw")  # re-checked daily: only the webhook is quick
+        with lab.worker("full", url, env=polled):
+            out["polling"] = _stops(lab, url, by_polling, rate=20.0, timeout=poll_every * 3 + 60)
         secrets = Path(tempfile.mkdtemp(prefix="hooks-", dir=lab.scratch))
         public = receiver_url()
         with VippsClient(load_settings(base_url=url)) as client:
@@ -39,7 +41,7 @@ def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
                                       settings=lab.target.settings)
         try:
             with lab.worker("full", url):
-                out["webhooks"] = _stops(lab, url, agreements[stops:], rate=20.0, timeout=60)
+                out["webhooks"] = _stops(lab, url, by_webhook, rate=20.0, timeout=60)
         finally:
             stop_group(receiver, 5.0)
     return out
