@@ -170,3 +170,33 @@ def test_redis_only_commands_go_on_when_the_configuration_cannot_be_read(redis_u
     assert status.exit_code == 0 and "warning: MERCHANTS_FILE" in status.output
     assert "is not a readable file" in error(run(env, "dlq", "list", "--msn", "123456"))
     assert "is not a readable file" in error(run(env, "agreement", "show", "agr_1"))
+
+
+def commands_file(tmp_path: Path, *commands: dict[str, str]) -> str:
+    path = tmp_path / "commands.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in commands))
+    return str(path)
+
+
+def test_enqueue_reports_each_line_of_no_unknown_or_disabled_merchant(env: dict[str, str], tmp_path: Path,
+                                                                      redis_client: redis.Redis) -> None:
+    path = commands_file(tmp_path, {"command_id": "ok-1", "msn": "123456", **FETCH}, {"command_id": "none", **FETCH},
+                         {"command_id": "unknown", "msn": "999999", **FETCH},
+                         {"command_id": "old", "msn": "334455", **FETCH})
+    line = error(run(env, "enqueue", path))
+    assert "3 invalid command(s), nothing was sent" in line and "line 1" not in line
+    assert f"line 2: {REQUIRED}" in line
+    assert "line 3: MSN 999999 is not a merchant of this deployment" in line
+    assert "line 4: MSN 334455 (Old) is disabled in the merchants file" in line
+    assert redis_client.dbsize() == 0
+
+
+def test_enqueue_msn_fills_in_lines_that_name_none(env: dict[str, str], tmp_path: Path,
+                                                   redis_client: redis.Redis) -> None:
+    path = commands_file(tmp_path, {"command_id": "same", **FETCH}, {"command_id": "same", "msn": "123456", **FETCH})
+    sent = run(env, "enqueue", path, "--msn", "223344", "--json")
+    assert sent.exit_code == 0, sent.output
+    assert json.loads(sent.output)["sent"] == ["same", "same"]  # one command_id, two merchants: two commands
+    assert redis_client.llen("dramatiq:vipps.agreements.223344") == 1
+    assert redis_client.llen("dramatiq:vipps.agreements.123456") == 1
+    assert "--msn: MSN 999999 is not a merchant" in error(run(env, "enqueue", path, "--msn", "999999"))
