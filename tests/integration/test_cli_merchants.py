@@ -1,19 +1,23 @@
 """One deployment, two merchants (each with its own keys), through the CLI: real Redis, the simulator and a worker.
 
-The simulator accepts one key set, that of MSN 123456: Gym One runs the go-live checklist through its own
-queues; Yoga Two (223344) shows what needs no Vipps, and that every call for it goes out with its keys.
+The simulator (without a merchants file of its own) accepts one key set, that of MSN 123456: Gym One runs the
+go-live checklist through its own queues; Yoga Two (223344) shows what needs no Vipps, and that every call
+for it goes out with its keys. `merchants check` is also run against a simulator serving three merchants
+(tests/merchants.py) and their sales units.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 
 from tests.e2e.clirun import cli, ok_json, one_line_error
+from tests.merchants import write_merchants_file, write_worker_merchants_file
 from tests.stack import Simulator, Worker, wait_for
 from worker.core.producer import Producer
 from worker.runtime.settings import WorkerSettings
@@ -111,7 +115,7 @@ def test_merchants_list_and_the_token_check_over_http(two: dict[str, Any]) -> No
     listed = ok_json(cli("merchants", "list", "--json", env=two["vars"]))
     assert [(m["msn"], m["credential_set"]) for m in listed] == [(GYM, f"merchant:{GYM}"), (YOGA, f"merchant:{YOGA}")]
     assert "yoga-secret" not in json.dumps(listed)
-    # The sales unit lookup is tested against a mocked Vipps (tests/unit/cli/test_cli_merchants.py); here, the token.
+    # This simulator serves no Management API (it has no merchants file): here, the token.
     checked = cli("merchants", "check", "--json", env=two["vars"])
     assert checked.returncode == 1
     gym, yoga = json.loads(checked.stdout)["merchants"]
@@ -134,3 +138,31 @@ def test_dead_letters_are_told_apart_by_merchant(two: dict[str, Any]) -> None:
     table = cli("dlq", "list", env=two["vars"])
     assert table.returncode == 0 and YOGA in table.stdout and GYM in table.stdout
     assert "is not of MSN" in one_line_error(cli("dlq", "show", gym[0]["id"], "--msn", YOGA, env=two["vars"]))
+
+
+def test_merchants_check_reads_each_sales_unit_over_http(tmp_path: Path) -> None:
+    """Gym One's own keys and the partner set of Yoga Two and Dojo Three; Vipps does not let Dojo Three take
+    recurring payments, and does not know the stray MSN the worker's file routes through the partner."""
+    setup = write_merchants_file(tmp_path)
+    served = json.loads(setup.path.read_text())
+    served["merchants"][2]["recurring_allowed"] = False
+    setup.path.write_text(json.dumps(served))
+    worker_file = write_worker_merchants_file(tmp_path, [{"msn": "445566", "name": "Stray", "partner": "platform"}])
+    simulator = Simulator(*setup.simulator_args)
+    try:
+        env = {"VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url, "MERCHANTS_FILE": str(worker_file)}
+        result = cli("merchants", "check", "--json", env=env)
+        one = cli("merchants", "check", "--msn", GYM, env=env)
+    finally:
+        simulator.stop()
+    assert result.returncode == 1, result.stderr
+    checks = {c["msn"]: c for c in json.loads(result.stdout)["merchants"]}
+    assert {msn: c["token"] for msn, c in checks.items()} == dict.fromkeys((GYM, YOGA, "334455", "445566"), "ok")
+    assert [(c["sales_unit"], c["sales_unit_name"], c["recurring_allowed"], c["capture_type"], c["ok"])
+            for c in (checks[GYM], checks[YOGA])] == [("found", "Gym One", True, "ReserveCapture", True),
+                                                       ("found", "Yoga Two", True, "ReserveCapture", True)]
+    assert checks["334455"]["recurring_allowed"] is False and not checks["334455"]["ok"]
+    assert checks["445566"]["sales_unit"] == "not found (HTTP 404)" and not checks["445566"]["ok"]
+    assert one.returncode == 0 and "Gym One" in one.stdout and "ReserveCapture" in one.stdout
+    secrets = [setup.own.client_secret, setup.partner.client_secret, setup.partner.subscription_key]
+    assert not [s for s in secrets if s in result.stdout + result.stderr + one.stdout]
