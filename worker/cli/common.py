@@ -125,7 +125,7 @@ def known_msn(ops: Control, msn: str | None, *, required: bool = True) -> str | 
     (a disabled one too: its records stay readable), else the one-line error listing the merchants. Without
     ``msn``: None (no limit) with one merchant, or with several when not ``required``."""
     if msn is None:
-        if required and ops.layout.merchant_queues:
+        if required and several_merchants(ops):
             ops.merchant(None)  # raises: the MSN is required, naming the merchants
         return None
     if ops.merchants.get(msn) is None:

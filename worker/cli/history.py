@@ -20,8 +20,9 @@ def show_timeline(agreement_id: str, charge_id: str | None, as_json: bool, msn: 
     with guard(), control(get_settings(), redis_only=True) as ops:
         merchant = known_msn(ops, msn)
         events = ops.ledger.timeline(agreement_id, charge_id)
-    others = sorted({str(e.get("msn")) for e in events if merchant and e.get("msn") not in (None, merchant)})
+    others: list[str] = []
     if merchant is not None:  # events that name no merchant are kept: they are no other merchant's
+        others = sorted({str(e["msn"]) for e in events if e.get("msn") not in (None, merchant)})
         events = [e for e in events if e.get("msn") in (None, merchant)]
     if as_json:
         emit_json(events)
