@@ -37,7 +37,7 @@ def test_every_bad_line_is_reported_and_nothing_is_sent(redis_url: str, tmp_path
     line = one_line_error(result)
     assert "3 invalid command(s)" in line and "line 2: not valid JSON" in line
     assert "line 3:" in line and "charge_id" in line
-    assert "line 5: msn 654321 is not this worker's VIPPS_MSN (123456)" in line
+    assert "line 5: MSN 654321 is not a merchant of this deployment (123456 (default))" in line
     assert "line 1" not in line and "line 4" not in line
     assert queued(redis_url) == 0
 
@@ -69,7 +69,7 @@ def test_a_resent_file_warns_about_finished_commands(redis_url: str, tmp_path: P
         assert first.returncode == 0 and first.stdout.split() == ["done-1"], first.stderr
         ops = Control(redis_url, get_settings())
         try:
-            wait_for(lambda: (ops.ledger.get("done-1") or {}).get("status") in
+            wait_for(lambda: (ops.record("done-1") or {}).get("status") in
                      ("succeeded", "failed", "rejected", "dead_lettered"), 30, interval=0.3, what="done-1 finished")
         finally:
             ops.close()

@@ -285,7 +285,8 @@ def test_mistyped_commands_are_one_line_with_a_pointer_to_help(args: tuple[str, 
     ("worker",), ("enqueue",), ("demo",), ("checklist",), ("status",), ("agreement", "show"), ("agreement", "stop"),
     ("agreement", "list"), ("agreement", "update"), ("charge", "list"), ("charge", "show"), ("charge", "find"),
     ("charge", "capture"), ("charge", "refund"), ("charge", "cancel"), ("command", "show"), ("dlq", "list"),
-    ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("bench",), ("simulator",)])
+    ("dlq", "show"), ("dlq", "replay"), ("dlq", "purge"), ("merchants", "list"), ("merchants", "check"), ("bench",),
+    ("simulator",)])
 def test_every_command_has_help_with_an_example(command: tuple[str, ...]) -> None:
     result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
     assert result.exit_code == 0 and "Example" in result.output, result.output

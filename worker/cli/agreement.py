@@ -11,6 +11,7 @@ from rich.table import Table
 from worker.cli import history
 from worker.cli.common import (
     JsonOption,
+    MsnOption,
     TimeoutOption,
     YesOption,
     confirm,
@@ -35,12 +36,12 @@ app = typer.Typer(no_args_is_help=True, help="Look up, list, change or stop agre
 
 
 @app.command("show")
-def agreement_show(agreement_id: AgreementId, as_json: JsonOption = False) -> None:
+def agreement_show(agreement_id: AgreementId, msn: MsnOption = None, as_json: JsonOption = False) -> None:
     """Show an agreement as Vipps has it now.
 
     Example: vipps-billing agreement show agr_5kSeqz --json
     """
-    agreement = read(lambda vipps: vipps.fetch_agreement(agreement_id))
+    agreement = read(lambda vipps: vipps.fetch_agreement(agreement_id), msn)
     data = snapshot(agreement)
     if str(agreement.status) == "PENDING" and not data.get("vippsConfirmationUrl"):
         data["vippsConfirmationUrl"] = confirmation_url(agreement_id)
@@ -102,6 +103,7 @@ def agreement_list(
     since: Annotated[int | None, since_option(
         "Only agreements created after this: a duration ago (30d, 12h) or a date-time.")] = None,
     external_id: Annotated[str | None, typer.Option(help="Only the agreement(s) with this externalId.")] = None,
+    msn: MsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List the merchant's agreements, newest first.
@@ -113,7 +115,8 @@ def agreement_list(
     """
     statuses = ([status] if status is not None else list(models.AgreementStatus) if external_id is not None
                 else [models.AgreementStatus.ACTIVE])
-    agreements = read(lambda vipps: [a for s in statuses for a in vipps.list_agreements(status=s, created_after=since)])
+    agreements = read(lambda vipps: [a for s in statuses for a in vipps.list_agreements(status=s, created_after=since)],
+                      msn)
     if external_id is not None:
         agreements = [a for a in agreements if a.externalId == external_id]
     agreements.sort(key=lambda a: a.created.timestamp() if isinstance(a.created, dt.datetime) else 0, reverse=True)
@@ -136,7 +139,8 @@ def agreement_list(
 
 @app.command("stop")
 def agreement_stop(agreement_id: AgreementId, reason: ReasonOption, operator: OperatorOption = None,
-                   yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+                   msn: MsnOption = None, yes: YesOption = False, timeout: TimeoutOption = 60.0,
+                   as_json: JsonOption = False) -> None:
     """Stop an agreement (irreversible; RESERVED charges on it are cancelled by Vipps).
 
     Example: vipps-billing agreement stop agr_5kSeqz --reason "customer asked, ticket 4711" --yes
@@ -144,14 +148,14 @@ def agreement_stop(agreement_id: AgreementId, reason: ReasonOption, operator: Op
     with guard():  # an invalid id is refused before Vipps is asked about it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
                            "status": "STOPPED", **audit(operator, reason)})
-    _refuse_if_final(agreement_id, "stop")
+    _refuse_if_final(agreement_id, "stop", msn)
     confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
-    act(command, timeout, as_json, "agreement.stopped")
+    act(command, timeout, as_json, "agreement.stopped", msn)
 
 
-def _refuse_if_final(agreement_id: str, verb: str) -> None:
+def _refuse_if_final(agreement_id: str, verb: str, msn: str | None) -> None:
     """Refuse, before anyone confirms and with nothing sent, what Vipps would refuse or silently ignore."""
-    status = str(read(lambda vipps: vipps.fetch_agreement(agreement_id)).status)
+    status = str(read(lambda vipps: vipps.fetch_agreement(agreement_id), msn).status)
     if status in models.FINAL_AGREEMENT_STATUSES:
         raise fail(f"agreement {agreement_id} is already {status}; nothing to {verb}, nothing was sent")
 
@@ -167,7 +171,7 @@ def agreement_update(
         help="New suggested maximum in øre (VARIABLE pricing; the user is not alerted).")] = None,
     agreement_url: Annotated[str | None, typer.Option(help="New merchantAgreementUrl (https).")] = None,
     external_id: Annotated[str | None, typer.Option(help="New externalId.")] = None,
-    operator: OperatorOption = None,
+    operator: OperatorOption = None, msn: MsnOption = None,
     yes: YesOption = False, timeout: TimeoutOption = 60.0, as_json: JsonOption = False,
 ) -> None:
     """Change an agreement's price, product or agreement page (through the queue; charges already made stay).
@@ -184,11 +188,11 @@ def agreement_update(
     with guard():  # an invalid change is refused before anyone is asked to confirm it
         command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
                            **given, **audit(operator, reason)})
-    _refuse_if_final(agreement_id, "change")
+    _refuse_if_final(agreement_id, "change", msn)
     described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
                           for name, value in given.items())
     confirm(f"Change agreement {agreement_id}: {described}?", yes)
-    act(command, timeout, as_json, "agreement.updated")
+    act(command, timeout, as_json, "agreement.updated", msn)
 
 
 app.command("history")(history.agreement_history)

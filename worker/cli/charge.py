@@ -10,7 +10,17 @@ from rich.table import Table
 
 from schemas.commands import ChargeStatus
 from worker.cli import history
-from worker.cli.common import JsonOption, TimeoutOption, YesOption, confirm, console, emit_json, fail, money
+from worker.cli.common import (
+    JsonOption,
+    MsnOption,
+    TimeoutOption,
+    YesOption,
+    confirm,
+    console,
+    emit_json,
+    fail,
+    money,
+)
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.handlers import snapshot
 from worker.vipps import models
@@ -33,6 +43,7 @@ def _charge_row(charge: models.ChargeResponseV3) -> list[str]:
 def charge_list(
     agreement_id: AgreementId,
     status: Annotated[ChargeStatus | None, typer.Option(help="Only charges in this status.")] = None,
+    msn: MsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """List an agreement's charges (Vipps returns all statuses unless --status is given).
@@ -40,7 +51,7 @@ def charge_list(
     Example: vipps-billing charge list agr_5kSeqz --status CHARGED
     """
     wanted = models.ChargeStatus(status.value) if status else None
-    charges = read(lambda vipps: vipps.list_charges(agreement_id, status=wanted))
+    charges = read(lambda vipps: vipps.list_charges(agreement_id, status=wanted), msn)
     if as_json:
         emit_json([snapshot(c) for c in charges])
         return
@@ -53,17 +64,18 @@ def charge_list(
 
 
 @app.command("show")
-def charge_show(agreement_id: AgreementId, charge_id: ChargeId, as_json: JsonOption = False) -> None:
+def charge_show(agreement_id: AgreementId, charge_id: ChargeId, msn: MsnOption = None,
+                as_json: JsonOption = False) -> None:
     """Show a charge with its history.
 
     Example: vipps-billing charge show agr_5kSeqz chr_WCVbcA
     """
-    charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))
+    charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn)
     _print_charge(charge, agreement_id, as_json)
 
 
 @app.command("find")
-def charge_find(charge_id: ChargeId, as_json: JsonOption = False) -> None:
+def charge_find(charge_id: ChargeId, msn: MsnOption = None, as_json: JsonOption = False) -> None:
     """Find a charge by its id alone (a customer's claim names no agreement); shows its agreement too.
 
     A charge created with an order_id has that order_id as its charge id.
@@ -72,7 +84,7 @@ def charge_find(charge_id: ChargeId, as_json: JsonOption = False) -> None:
 
     Example: vipps-billing charge find chr_WCVbcA
     """
-    charge = read(lambda vipps: vipps.fetch_charge_by_id(charge_id))
+    charge = read(lambda vipps: vipps.fetch_charge_by_id(charge_id), msn)
     _print_charge(charge, charge.agreementId, as_json)
 
 
@@ -114,9 +126,10 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
     """The ``charge capture`` or ``charge refund`` command: the same but for the verb, its event and texts."""
     def command(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption, amount: AmountOption = None,
                 description: Annotated[str, typer.Option(help="Shown to the user.")] = default_description,
-                operator: OperatorOption = None, yes: YesOption = False, timeout: TimeoutOption = 60.0,
-                as_json: JsonOption = False) -> None:
-        charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id))  # what is left, from Vipps now
+                operator: OperatorOption = None, msn: MsnOption = None, yes: YesOption = False,
+                timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
+        # What is left, from Vipps now.
+        charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn)
         left = _left(charge, kind)
         if not amount:
             amount = left
@@ -127,7 +140,7 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
                        f"{money(amount)}; nothing was sent")
         confirm(f"{kind.capitalize()} {money(amount)} of charge {charge_id}?", yes)
         act({"type": f"charge.{kind}", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
-             "description": description, **audit(operator, reason)}, timeout, as_json, done_event)
+             "description": description, **audit(operator, reason)}, timeout, as_json, done_event, msn)
 
     command.__name__ = f"charge_{kind}"
     command.__doc__ = doc
@@ -144,18 +157,18 @@ charge_refund = app.command("refund")(_move_money(
 
 @app.command("cancel")
 def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption,
-                  operator: OperatorOption = None, yes: YesOption = False, timeout: TimeoutOption = 60.0,
-                  as_json: JsonOption = False) -> None:
+                  operator: OperatorOption = None, msn: MsnOption = None, yes: YesOption = False,
+                  timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
     """Cancel a pending, due or reserved charge.
 
     Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --reason "ticket 4711" --yes
     """
-    status = str(read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id)).status)
+    status = str(read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn).status)
     if status not in models.CANCELLABLE_CHARGE_STATUSES:
         raise fail(f"charge {charge_id} is {status}, not open; nothing to cancel, nothing was sent")
     confirm(f"Cancel charge {charge_id}?", yes)
     act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id, **audit(operator, reason)},
-        timeout, as_json, "charge.cancelled")
+        timeout, as_json, "charge.cancelled", msn)
 
 
 app.command("history")(history.charge_history)

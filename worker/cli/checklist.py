@@ -12,7 +12,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker.cli.common import JsonOption, console, control, emit_json, err_console, fail, guard
+from worker.cli.common import (
+    JsonOption,
+    MsnOption,
+    configured_merchants,
+    console,
+    control,
+    emit_json,
+    err_console,
+    fail,
+    guard,
+    resolve_merchant,
+)
 from worker.cli.golive import SIMULATOR_PHONE, STEPS, Checklist, Report, RunState, SimulatorClock
 from worker.core.control import Control
 from worker.local.wait import wait_until
@@ -43,11 +54,12 @@ def run_steps(ops: Control, state: RunState, path: Path, clock: SimulatorClock |
 def show_report(report: Report, as_json: bool, extra: dict[str, object] | None = None) -> None:
     if as_json:
         emit_json({"status": report.status, "message": report.message, "run_id": report.state.run_id,
-                   "env": report.state.env, "agreements": report.state.agreements, "charges": report.state.charges,
-                   "due": report.state.due, "results": report.rows} | (extra or {}))
+                   "env": report.state.env, "msn": report.state.msn, "agreements": report.state.agreements,
+                   "charges": report.state.charges, "due": report.state.due, "results": report.rows} | (extra or {}))
         return
     if report.rows:
-        table = Table(title=f"Go-live checklist ({report.state.env}, run {report.state.run_id})")
+        merchant = f", MSN {report.state.msn}" if report.state.msn else ""
+        table = Table(title=f"Go-live checklist ({report.state.env}{merchant}, run {report.state.run_id})")
         for column in ("state", "holds", "agreement", "charge", "observed", "events seen"):
             table.add_column(column, overflow="fold")
         for row in report.rows:
@@ -69,8 +81,9 @@ def exit_code(report: Report) -> int:
     return {"passed": 0, "waiting": 3}.get(report.status, 1)
 
 
-def default_state_file(env: str) -> Path:
-    return Path.home() / ".vipps-billing" / f"checklist-{env}.json"
+def default_state_file(env: str, msn: str | None = None) -> Path:
+    """``checklist-<env>.json``; with several merchants one per merchant, ``checklist-<env>-<msn>.json``."""
+    return Path.home() / ".vipps-billing" / (f"checklist-{env}-{msn}.json" if msn else f"checklist-{env}.json")
 
 
 def checklist(
@@ -81,6 +94,7 @@ def checklist(
     phone: Annotated[str | None, typer.Option(
         help="Test user's phone number for force-accept (required for the Vipps test environment).")] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each step.")] = 60.0,
+    msn: MsnOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the go-live checklist through a running worker: the simulator by default, Vipps test with VIPPS_ENV=test.
@@ -88,6 +102,7 @@ def checklist(
     Needs a worker consuming the queues of REDIS_URL. On the simulator it moves the clock and
     finishes at once. At Vipps, charges complete on their due date (tomorrow): the run records
     what it created and exits 3; run it again with --resume after 08:00 UTC on the due date.
+    A run is for one merchant (--msn with several; each has its own default state file).
 
     Example: VIPPS_ENV=test vipps-billing checklist --phone 4712345678 && vipps-billing checklist --resume
     """
@@ -95,8 +110,10 @@ def checklist(
         settings = load_settings()
         if settings.env is VippsEnvironment.PRODUCTION:
             raise fail("the checklist runs in the test environment or on the simulator, not in production")
-        path = state_file or default_state_file(settings.env.value)
-        state = _run_state(settings, path, resume=resume, restart=restart, phone=phone)
+        merchants = configured_merchants()
+        merchant = resolve_merchant(merchants, msn).msn
+        path = state_file or default_state_file(settings.env.value, merchant if merchants.only is None else None)
+        state = _run_state(settings, path, resume=resume, restart=restart, phone=phone, msn=merchant)
         clock = SimulatorClock(settings.url) if settings.env is VippsEnvironment.SIMULATOR else None
         try:
             with control(get_settings()) as ops:
@@ -116,13 +133,18 @@ def checklist(
     raise typer.Exit(exit_code(report))
 
 
-def _run_state(settings: VippsSettings, path: Path, *, resume: bool, restart: bool, phone: str | None) -> RunState:
-    """The recorded run to resume, or a new one (refusing to overwrite an unfinished run unless ``restart``)."""
+def _run_state(settings: VippsSettings, path: Path, *, resume: bool, restart: bool, phone: str | None,
+               msn: str | None = None) -> RunState:
+    """The recorded run to resume (of the merchant ``msn``), or a new one for it (refusing to overwrite an
+    unfinished run unless ``restart``)."""
     env = settings.env.value
     if resume:
         state = RunState.load(path)
         if state.env != env:
             raise fail(f"the run in {path} was made against {state.env}, but VIPPS_ENV is {env}")
+        if msn and state.msn not in (None, msn):
+            raise fail(f"the run in {path} is for MSN {state.msn}, not {msn}")
+        state.msn = state.msn or msn
         return state
     if path.exists() and not restart:
         previous = RunState.load(path)
@@ -131,4 +153,4 @@ def _run_state(settings: VippsSettings, path: Path, *, resume: bool, restart: bo
                        f"in {path}: finish it with --resume, or start over with --restart")
     if settings.env is VippsEnvironment.TEST and not phone:
         raise fail("--phone is required in the Vipps test environment (a test user's number)")
-    return Checklist.new_state(env, phone or SIMULATOR_PHONE)
+    return Checklist.new_state(env, phone or SIMULATOR_PHONE, msn)

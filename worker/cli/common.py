@@ -19,7 +19,8 @@ from worker.core.producer import InvalidCommand
 from worker.local.processes import StackError
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import SettingsError, WorkerSettings
-from worker.vipps import ConfigError, errors
+from worker.vipps import ConfigError, errors, load_settings
+from worker.vipps.merchants import Merchant, Merchants, UnknownMerchant, load_merchants
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -29,6 +30,7 @@ YesOption = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for con
 TimeoutOption = Annotated[float, typer.Option(help="Seconds to wait for the worker's outcome.")]
 MsnOption = Annotated[str | None, typer.Option("--msn", help="The merchant (MSN); default: the only one "
                                                              "configured, required when there are several.")]
+MsnFilterOption = Annotated[str | None, typer.Option("--msn", help="Only this merchant's (MSN); default: all.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -68,15 +70,46 @@ def guard() -> Iterator[None]:
         raise fail("interrupted", 130) from None
 
 
+def configured_merchants() -> Merchants:
+    """The merchants of this deployment, read as the worker reads them (``MERCHANTS_FILE``, else ``VIPPS_*``);
+    a configuration that cannot be read is the usual one-line error."""
+    try:
+        return load_merchants(load_settings())
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+
+
+def resolve_merchant(merchants: Merchants, msn: str | None) -> Merchant:
+    """The merchant ``msn`` names (default: the only one), enabled; else the one-line error saying why."""
+    try:
+        return merchants.resolve(msn)
+    except UnknownMerchant as exc:
+        raise OperationError(str(exc)) from None
+
+
+def _merchants(redis_only: bool) -> Merchants | None:
+    """For a command that only reads Redis, a configuration that cannot be read is a warning: the command
+    goes on without telling merchants apart (one given by ``--msn`` is then the configuration's error)."""
+    if not redis_only:
+        return configured_merchants()
+    try:
+        return load_merchants(load_settings())
+    except ConfigError as exc:
+        err_console.print(f"warning: {exc} (merchants are not told apart)", soft_wrap=True)
+        return None
+
+
 @contextlib.contextmanager
-def control(settings: WorkerSettings) -> Iterator[Control]:
-    """The running worker, through the Redis it uses (``REDIS_URL``, default localhost:6379/0).
+def control(settings: WorkerSettings, *, redis_only: bool = False) -> Iterator[Control]:
+    """The running worker, through the Redis it uses (``REDIS_URL``, default localhost:6379/0), knowing its
+    merchants (so commands go to each merchant's own queues); see `_merchants` for ``redis_only``.
 
     Support commands never embed a Redis: a private one would hold none of the worker's state.
     """
+    merchants = _merchants(redis_only)
     with find_redis(settings.redis_url, embed=False) as found:
         try:
-            ops = Control(found.url, settings)
+            ops = Control(found.url, settings, merchants)
         except OperationError as exc:
             raise OperationError(f"{exc} (at {found.shown}; set REDIS_URL)") from None
         try:
@@ -85,6 +118,24 @@ def control(settings: WorkerSettings) -> Iterator[Control]:
             raise OperationError(f"cannot reach Redis at {found.shown}: {exc}") from None
         finally:
             ops.close()
+
+
+def known_msn(ops: Control, msn: str | None, *, required: bool = True) -> str | None:
+    """The merchant a read of the worker's own records (Redis) is limited to: ``msn`` when it is configured
+    (a disabled one too: its records stay readable), else the one-line error listing the merchants. Without
+    ``msn``: None (no limit) with one merchant, or with several when not ``required``."""
+    if msn is None:
+        if required and several_merchants(ops):
+            ops.merchant(None)  # raises: the MSN is required, naming the merchants
+        return None
+    if ops.merchants.get(msn) is None:
+        ops.merchant(msn)  # raises: not a merchant of this deployment
+    return msn
+
+
+def several_merchants(ops: Control) -> bool:
+    """More than one merchant is configured (each then has its own queues)."""
+    return bool(ops.layout.merchant_queues)
 
 
 def emit_json(data: Any) -> None:

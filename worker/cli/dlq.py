@@ -13,6 +13,7 @@ from rich.table import Table
 
 from worker.cli.common import (
     JsonOption,
+    MsnFilterOption,
     YesOption,
     confirm,
     console,
@@ -21,6 +22,8 @@ from worker.cli.common import (
     err_console,
     fail,
     guard,
+    known_msn,
+    several_merchants,
     since_option,
     when,
 )
@@ -40,69 +43,81 @@ IdsArgument = Annotated[list[str] | None, typer.Argument(help="Dead-letter ids (
 
 
 def _select(ops: Control, ids: list[str] | None, reason: str | None, ctype: str | None, since: int | None,
-            limit: int) -> list[DeadLetter]:
+            limit: int, msn: str | None = None) -> list[DeadLetter]:
+    """The dead letters named by id, or those matching the filters; with ``msn``, only that merchant's."""
+    msn = known_msn(ops, msn, required=False)
     if ids:
-        letters = []
-        for letter_id in ids:
-            letter = ops.dead_letters.get(letter_id)
-            if letter is None:
-                raise fail(f"no dead letter {letter_id}")
-            letters.append(letter)
-        return letters
-    return ops.dead_letters.find(limit=limit, reason=reason, command_type=ctype, since_ms=since)
+        return [_get(ops, letter_id, msn) for letter_id in ids]
+    return ops.dead_letters.find(limit=limit, reason=reason, command_type=ctype, since_ms=since, msn=msn)
+
+
+def _get(ops: Control, letter_id: str, msn: str | None = None) -> DeadLetter:
+    letter = ops.dead_letters.get(letter_id)
+    if letter is None:
+        raise fail(f"no dead letter {letter_id}")
+    if msn is not None and letter.msn != msn:
+        raise fail(f"dead letter {letter_id} is not of MSN {msn} (it is of {letter.msn or 'no merchant'})")
+    return letter
 
 
 def _summary(letter: DeadLetter) -> dict[str, object]:
     return {"id": letter.id, "at": when(letter.at_ms), "reason": letter.reason, "command_id": letter.command_id,
-            "type": letter.command_type, "detail": letter.detail, "replayed_as": letter.replayed_as}
+            "type": letter.command_type, "msn": letter.msn, "detail": letter.detail,
+            "replayed_as": letter.replayed_as}
 
 
 @app.command("list")
 def dlq_list(reason: ReasonOption = None, ctype: TypeOption = None, since: SinceOption = None,
-             limit: LimitOption = 50, as_json: JsonOption = False) -> None:
-    """List dead letters, newest first.
+             msn: MsnFilterOption = None, limit: LimitOption = 50, as_json: JsonOption = False) -> None:
+    """List dead letters, newest first (with several merchants, each with its MSN).
 
     Example: vipps-billing dlq list --type charge.capture --since 1d
     """
-    with guard(), control(get_settings()) as ops:
-        letters = _select(ops, None, reason, ctype, since, limit)
+    with guard(), control(get_settings(), redis_only=True) as ops:
+        letters = _select(ops, None, reason, ctype, since, limit, msn)
         total = ops.dead_letters.count()
+        by_merchant = several_merchants(ops)
     if as_json:
         emit_json([_summary(x) for x in letters])
         return
-    wide = console.width >= 140  # narrower: the two ids stay whole; when, type and detail are in `dlq show`
+    console.print(_list_table(letters, total, by_merchant))
+
+
+def _list_table(letters: list[DeadLetter], total: int, by_merchant: bool) -> Table:
+    """Narrower than 140 columns, the two ids stay whole; when, type and detail are in `dlq show`. With several
+    merchants, each letter's MSN."""
+    wide = console.width >= 140
+    columns = {"id": {"no_wrap": True, "min_width": 24}, "at": {"overflow": "fold"}, "msn": {"no_wrap": True},
+               "reason": {"overflow": "fold"}, "command": {"no_wrap": not wide, "overflow": "fold"},
+               "type": {"overflow": "fold"}, "detail": {"overflow": "fold"}, "replayed as": {"overflow": "fold"}}
+    shown = [name for name in columns if (wide or name in ("id", "msn", "reason", "command"))
+             and (by_merchant or name != "msn")]
     table = Table(title=f"Dead letters ({len(letters)} shown of {total})")
-    table.add_column("id", no_wrap=True, min_width=24)
-    if wide:
-        table.add_column("at", overflow="fold")
-    table.add_column("reason", overflow="fold")
-    table.add_column("command", no_wrap=not wide, overflow="fold")
-    if wide:
-        for column in ("type", "detail", "replayed as"):
-            table.add_column(column, overflow="fold")
+    for name in shown:
+        table.add_column(name, **columns[name])  # type: ignore[arg-type]
     for x in letters:
-        row = [x.id, when(x.at_ms), x.reason, x.command_id or "-", x.command_type or "-", x.detail[:80],
-               ", ".join(x.replayed_as) or "-"]
-        table.add_row(*(row if wide else [row[0], row[2], row[3]]))
-    console.print(table)
+        row = {"id": x.id, "at": when(x.at_ms), "msn": x.msn or "-", "reason": x.reason,
+               "command": x.command_id or "-", "type": x.command_type or "-", "detail": x.detail[:80],
+               "replayed as": ", ".join(x.replayed_as) or "-"}
+        table.add_row(*(row[name] for name in shown))
+    return table
 
 
 @app.command("show")
-def dlq_show(letter_id: Annotated[str, typer.Argument(help="Dead-letter id.")], as_json: JsonOption = False) -> None:
+def dlq_show(letter_id: Annotated[str, typer.Argument(help="Dead-letter id.")], msn: MsnFilterOption = None,
+             as_json: JsonOption = False) -> None:
     """Show one dead letter in full: the command, the problem, and any replays.
 
     Example: vipps-billing dlq show 3f2a9c0d1e4b5a6978c0d1e2
     """
-    with guard(), control(get_settings()) as ops:
-        letter = ops.dead_letters.get(letter_id)
-    if letter is None:
-        raise fail(f"no dead letter {letter_id}")
+    with guard(), control(get_settings(), redis_only=True) as ops:
+        letter = _get(ops, letter_id, known_msn(ops, msn, required=False))
     data = asdict(letter)
     if as_json:
         emit_json(data)
         return
     table = Table(title=f"Dead letter {letter.id}", show_header=False)
-    for name in ("reason", "detail", "command_id", "command_type", "attempts", "queue", "actor"):
+    for name in ("reason", "detail", "command_id", "command_type", "msn", "attempts", "queue", "actor"):
         table.add_row(name, str(data[name]) if data[name] is not None else "-")
     table.add_row("at", when(letter.at_ms))
     table.add_row("replayed as", ", ".join(f"{cid} ({when(ms)})" for cid, ms in
@@ -121,6 +136,7 @@ def dlq_replay(
     reason: ReasonOption = None,
     ctype: TypeOption = None,
     since: SinceOption = None,
+    msn: MsnFilterOption = None,
     limit: LimitOption = 100,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter (up to --limit) if no filter.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Check Vipps and show what would be replayed; send nothing.")] = False,
@@ -133,16 +149,16 @@ def dlq_replay(
 ) -> None:
     """Replay dead commands that are still needed, each under a new id <command_id>.rN.
 
-    Vipps is asked first (is the charge still RESERVED, is money left to refund, does the charge
-    already exist, ...); only what is still needed is sent again.
+    Vipps is asked first, as each letter's merchant (is the charge still RESERVED, is money left to
+    refund, does the charge already exist, ...); only what is still needed is sent again.
 
     Example: vipps-billing dlq replay --type charge.capture --since 1d --dry-run
     """
-    if not ids and not (reason or ctype or since is not None or all_letters):
-        raise fail("name dead-letter ids, or select with --reason/--type/--since, or pass --all")
+    if not ids and not (reason or ctype or since is not None or msn or all_letters):
+        raise fail("name dead-letter ids, or select with --reason/--type/--since/--msn, or pass --all")
     fields = _changes(changes or [])
     with guard(), control(get_settings()) as ops:
-        letters = _select(ops, ids, reason, ctype, since, limit)
+        letters = _select(ops, ids, reason, ctype, since, limit, msn)
         decisions = _decide_all(ops, letters, as_json, fields)
         todo = [d for d in decisions if d.replay]
         if todo and not dry_run:
@@ -218,6 +234,7 @@ def dlq_purge(
     reason: ReasonOption = None,
     ctype: TypeOption = None,
     older_than: Annotated[int | None, since_option("Only older than this: 30d, 12h, or an ISO date-time.")] = None,
+    msn: MsnFilterOption = None,
     all_letters: Annotated[bool, typer.Option("--all", help="Every dead letter matching the filters.")] = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Also delete dead letters younger than DEAD_LETTER_RETENTION_DAYS.")] = False,
@@ -230,10 +247,10 @@ def dlq_purge(
 
     Example: vipps-billing dlq purge --reason invalid_command --older-than 7d --yes
     """
-    if not ids and not (reason or ctype or older_than is not None or all_letters):
-        raise fail("name dead-letter ids, or select with --reason/--type/--older-than, or pass --all")
-    with guard(), control(get_settings()) as ops:
-        letters = _select(ops, ids, reason, ctype, None, 1_000_000)
+    if not ids and not (reason or ctype or older_than is not None or msn or all_letters):
+        raise fail("name dead-letter ids, or select with --reason/--type/--older-than/--msn, or pass --all")
+    with guard(), control(get_settings(), redis_only=True) as ops:
+        letters = _select(ops, ids, reason, ctype, None, 1_000_000, msn)
         if older_than is not None:
             letters = [x for x in letters if x.at_ms < older_than]
         _refuse_young(letters, ops.dead_letters.retention_ms, force)

@@ -9,12 +9,12 @@ from typing import Annotated, Any
 
 import typer
 
-from worker.cli.common import JsonOption, emit_json, err_console, fail, guard
+from worker.cli.common import JsonOption, configured_merchants, emit_json, err_console, fail, guard
 from worker.core.control import Control, OperationError
 from worker.core.producer import InvalidCommand, prepare
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import get_settings
-from worker.vipps import ConfigError, load_settings
+from worker.vipps.merchants import Merchants, UnknownMerchant
 
 FINISHED = ("succeeded", "failed", "rejected", "dead_lettered")
 Entry = tuple[str, Any]  # where it was ("line 3", "command 2") and what was there
@@ -22,12 +22,17 @@ Entry = tuple[str, Any]  # where it was ("line 3", "command 2") and what was the
 
 def enqueue(
     file: Annotated[str, typer.Argument(help="JSON or JSONL file of commands, or - for standard input")],
+    msn: Annotated[str | None, typer.Option(
+        "--msn", help="The merchant (MSN) of commands that name none; with several merchants, each command "
+        "needs one.")] = None,
     dry_run: Annotated[bool, typer.Option(help="Validate and report; send nothing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate and enqueue commands (one JSON object, a JSON array, or one object per line).
 
-    Every invalid command is reported with its line; if one is invalid, none is sent. Prints the
+    Every invalid command is reported with its line; if one is invalid, none is sent. A command naming an
+    MSN this deployment does not serve (or a disabled one) is invalid, and so is one naming none when
+    there are several merchants. Each goes to its merchant's own queues. Prints the
     command ids sent, one per line. Warns (stderr) about a command_id given twice (sent once) and
     about one the worker already finished (sent all the same: the worker carries it out only once and
     publishes its recorded events again, for a consumer that lost them).
@@ -39,15 +44,16 @@ def enqueue(
     except OSError as exc:
         raise fail(f"cannot read {file}: {exc.strerror}") from None
     entries, errors = read_entries(text)
-    prepared = _validate(entries, errors, _configured_msn())
+    merchants = configured_merchants()
+    prepared = _validate(entries, errors, merchants, _default_msn(merchants, msn))
     if errors:
         raise fail(f"{len(errors)} invalid command(s), nothing was sent: " + "; ".join(errors))
-    unique = _unique(prepared)
+    unique = _unique(prepared, merchants)
     settings = get_settings()
     with guard():
         try:
             with find_redis(settings.redis_url) as found:
-                ops = Control(found.url, settings)
+                ops = Control(found.url, settings, merchants)
                 try:
                     todo = unique
                     finished = _finished(ops, unique)
@@ -68,39 +74,44 @@ def enqueue(
     err_console.print(f"{'would enqueue' if dry_run else 'enqueued'} {len(ids)} command(s){again}")
 
 
-def _configured_msn() -> str | None:
-    try:
-        return load_settings().msn
-    except ConfigError:
+def _default_msn(merchants: Merchants, msn: str | None) -> str | None:
+    """The ``--msn`` given, once it names a merchant commands may be sent for."""
+    if msn is None:
         return None
+    try:
+        return merchants.resolve(msn).msn
+    except UnknownMerchant as exc:
+        raise fail(f"--msn: {exc}") from None
 
 
-def _validate(entries: list[Entry], errors: list[str], msn: str | None) -> list[Entry]:
+def _validate(entries: list[Entry], errors: list[str], merchants: Merchants, msn: str | None) -> list[Entry]:
+    """The commands in wire form (those naming no MSN with ``msn``); each problem, with where it was, in
+    ``errors``. A command's merchant must be one this deployment serves, enabled, as the worker checks."""
     prepared = []
     for where, item in entries:
         try:
-            wire = prepare(item)
-        except InvalidCommand as exc:
+            wire = prepare(item if msn is None or item.get("msn") is not None else item | {"msn": msn})
+            merchants.resolve(wire.get("msn"))
+        except (InvalidCommand, UnknownMerchant) as exc:
             errors.append(f"{where}: {exc}")
-            continue
-        if msn and wire.get("msn") and wire["msn"] != msn:
-            errors.append(f"{where}: msn {wire['msn']} is not this worker's VIPPS_MSN ({msn})")
             continue
         prepared.append((where, wire))
     return prepared
 
 
-def _unique(prepared: list[Entry]) -> list[Entry]:
-    """Each command_id once (the first); a warning names the others."""
-    first: dict[str, str] = {}
+def _unique(prepared: list[Entry], merchants: Merchants) -> list[Entry]:
+    """Each command once (the first): a command_id per merchant, as the ledger knows it; a warning names the
+    others."""
+    first: dict[tuple[str, str], str] = {}
     out = []
     for where, wire in prepared:
         command_id = str(wire["command_id"])
-        if command_id in first:
-            err_console.print(f"warning: {where}: command_id {command_id} repeats {first[command_id]}; sent once",
+        key = (merchants.resolve(wire.get("msn")).msn, command_id)
+        if key in first:
+            err_console.print(f"warning: {where}: command_id {command_id} repeats {first[key]}; sent once",
                               soft_wrap=True)
             continue
-        first[command_id] = where
+        first[key] = where
         out.append((where, wire))
     return out
 

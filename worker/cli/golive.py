@@ -6,7 +6,8 @@ the clock is moved past the charges' due date; at Vipps the charges complete on 
 so the run records what it created in a state file and ``--resume`` finishes it later.
 
 Every command id derives from the run id and the step, so resuming after a crash re-sends the
-same commands and the ledger makes each happen once.
+same commands and the ledger makes each happen once. A run is for one merchant: its commands carry
+that merchant's MSN, recorded with the run.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class RunState:
     events: dict[str, list[str]] = field(default_factory=dict)  # resource id -> event types seen
     results: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
+    msn: str | None = None                                      # the merchant; None: the only one
 
     @classmethod
     def load(cls, path: Path) -> RunState:
@@ -107,9 +109,9 @@ class Checklist:
         self._seq = 0
 
     @staticmethod
-    def new_state(env: str, phone: str) -> RunState:
+    def new_state(env: str, phone: str, msn: str | None = None) -> RunState:
         return RunState(run_id=uuid.uuid4().hex[:10], env=env, started_at=dt.datetime.now(dt.UTC).isoformat(),
-                        phone=phone)
+                        phone=phone, msn=msn)
 
     # -- plumbing ------------------------------------------------------------------------------------
 
@@ -145,7 +147,8 @@ class Checklist:
             if progress.status == "retry_wait":  # a lost answer or a rate limit: say what it waits for
                 self.notice(f"{command['type']}: {progress.describe()}")
 
-        return self._record(self.ops.run({"command_id": self._cid(name), **command}, self.timeout,
+        merchant = {"msn": self.state.msn} if self.state.msn else {}
+        return self._record(self.ops.run({"command_id": self._cid(name), **command, **merchant}, self.timeout,
                                          on_progress=waiting))
 
     def _fetch(self, command: dict[str, Any]) -> Outcome:

@@ -2,7 +2,8 @@
 
 Read from the timeline the worker keeps in Redis with every event it publishes (the last 500 of each
 agreement and charge, for ``LEDGER_RETENTION_DAYS``): commands' outcomes, the transitions polling and
-fetches saw, and who asked for a support action and why.
+fetches saw, and who asked for a support action and why. With several merchants, the events of the
+merchant ``--msn`` names.
 """
 
 from __future__ import annotations
@@ -11,19 +12,26 @@ from typing import Any
 
 from rich.table import Table
 
-from worker.cli.common import JsonOption, console, control, emit_json, guard
+from worker.cli.common import JsonOption, MsnOption, console, control, emit_json, guard, known_msn
 from worker.runtime.settings import get_settings
 
 
-def show_timeline(agreement_id: str, charge_id: str | None, as_json: bool) -> None:
-    with guard(), control(get_settings()) as ops:
+def show_timeline(agreement_id: str, charge_id: str | None, as_json: bool, msn: str | None = None) -> None:
+    with guard(), control(get_settings(), redis_only=True) as ops:
+        merchant = known_msn(ops, msn)
         events = ops.ledger.timeline(agreement_id, charge_id)
+    others: list[str] = []
+    if merchant is not None:  # events that name no merchant are kept: they are no other merchant's
+        others = sorted({str(e["msn"]) for e in events if e.get("msn") not in (None, merchant)})
+        events = [e for e in events if e.get("msn") in (None, merchant)]
     if as_json:
         emit_json(events)
         return
     what = f"charge {charge_id} of {agreement_id}" if charge_id else f"agreement {agreement_id}"
     if not events:
-        console.print(f"no events recorded for {what} (kept for LEDGER_RETENTION_DAYS)")
+        elsewhere = f"; it has events of MSN {', '.join(others)}" if others else ""
+        console.print(f"no events recorded for {what}{f' of MSN {merchant}' if merchant else ''} "
+                      f"(kept for LEDGER_RETENTION_DAYS){elsewhere}")
         return
     table = Table(title=f"History of {what}")
     for column in ("when", "event", "change", "command", "who / why"):
@@ -47,17 +55,17 @@ def _audit(event: dict[str, Any]) -> str:
     return " / ".join(str(audit[k]) for k in ("operator", "reason") if audit.get(k))
 
 
-def agreement_history(agreement_id: str, as_json: JsonOption = False) -> None:
+def agreement_history(agreement_id: str, msn: MsnOption = None, as_json: JsonOption = False) -> None:
     """An agreement's events, oldest first: created, activated, updated, stopped, ...
 
     Example: vipps-billing agreement history agr_5kSeqz
     """
-    show_timeline(agreement_id, None, as_json)
+    show_timeline(agreement_id, None, as_json, msn)
 
 
-def charge_history(agreement_id: str, charge_id: str, as_json: JsonOption = False) -> None:
+def charge_history(agreement_id: str, charge_id: str, msn: MsnOption = None, as_json: JsonOption = False) -> None:
     """A charge's events, oldest first: created, each status change, captures, refunds, cancel.
 
     Example: vipps-billing charge history agr_5kSeqz chr-afU1zT0
     """
-    show_timeline(agreement_id, charge_id, as_json)
+    show_timeline(agreement_id, charge_id, as_json, msn)

@@ -1,4 +1,7 @@
-"""``vipps-billing status``: queues, in flight, retries, watchlist, dead letters, outbox and workers."""
+"""``vipps-billing status``: queues, in flight, retries, watchlist, dead letters, outbox and workers.
+
+With several merchants, also each merchant's own queues and dead letters (``merchants`` in ``--json``).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +9,41 @@ from typing import Any
 
 from rich.table import Table
 
-from worker.cli.common import JsonOption, console, control, emit_json, guard
+from worker.cli.common import JsonOption, console, control, emit_json, guard, several_merchants
+from worker.core.control import Control
 from worker.runtime.settings import get_settings
 
 
 def status(as_json: JsonOption = False) -> None:
-    """Queues, in flight, retries, watchlist, dead letters, outbox and live workers, from Redis.
+    """Queues, in flight, retries, watchlist, dead letters, outbox and live workers, from Redis; with several
+    merchants, each merchant's queues and dead letters.
 
     Example: REDIS_URL=redis://127.0.0.1:6379/0 vipps-billing status --json
     """
-    with guard(), control(get_settings()) as ops:
+    with guard(), control(get_settings(), redis_only=True) as ops:
         data = ops.status()
+        if several_merchants(ops):
+            data["merchants"] = per_merchant(ops, data)
+        shared = (ops.layout.agreements_queue, ops.layout.charges_queue)
     if as_json:
         emit_json(data)
         return
     console.print(_queues(data))
+    if "merchants" in data:
+        console.print(_merchants(data, shared))
     console.print(_state(data))
+
+
+def per_merchant(ops: Control, data: dict[str, Any]) -> dict[str, Any]:
+    """Per MSN: its name, its own queues' depths and its dead letters."""
+    letters = ops.dead_letters.count_by_msn()
+    out: dict[str, Any] = {m.msn: {"name": m.name, "enabled": m.enabled, "queues": {},
+                                   "dead_letters": letters.get(m.msn, 0)} for m in ops.merchants}
+    for name, depth in data["queues"].items():
+        msn = ops.layout.merchant_of(name)
+        if msn in out:
+            out[msn]["queues"][name] = {"ready": depth["ready"], "delayed": depth["delayed"]}
+    return out
 
 
 def _queues(data: dict[str, Any]) -> Table:
@@ -32,6 +54,25 @@ def _queues(data: dict[str, Any]) -> Table:
         queues.add_row(name, str(depth["ready"]), str(depth["delayed"]), str(depth["dead"]),
                        f"{depth['oldest_age_seconds']} s")
     return queues
+
+
+def _merchants(data: dict[str, Any], shared_queues: tuple[str, ...]) -> Table:
+    """One row per merchant; a last one for what names none of them (on the shared queues, which the worker
+    rejects), when there is any."""
+    table = Table(title="Merchants")
+    for column in ("msn", "name", "ready", "delayed", "dead letters"):
+        table.add_column(column, justify="left" if column in ("msn", "name") else "right")
+    for msn, merchant in data["merchants"].items():
+        depths = merchant["queues"].values()
+        name = merchant["name"] if merchant["enabled"] else f"{merchant['name']} (disabled)"
+        table.add_row(msn, name, str(sum(d["ready"] for d in depths)), str(sum(d["delayed"] for d in depths)),
+                      str(merchant["dead_letters"]))
+    shared = [data["queues"][q] for q in shared_queues if q in data["queues"]]
+    letters = data["dead_letters"] - sum(m["dead_letters"] for m in data["merchants"].values())
+    ready, delayed = sum(d["ready"] for d in shared), sum(d["delayed"] for d in shared)
+    if ready or delayed or letters:
+        table.add_row("-", "no merchant of ours", str(ready), str(delayed), str(letters))
+    return table
 
 
 def _state(data: dict[str, Any]) -> Table:

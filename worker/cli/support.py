@@ -1,7 +1,8 @@
 """What the ``agreement`` and ``charge`` commands share: a lookup at Vipps, an action through the queue.
 
-Lookups read Vipps directly (they change nothing). A stop, update, capture, refund or cancel is a
-command on the queue like any other: the worker carries it out exactly once and we wait for its outcome.
+Lookups read Vipps directly (they change nothing), as the merchant ``--msn`` names (default: the only one).
+A stop, update, capture, refund or cancel is a command on the queue like any other, carrying that
+merchant's MSN: the worker carries it out exactly once and we wait for its outcome.
 """
 
 from __future__ import annotations
@@ -35,21 +36,24 @@ def audit(operator: str | None, reason: str) -> dict[str, str]:
     return {"operator": operator, "reason": reason}
 
 
-def read(call: Callable[[VippsClient], T]) -> T:
-    """One lookup at Vipps with the worker's shared token and rate budgets; errors become one line."""
+def read(call: Callable[[VippsClient], T], msn: str | None = None) -> T:
+    """One lookup at Vipps as the merchant ``msn``, with the worker's shared token and rate budgets; errors
+    become one line."""
     with guard(), control(get_settings()) as ops:
-        return call(ops.vipps())
+        return call(ops.vipps(msn=msn))
 
 
-def act(command: dict[str, Any], timeout: float, as_json: bool, done_event: str) -> None:
-    """Send a support command, wait for the worker's outcome, print it; errors become one line."""
+def act(command: dict[str, Any], timeout: float, as_json: bool, done_event: str, msn: str | None = None) -> None:
+    """Send a support command as the merchant ``msn``, wait for the worker's outcome, print it; errors become
+    one line."""
     with guard(), control(get_settings()) as ops:
-        command_id = ops.send({"command_id": new_command_id(), **command})
+        merchant = ops.merchant(msn).msn
+        command_id = ops.send({"command_id": new_command_id(), **command, "msn": merchant})
         if as_json:
-            outcome = ops.wait(command_id, timeout)
+            outcome = ops.wait(command_id, timeout, msn=merchant)
         else:
             with err_console.status(f"{command['type']} sent as {command_id}; waiting for the worker") as spinner:
-                outcome = ops.wait(command_id, timeout, on_progress=lambda p: spinner.update(
+                outcome = ops.wait(command_id, timeout, msn=merchant, on_progress=lambda p: spinner.update(
                     f"{command['type']} {command_id}: {p.describe()}"))
     _show_outcome(outcome, as_json, done_event)
 

@@ -102,6 +102,18 @@ class DeadLetterStore:
     def count(self) -> int:
         return int(self.redis.zcard(self.keys.dead_letter_index))
 
+    def count_by_msn(self) -> dict[str | None, int]:
+        """How many dead letters each merchant has (None: those naming no configured merchant)."""
+        counts: dict[str | None, int] = {}
+        for _, raw in self.redis.hscan_iter(self.keys.dead_letters, count=500):
+            try:
+                msn = json.loads(raw).get("msn")
+            except (ValueError, AttributeError):
+                msn = None
+            key = msn if isinstance(msn, str) else None
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
     def prune(self) -> int:
         """Forget records older than the retention period."""
         cutoff = now_ms() - self.retention_ms

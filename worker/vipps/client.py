@@ -222,6 +222,15 @@ class VippsClient:
             )
             return completion(response)
 
+    # --- management ---------------------------------------------------------------------------
+
+    def sales_unit(self, msn: str) -> models.SalesUnit:
+        """The sales unit ``msn`` as the Management API describes it: its name, whether it may make recurring
+        payments, its capture type. Vipps serves this API in production only."""
+        op = ops.FETCH_SALES_UNIT
+        with self._logged(op.id):
+            return parse(op.id, self._sender.send(op, path={"msn": msn}), models.SalesUnit)
+
     # --- rate budgets -------------------------------------------------------------------------
 
     def budget_slot(self, operation: ops.Operation | str, *, agreement_id: str | None = None,

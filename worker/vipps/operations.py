@@ -1,6 +1,8 @@
-"""The v3 operations: method, path template and whether an Idempotency-Key is required.
+"""The Vipps operations the worker calls: method, path template and whether an Idempotency-Key is required.
 
-Operation names are the spec's operationIds; they are also the metric and log labels.
+The Recurring v3 operations, the Webhooks API's, and the one Management API lookup the CLI checks a merchant
+with. Operation names are the specs' operationIds (ours where a spec names none); they are also the metric
+and log labels.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 class Operation:
     id: str
     method: str
-    path: str  # template with {agreementId} / {chargeId}
+    path: str  # template with {agreementId} / {chargeId} (or {msn}, {webhookId})
     idempotent: bool  # carries an Idempotency-Key (POST/PATCH/DELETE)
 
 
@@ -57,7 +59,12 @@ V3_OPERATIONS: tuple[Operation, ...] = (
     REFUND_CHARGE,
 )
 
-_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS, *WEBHOOK_OPERATIONS)}
+# Management API: a sales unit's name and configuration (production only, says Vipps; not in its test environment).
+FETCH_SALES_UNIT = Operation("getMsn", "GET", "/management/v1/sales-units/{msn}", False)
+
+MANAGEMENT_OPERATIONS: tuple[Operation, ...] = (FETCH_SALES_UNIT,)
+
+_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS, *WEBHOOK_OPERATIONS, *MANAGEMENT_OPERATIONS)}
 
 
 def by_id(operation_id: str) -> Operation:

@@ -1,7 +1,7 @@
 """Pydantic models of the Recurring v3 requests and responses, with the spec's field names.
 
-`common` holds what both share, `agreements` and `charges` the rest; everything is also
-available here, as ``models.X``.
+`common` holds what both share, `agreements` and `charges` the rest, `webhooks` the Webhooks API's,
+`management` the one Management API answer the CLI reads; everything is also available here, as ``models.X``.
 """
 
 from schemas.commands import ChargeStatus, IntervalUnit, PricingType, TransactionType
@@ -73,6 +73,7 @@ from worker.vipps.models.common import (
     TolerantTransactionType,
     UtcDateTime,
 )
+from worker.vipps.models.management import CaptureType, SalesUnit, SalesUnitConfiguration, TolerantCaptureType
 from worker.vipps.models.webhooks import RegisteredWebhook, RegisterWebhook, Webhook, Webhooks
 
 __all__ = [
@@ -94,6 +95,7 @@ __all__ = [
     "CampaignType",
     "CampaignV3",
     "CaptureRequestV3",
+    "CaptureType",
     "ChargeEvent",
     "ChargeEventType",
     "ChargeReference",
@@ -128,11 +130,14 @@ __all__ = [
     "RegisteredWebhook",
     "RequestModel",
     "ResponseModel",
+    "SalesUnit",
+    "SalesUnitConfiguration",
     "SuggestedMaxAmount",
     "TimePeriod",
     "TimePeriodResponse",
     "TolerantAgreementStatus",
     "TolerantCampaignType",
+    "TolerantCaptureType",
     "TolerantChargeStatus",
     "TolerantChargeType",
     "TolerantCurrency",
