@@ -57,13 +57,15 @@ def port_free(host: str, port: int) -> bool:
 def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings, layout: Layout | None = None,
                extra_env: dict[str, str] | None = None) -> int:
     """Run the worker (``dramatiq worker.runtime.main:setup``) on the command queues; returns its exit code."""
-    from worker.runtime.main import ENTRY  # loads dramatiq: only for this command
     # prometheus_client's own variable (not a worker setting): the multiprocess metrics directory.
     given_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     metrics_dir = Path(given_dir or tempfile.mkdtemp(prefix="vipps-billing-prom-"))
     if metrics_dir.exists():
         shutil.rmtree(metrics_dir)  # stale files from a previous run would add up
     metrics_dir.mkdir(parents=True)
+    # Loads dramatiq and the metrics (only for this command), after the metrics directory exists: a metric
+    # without labels writes its file there as soon as it is defined.
+    from worker.runtime.main import ENTRY
     env = dict(os.environ) | (extra_env or {}) | {
         "REDIS_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "prometheus_multiproc_dir": str(metrics_dir),
         "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
