@@ -30,6 +30,7 @@ def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
         by_polling = setup_agreements(lab, url, stops, "whp", env=polled)
         by_webhook = setup_agreements(lab, url, stops, "whw")  # re-checked daily: only the webhook is quick
         with lab.worker("full", url, env=polled):
+            _ready(lab)
             out["polling"] = _stops(lab, url, by_polling, rate=20.0, timeout=poll_every * 3 + 60)
         secrets = Path(tempfile.mkdtemp(prefix="hooks-", dir=lab.scratch))
         public = receiver_url()
@@ -41,6 +42,7 @@ def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
                                       settings=lab.target.settings)
         try:
             with lab.worker("full", url):
+                _ready(lab)
                 out["webhooks"] = _stops(lab, url, by_webhook, rate=20.0, timeout=60)
         finally:
             stop_group(receiver, 5.0)
@@ -65,8 +67,17 @@ def _stops(lab: Lab, sim_url: str, agreements: list[str], *, rate: float, timeou
                 seen[event["agreement_id"]] = message["message_timestamp"] / 1000
         return len(seen) == len(stopped_at)
 
-    wait_until(all_seen, timeout, "every agreement.stopped", every=0.5)
+    wait_until(all_seen, timeout, "every agreement.stopped", every=0.5,
+               error=lambda what: TimeoutError(f"{what}: {len(seen)} of {len(stopped_at)} seen"))
     latencies = sorted(seen[a] - stopped_at[a] for a in stopped_at)
     return {"p50_s": round(statistics.median(latencies), 3),
             "p99_s": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 3),
             "max_s": round(latencies[-1], 3)}
+
+
+
+def _ready(lab: Lab) -> None:
+    """Every worker process consumes (beats its heartbeat): a stop made before would time the start-up too."""
+    client, key = lab.target.client, lab.target.dramatiq.heartbeats
+    client.delete(key)
+    wait_until(lambda: client.zcard(key) >= lab.processes, 60, "the worker processes", every=0.1)

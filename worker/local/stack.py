@@ -24,7 +24,9 @@ from worker.local.processes import (
     StackError,
     cli_args,
     free_port,
+    receiver_url,
     start_child,
+    start_receiver,
     start_simulator,
     stop_group,
     wait_ready,
@@ -32,6 +34,10 @@ from worker.local.processes import (
 )
 from worker.local.redis import FoundRedis, find_redis
 from worker.runtime.settings import WorkerSettings
+from worker.vipps import VippsClient, load_settings
+from worker.vipps.config import SIMULATOR_DEFAULTS
+from worker.vipps.webhook_events import RECURRING_EVENTS
+from worker.webhooks.secrets import keep_secret
 
 
 @dataclass
@@ -42,6 +48,7 @@ class Stack:
     settings: WorkerSettings          # what the worker was given (own namespace and key prefix)
     worker_log: Path
     env: dict[str, str] = field(default_factory=dict)
+    webhook_url: str | None = None    # the local receiver, registered at the simulator for all ten events
 
 
 @contextlib.contextmanager
@@ -103,6 +110,23 @@ def _start_worker(cleanup: contextlib.ExitStack, workdir: Path, found: FoundRedi
     return metrics_url, worker_log, env
 
 
+def _start_receiver(cleanup: contextlib.ExitStack, workdir: Path, found: FoundRedis, simulator_url: str,
+                    settings: WorkerSettings) -> str:
+    """Register a local receiver at the simulator (its own credentials, never the caller's VIPPS_*) and start it,
+    so webhooks and polling work together as in production; returns its URL."""
+    url = receiver_url()
+    simulator = load_settings(env="simulator", base_url=simulator_url, merchants_file=None,
+                              **{name: SIMULATOR_DEFAULTS[name] for name in SIMULATOR_DEFAULTS})
+    with VippsClient(simulator) as client:
+        made = client.register_webhook(url, list(RECURRING_EVENTS))
+    secrets = workdir / "webhook-secrets"
+    keep_secret(secrets, made.id, made.secret.get_secret_value())
+    with open(workdir / "receiver.log", "wb") as log:
+        receiver = start_receiver(log, url, redis_url=found.url, secrets_dir=secrets, settings=settings)
+    cleanup.callback(stop_group, receiver, 5.0)
+    return url
+
+
 @contextlib.contextmanager
 def local_stack(*, redis_url: str | None, force_embedded: bool = False, threads: int = 8,
                 on_step: Callable[[str], None] | None = None) -> Iterator[Stack]:
@@ -125,10 +149,13 @@ def local_stack(*, redis_url: str | None, force_embedded: bool = False, threads:
             simulator, simulator_url = start_simulator(sim_log)
         cleanup.callback(stop_group, simulator, 5.0)
 
+        step("starting the webhook receiver")
+        webhook_url = _start_receiver(cleanup, workdir, found, simulator_url, settings)
+
         step("starting the worker")
         metrics_url, worker_log, env = _start_worker(cleanup, workdir, found, simulator_url, settings, threads)
         yield Stack(redis=found, simulator_url=simulator_url, metrics_url=f"{metrics_url}/metrics",
-                    settings=settings, worker_log=worker_log, env=env)
+                    settings=settings, worker_log=worker_log, env=env, webhook_url=webhook_url)
 
 
 def tail(path: Path, lines: int = 15) -> str:
