@@ -27,8 +27,10 @@ def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
     out: dict[str, Any] = {"stops": stops, "poll_every_seconds": poll_every}
     with lab.simulator("--no-rate-limits") as (url, _):
         polled = {"AGREEMENT_ACTIVE_POLL_SECONDS": str(poll_every)}  # the ACTIVE re-check is set when activated
-        by_polling = setup_agreements(lab, url, stops, "whp", env=polled)
+        # The webhook side first: a worker re-schedules every ACTIVE agreement it re-checks with its own
+        # interval, so the polled side's 30 s re-checks must not meet a daily-re-checking worker.
         by_webhook = setup_agreements(lab, url, stops, "whw")  # re-checked daily: only the webhook is quick
+        by_polling = setup_agreements(lab, url, stops, "whp", env=polled)
         with lab.worker("full", url, env=polled):
             _ready(lab)
             out["polling"] = _stops(lab, url, by_polling, rate=20.0, timeout=poll_every * 3 + 60)
