@@ -93,6 +93,9 @@ def start_worker(kind: str, redis_url: str, sim_url: str, settings: WorkerSettin
                       metrics_port=free_port(), metrics_dir=tempfile.mkdtemp(prefix="prom-", dir=scratch)) | {
         # Charges are polled around their due date in production, not while a run is measured.
         "LOG_LEVEL": "WARNING", "CHARGE_POLL_SECONDS": "3600",
+        # The scenarios start the simulator without its limits: the worker's per-merchant cap on charge
+        # creation (500 a minute, Vipps's) is off too, or it alone would set the pace.
+        "VIPPS_CHARGES_PER_MINUTE": "0",
         "dramatiq_queue_prefetch": str(threads * 2), "dramatiq_worker_timeout": "200"}
     if kind == "naive":
         args = [sys.executable, "-m", "dramatiq", "worker.bench.naive:setup", "--processes", str(processes),

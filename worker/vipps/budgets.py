@@ -55,6 +55,15 @@ DEFAULT_RULES: Mapping[Operation, BudgetRule] = {
     # FORCE_ACCEPT (test only): no published limit.
 }
 
+# Since 2025 Vipps also caps charge creation at 500 a minute per merchant (CHANGES §5).
+CHARGES_PER_MINUTE = 500
+
+
+def extra_rules(charges_per_minute: int = CHARGES_PER_MINUTE) -> dict[Operation, tuple[BudgetRule, ...]]:
+    """Limits an operation has besides its first one, each counted on its own; the ledger's claim prepays
+    only the first. ``charges_per_minute=0``: no merchant-wide cap (a simulator without limits)."""
+    return {ops.CREATE_CHARGE: (BudgetRule(charges_per_minute, ("msn",)),)} if charges_per_minute else {}
+
 
 @dataclass(frozen=True)
 class BudgetSlot:
@@ -97,10 +106,11 @@ def people_share(operation: Operation, rule: BudgetRule) -> int:
 
 class Budgets:
     def __init__(self, backend: BudgetBackend, prefix: str, rules: Mapping[Operation, BudgetRule], *,
-                 for_people: bool = False) -> None:
+                 for_people: bool = False, extra: Mapping[Operation, tuple[BudgetRule, ...]] | None = None) -> None:
         self._backend = backend
         self._prefix = prefix
         self._rules = dict(rules)
+        self._extra = dict(extra or {})
         self._for_people = for_people  # people may use the whole budget; workers leave people's share
         self._prepaid: ContextVar[str | None] = ContextVar(f"prepaid-{id(self)}", default=None)
 
@@ -115,8 +125,8 @@ class Budgets:
 
     def describe(self, operation: Operation) -> str:
         """The published limit of ``operation`` in words ('' if it has none)."""
-        rule = self._rules.get(operation)
-        return rule.describe(operation) if rule else ""
+        rules = [r for r in (self._rules.get(operation), *self._extra.get(operation, ())) if r is not None]
+        return "; ".join(rule.describe(operation) for rule in rules)
 
     @contextmanager
     def prepaid(self, slot: BudgetSlot | None) -> Iterator[None]:
@@ -128,12 +138,21 @@ class Budgets:
             self._prepaid.reset(token)
 
     def take(self, operation: Operation, values: Mapping[str, str]) -> float:
-        """0 when the call may go out; otherwise seconds to wait (and nothing is consumed)."""
+        """0 when the call may go out; otherwise seconds to wait. A slot taken before another limit said
+        wait stays taken: that only makes us more careful than Vipps."""
         slot = self.slot(operation, values)
         if slot is None:
             return 0.0
         if slot.key == self._prepaid.get():
             self._prepaid.set(None)
-            return 0.0
-        return self._backend.take(slot.key, slot.limit, slot.window_ms / 1000)
+        else:
+            wait = self._backend.take(slot.key, slot.limit, slot.window_ms / 1000)
+            if wait:
+                return wait
+        for rule in self._extra.get(operation, ()):
+            key = ":".join([self._prefix, "vipps", "budget", operation.id, "all", *(values[n] for n in rule.scope)])
+            wait = self._backend.take(key, rule.limit, rule.window)
+            if wait:
+                return wait
+        return 0.0
 

@@ -22,7 +22,15 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from worker.vipps import models
 from worker.vipps import operations as ops
 from worker.vipps.auth import BearerAuth
-from worker.vipps.budgets import DEFAULT_RULES, BudgetBackend, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
+from worker.vipps.budgets import (
+    DEFAULT_RULES,
+    BudgetBackend,
+    BudgetRule,
+    Budgets,
+    BudgetSlot,
+    MemoryBudgetBackend,
+    extra_rules,
+)
 from worker.vipps.config import VippsEnvironment, VippsSettings
 from worker.vipps.errors import BudgetExhaustedError, ForceAcceptNotAllowed, RequestValidationError, VippsError
 from worker.vipps.headers import system_headers
@@ -72,6 +80,7 @@ class VippsClient:
             key_prefix,
             DEFAULT_RULES if budget_rules is None else budget_rules,
             for_people=for_people,  # a support tool's client: it may use the share of reads workers leave
+            extra=extra_rules(settings.charges_per_minute),
         )
         self._sender = Sender(
             self._http,

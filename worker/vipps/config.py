@@ -69,6 +69,8 @@ class VippsSettings(BaseSettings):
     # Attempts the client makes by itself for a transient failure whose wait is short;
     # longer waits go back to the caller (the worker re-queues with a delay).
     max_attempts: int = 2
+    # Vipps's cap on charge creation per merchant and minute; 0 only against a simulator without limits.
+    charges_per_minute: int = Field(default=500, ge=0)
     # Refresh the token this many seconds before it expires.
     token_refresh_margin: float = 300.0
 

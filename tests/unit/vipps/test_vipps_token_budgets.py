@@ -15,7 +15,7 @@ from vipps_support import SECRETS
 from worker.store.vipps_state import RedisBudgetBackend, RedisKeyValue, redis_backends
 from worker.vipps import VippsClient, VippsSettings, errors
 from worker.vipps import operations as ops
-from worker.vipps.budgets import DEFAULT_RULES, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend
+from worker.vipps.budgets import DEFAULT_RULES, BudgetRule, Budgets, BudgetSlot, MemoryBudgetBackend, extra_rules
 from worker.vipps.observer import NullObserver
 from worker.vipps.store import KeyValue, MemoryKeyValue
 from worker.vipps.token import SHARED_CHECK_SECONDS, TokenCache, TokenGrant
@@ -299,3 +299,16 @@ def test_people_keep_a_share_of_each_read_budget_that_workers_leave() -> None:
     # Writes go through the workers only: no share is held back from them.
     create = {"msn": "123456", "agreementId": "agr_1", "idempotencyKey": "k"}
     assert [workers.take(ops.CREATE_CHARGE, create) for _ in range(2)] == [0, 0]
+
+
+def test_charge_creation_is_also_capped_per_merchant() -> None:
+    backend = MemoryBudgetBackend()
+    budgets = Budgets(backend, "m", DEFAULT_RULES, extra=extra_rules(3))
+    keys = [f"key-{i}" for i in range(5)]
+    waits = [budgets.take(ops.CREATE_CHARGE, {"msn": "123456", "agreementId": "agr_1", "idempotencyKey": k})
+             for k in keys]
+    assert waits[:3] == [0.0, 0.0, 0.0] and all(w > 0 for w in waits[3:])  # 3 a minute for the merchant
+    other = budgets.take(ops.CREATE_CHARGE, {"msn": "654321", "agreementId": "agr_2", "idempotencyKey": "k"})
+    assert other == 0.0  # another merchant's cap is its own
+    assert "500" not in budgets.describe(ops.CREATE_CHARGE) and "per merchant" in budgets.describe(ops.CREATE_CHARGE)
+    assert Budgets(backend, "n", DEFAULT_RULES, extra=extra_rules(0)).describe(ops.CREATE_CHARGE).count(";") == 0
