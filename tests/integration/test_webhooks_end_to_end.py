@@ -72,6 +72,9 @@ def test_a_stop_in_the_app_arrives_by_webhook(hooks: Hooks, redis_url: str) -> N
     delivered = [d for d in hooks.simulator.webhook_deliveries(agreement_id=agreement_id) if d["ok"]]
     assert {d["event_type"] for d in delivered} >= {"recurring.agreement-activated.v1",
                                                     "recurring.agreement-stopped.v1"}
+    shown = ok_json(cli("status", "--json", env=hooks.env))["webhooks"]
+    assert shown["received"] >= 2 and shown["rejected"] == {} and shown["last_age_seconds"] < 60
+    assert list(shown["registrations"]) == [registration["id"]]
 
 
 def test_rotation_registers_verifies_and_deletes_the_old_one(hooks: Hooks, redis_url: str) -> None:

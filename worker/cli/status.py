@@ -1,10 +1,12 @@
 """``vipps-billing status``: queues, in flight, retries, watchlist, dead letters, outbox and workers.
 
-With several merchants, also each merchant's own queues and dead letters (``merchants`` in ``--json``).
+With several merchants, also each merchant's own queues and dead letters (``merchants`` in ``--json``); once
+webhooks arrive, what the receivers counted (``webhooks``).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from rich.table import Table
@@ -12,6 +14,7 @@ from rich.table import Table
 from worker.cli.common import JsonOption, console, control, emit_json, guard, several_merchants
 from worker.core.control import Control
 from worker.runtime.settings import get_settings
+from worker.store.webhooks import WebhookQueue
 
 
 def status(as_json: JsonOption = False) -> None:
@@ -25,6 +28,9 @@ def status(as_json: JsonOption = False) -> None:
         if several_merchants(ops):
             data["merchants"] = per_merchant(ops, data)
         shared = (ops.layout.agreements_queue, ops.layout.charges_queue)
+        hooks = webhooks(ops)
+        if hooks is not None:
+            data["webhooks"] = hooks
     if as_json:
         emit_json(data)
         return
@@ -32,6 +38,46 @@ def status(as_json: JsonOption = False) -> None:
     if "merchants" in data:
         console.print(_merchants(data, shared))
     console.print(_state(data))
+    if "webhooks" in data:
+        console.print(_webhooks(data["webhooks"]))
+
+
+def webhooks(ops: Control) -> dict[str, Any] | None:
+    """What the receivers counted (None if no webhook ever reached one): deliveries, refusals by reason, the
+    age of the last one, per registration, and the deliveries waiting for a worker."""
+    stats = WebhookQueue(ops.redis, ops.layout).stats()
+    if not stats:
+        return None
+    now = time.time() * 1000
+
+    def age(ms: int | None) -> float | None:
+        return round((now - ms) / 1000, 1) if ms else None
+
+    return {"received": stats.get("received", 0), "duplicates": stats.get("duplicate", 0),
+            "rejected": {k.split(":", 1)[1]: v for k, v in stats.items() if k.startswith("rejected:")},
+            "last_age_seconds": age(stats.get("last_ms")),
+            "registrations": {k.split(":", 1)[1]: {"last_age_seconds": age(v)} for k, v in stats.items()
+                              if k.startswith("last:")},
+            "waiting": int(ops.redis.llen(ops.layout.dramatiq.queue(ops.layout.webhooks_queue)))}
+
+
+def _webhooks(hooks: dict[str, Any]) -> Table:
+    table = Table(title="Webhooks (as the receivers took them)", show_header=False)
+    table.add_column(justify="left")
+    table.add_column(justify="right")
+    rejected = ", ".join(f"{reason} {n}" for reason, n in sorted(hooks["rejected"].items())) or "0"
+    rows = [("deliveries received", hooks["received"]), ("duplicates (answered, not queued again)",
+            hooks["duplicates"]), ("refused", rejected), ("waiting for a worker", hooks["waiting"]),
+            ("last delivery", _ago(hooks["last_age_seconds"]))]
+    registrations = sorted(hooks["registrations"].items())
+    rows += [(f"  registration {rid}", _ago(r["last_age_seconds"])) for rid, r in registrations]
+    for label, value in rows:
+        table.add_row(label, str(value))
+    return table
+
+
+def _ago(seconds: float | None) -> str:
+    return "never" if seconds is None else f"{seconds:.0f} s ago"
 
 
 def per_merchant(ops: Control, data: dict[str, Any]) -> dict[str, Any]:
