@@ -92,3 +92,22 @@ def test_rotation_registers_verifies_and_deletes_the_old_one(hooks: Hooks, redis
     [new] = ok_json(cli("webhooks", "list", "--json", env=hooks.env))
     assert new["id"] != old["id"] and not (hooks.secrets / old["id"]).exists()
     assert hooks.events.wait(15, type="agreement.stopped", agreement_id=agreement_id)["observed_by"] == "webhook"
+
+
+def test_deliveries_that_fail_or_repeat_are_carried_out_exactly_once(hooks: Hooks, redis_url: str) -> None:
+    agreements = [active(hooks, redis_url, f"e2e-f{i}") for i in range(30)]
+    hooks.simulator.webhook_faults(fail_rate=0.05, duplicate_rate=0.05, seed=11)
+    for agreement_id in agreements:
+        hooks.simulator.stop_as_user(agreement_id)
+
+    def stopped() -> dict[str, set[str]]:
+        seen: dict[str, set[str]] = {a: set() for a in agreements}
+        for e in hooks.events.of(type="agreement.stopped"):
+            if e["agreement_id"] in seen:
+                seen[e["agreement_id"]].add(e["event_id"])
+        return seen
+
+    wait_for(lambda: all(stopped().values()), 60, interval=0.5, what="every stop, retried deliveries too")
+    assert all(len(ids) == 1 for ids in stopped().values())  # 0 lost, 0 twice
+    results = [d["result"] for a in agreements for d in hooks.simulator.webhook_deliveries(agreement_id=a)]
+    assert "retry" in results and "duplicate" in results  # the faults did happen
