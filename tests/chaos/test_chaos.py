@@ -9,7 +9,9 @@ restarted once while commands are in flight. Then:
 - every command ends in exactly one terminal outcome event (distinct event_ids), of the expected kind;
 - the simulator recorded no effect twice;
 - no event was lost (every outcome published, the outbox drained, nothing left in flight);
-- dead letters exist only for commands whose error was permanent (invalid input, Vipps 4xx).
+- dead letters exist only for commands whose error was permanent (invalid input, Vipps 4xx);
+- webhooks are on (a receiver registered for both merchants; deliveries failed, duplicated and delayed, the
+  receiver SIGKILLed once): every agreement and charge transition is published once, however many saw it.
 
 CI size by default; larger by hand:
 
@@ -38,9 +40,14 @@ import redis
 from tests.merchants import OWN_MSN, PARTNER_MSNS, worker_merchants_data, write_merchants_file
 from tests.stack import Events, Simulator, Worker, due_in, wait_for
 from worker.core.producer import Producer
+from worker.local.processes import kill_group, receiver_url, start_receiver, stop_group
 from worker.local.redis import EmbeddedRedis, redis_server_binary
 from worker.runtime.settings import WorkerSettings
 from worker.store.keys import Keys, command_ref
+from worker.vipps import VippsClient, load_settings
+from worker.vipps.merchants import load_merchants
+from worker.vipps.webhook_events import RECURRING_EVENTS
+from worker.webhooks.secrets import keep_secret
 
 # Two merchants: Gym One with its own keys and Yoga Two through the partner set (tests/merchants.py).
 MSNS = (OWN_MSN, PARTNER_MSNS[0])
@@ -61,6 +68,7 @@ SUCCESS = {
 }
 FAILURES = {"command.failed", "command.rejected", "command.dead_lettered"}
 TERMINAL = set(SUCCESS.values()) | FAILURES
+WEBHOOK_FAULTS = {"seed": SEED, "fail_rate": 0.05, "duplicate_rate": 0.05, "delay_rate": 0.05, "delay_seconds": 1}
 FAULTS = {"seed": SEED, "error_5xx_rate": 0.10, "error_429_rate": 0.05, "retry_after_seconds": 1,
           "timeout_after_commit_rate": 0.05, "timeout_seconds": 3.0, "connection_drop_rate": 0.02}
 WORKER_ENV = {
@@ -171,6 +179,8 @@ class Run:
     letters: list[dict[str, Any]]
     stats: dict[str, Any]
     log: list[str] = field(default_factory=list)
+    transitions: list[dict[str, Any]] = field(default_factory=list)  # published agreement and charge changes
+    deliveries: list[dict[str, Any]] = field(default_factory=list)   # the simulator's webhook delivery record
 
     @property
     def expected(self) -> dict[str, str]:
@@ -199,10 +209,37 @@ def set_up_world(p: Any, terminal: Terminal) -> World:
     return World(agreements, charges, owner, set(terminal.by_command()), time.monotonic() - started)
 
 
-def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], done: Callable[[], int],
-            started: float) -> list[str]:
-    """The disasters, spread over the run by progress: three worker SIGKILLs and one Redis SIGKILL."""
-    disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", 0), (0.70, "kill", 0)]
+class Receiver:
+    """The webhook receiver of the run, registered for both merchants; SIGKILLed once."""
+
+    def __init__(self, directory: Path, sim_url: str, redis_url: str, merchants_file: Path) -> None:
+        self.url, self.secrets, self.redis_url = receiver_url(), directory / "webhook-secrets", redis_url
+        for merchant in load_merchants(load_settings(base_url=sim_url, merchants_file=merchants_file)):
+            with VippsClient(merchant.settings) as vipps:
+                made = vipps.register_webhook(self.url, list(RECURRING_EVENTS))
+            keep_secret(self.secrets, made.id, made.secret.get_secret_value())
+        self.log = open(directory / "receiver.log", "wb")  # noqa: SIM115 (open for the run)
+        self.process = self._start()
+
+    def _start(self) -> Any:
+        return start_receiver(self.log, self.url, redis_url=self.redis_url, secrets_dir=self.secrets,
+                              settings=WorkerSettings())
+
+    def kill_and_restart(self) -> None:
+        kill_group(self.process)
+        time.sleep(1.0)  # Vipps's deliveries meanwhile fail, and are retried
+        self.process = self._start()
+
+    def stop(self) -> None:
+        stop_group(self.process, 5.0)
+        self.log.close()
+
+
+def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], receiver: Receiver,
+            done: Callable[[], int], started: float) -> list[str]:
+    """The disasters, spread over the run by progress: three worker SIGKILLs, one Redis SIGKILL and one of the
+    webhook receiver."""
+    disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", 0), (0.60, "receiver", 0), (0.70, "kill", 0)]
     log: list[str] = []
     deadline = time.monotonic() + 600
     while disasters and time.monotonic() < deadline:
@@ -217,6 +254,9 @@ def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], d
                 log.append(f"{at_text}: SIGKILL worker group {which} ({inflight} commands in flight)")
                 time.sleep(1.0)
                 workers[which].restart()
+            elif what == "receiver":
+                receiver.kill_and_restart()
+                log.append(f"{at_text}: SIGKILL the webhook receiver, restart")
             else:
                 server.kill()
                 log.append(f"{at_text}: SIGKILL Redis, restart")
@@ -256,14 +296,14 @@ def with_merchants(commands: list[tuple[dict[str, Any], str]], owner: dict[str, 
     return [(c | {"msn": owner.get(c.get("agreement_id", "")) or rng.choice(MSNS)}, e) for c, e in commands]
 
 
-def two_merchants(directory: Path) -> tuple[tuple[str, ...], dict[str, str]]:
-    """(simulator arguments, worker environment) for the two merchants of the run."""
+def two_merchants(directory: Path) -> tuple[tuple[str, ...], dict[str, str], Path]:
+    """(simulator arguments, worker environment, worker merchants file) for the two merchants of the run."""
     setup = write_merchants_file(directory)
     data = worker_merchants_data()
     data["merchants"] = [m for m in data["merchants"] if m["msn"] in MSNS]
     worker_file = directory / "two-merchants.json"
     worker_file.write_text(json.dumps(data))
-    return setup.simulator_args, WORKER_ENV | {"MERCHANTS_FILE": str(worker_file)}
+    return setup.simulator_args, WORKER_ENV | {"MERCHANTS_FILE": str(worker_file)}, worker_file
 
 
 @pytest.fixture(scope="module")
@@ -271,14 +311,17 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     server = EmbeddedRedis(appendonly=True).start()
     client = redis.Redis.from_url(server.url, socket_timeout=10)
     client.config_set("appendfsync", FSYNC)
-    simulator_args, env = two_merchants(tmp_path_factory.mktemp("chaos"))
+    directory = tmp_path_factory.mktemp("chaos")
+    simulator_args, env, merchants_file = two_merchants(directory)
     simulator = Simulator(*simulator_args)
+    receiver = Receiver(directory, simulator.url, server.url, merchants_file)
     workers = [Worker(server.url, simulator.url, threads=8, env=env) for _ in range(2)]
     terminal = Terminal(client)
     try:
         p = Producer(server.url, layout=WorkerSettings().layout(MSNS))  # each merchant's own queues
         world = set_up_world(p, terminal)
         simulator.faults(**FAULTS)
+        simulator.webhook_faults(**WEBHOOK_FAULTS)
         rng = random.Random(SEED)
         commands = with_merchants(mix(rng, COMMANDS, world.agreements, world.charges), world.owner, rng)
         for command, expected in commands:
@@ -286,15 +329,18 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         p.close()
         started = time.monotonic()
         expected_by_id = {c["command_id"]: e for c, e in commands}
-        log = unleash(server, client, workers,
+        log = unleash(server, client, workers, receiver,
                       lambda: sum(1 for c in terminal.by_command() if c in expected_by_id), started)
         await_outcomes(client, terminal, expected_by_id, {c["command_id"]: c["msn"] for c, _ in commands}, started)
         yield Run(commands, world, terminal.by_command(), simulator.effects(duplicates="true"), simulator.effects(),
                   [json.loads(v) for v in client.hvals(KEYS.dead_letters)],
-                  simulator.admin.get("/stats").raise_for_status().json(), log)
+                  simulator.admin.get("/stats").raise_for_status().json(), log,
+                  transitions=[e for e in terminal.events.all() if e.get("transition")],
+                  deliveries=simulator.webhook_deliveries())
     finally:
         for w in workers:
             w.stop()
+        receiver.stop()
         simulator.stop()
         client.close()
         server.stop()
@@ -310,7 +356,7 @@ def test_report(run: Run) -> None:
     print(f"  simulator: {run.stats['total']} requests, faults {run.stats['faults_injected']}, "
           f"{run.stats['idempotent_replays']} idempotent replays, {len(run.duplicates)} effects twice")
     print(f"  dead letters: {dict(collections.Counter(letter['reason'] for letter in run.letters))}")
-    assert len(run.log) == 4
+    assert len(run.log) == 5
     assert sum(run.stats["faults_injected"].values()) > 0, "no fault was injected: the run proves nothing"
 
 
@@ -346,3 +392,17 @@ def test_both_merchants_worked_and_no_effect_landed_on_the_other(run: Run) -> No
     known = [e for e in run.effects if e["agreement_id"] in run.world.owner]
     assert {e["msn"] for e in known} == set(MSNS)
     assert [e for e in known if e["msn"] != run.world.owner[e["agreement_id"]]] == []
+
+
+def test_webhooks_were_used_through_faults_and_every_transition_was_published_once(run: Run) -> None:
+    results = collections.Counter(d["result"] for d in run.deliveries)
+    print(f"\n  webhook deliveries: {dict(results)}; transitions first seen by "
+          f"{dict(collections.Counter(e.get('observed_by') for e in run.transitions))}")
+    assert results["delivered"] > 0 and results["retry"] > 0 and results["duplicate"] > 0
+    assert any(e.get("observed_by") == "webhook" for e in run.transitions)
+    by_change: dict[tuple[str, str], set[str]] = collections.defaultdict(set)
+    for e in run.transitions:
+        resource = e.get("charge_id") or e["agreement_id"]
+        by_change[(resource, f"{e['type']}:{e['transition']['to']}:{(e.get('charge') or {}).get('summary')}")].add(
+            e["event_id"])
+    assert [change for change, ids in by_change.items() if len(ids) != 1] == []
