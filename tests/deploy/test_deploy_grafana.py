@@ -13,6 +13,7 @@ from deploy_tools import (
     DASHBOARD,
     DRAMATIQ_METRICS,
     MERCHANT_METRICS,
+    RECEIVER_METRICS,
     RULE_FILES,
     WORKER_METRICS,
     family,
@@ -109,7 +110,7 @@ def test_promtool_parse_check_rejects_a_broken_query(tmp_path: Path) -> None:
 
 
 def test_queries_and_rules_use_only_exported_metrics() -> None:
-    known = WORKER_METRICS | DRAMATIQ_METRICS | {"up"}
+    known = WORKER_METRICS | RECEIVER_METRICS | DRAMATIQ_METRICS | {"up"}
     used = {family(name) for expr in dashboard_exprs() for name in metric_names(expr)}
     assert used <= known, f"dashboard queries unknown metrics: {sorted(used - known)}"
     rules = [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
@@ -118,6 +119,16 @@ def test_queries_and_rules_use_only_exported_metrics() -> None:
     for rule in rules:
         names = {family(n) for n in metric_names(rule["expr"])}
         assert names <= known | records, f"{rule.get('record') or rule.get('alert')}: {names - known - records}"
+
+
+def test_the_receiver_catalogue_is_what_the_receiver_exports() -> None:
+    from prometheus_client import generate_latest
+
+    from worker.webhooks.metrics import ReceiverMetrics
+
+    text = generate_latest(ReceiverMetrics(lambda: 1).registry).decode()
+    exported = {name for name in re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE) if not name.endswith("_created")}
+    assert exported == RECEIVER_METRICS
 
 
 def test_dashboard_covers_what_operators_watch() -> None:
