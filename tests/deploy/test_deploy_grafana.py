@@ -144,6 +144,26 @@ def test_dashboard_covers_what_operators_watch() -> None:
     assert wanted <= used, f"dashboard lacks {sorted(wanted - used)}"
 
 
+def test_a_webhooks_row_shows_the_receiver_and_what_the_worker_makes_of_it() -> None:
+    rows = {panel["title"]: panel["gridPos"]["y"] for panel in dashboard()["panels"] if panel["type"] == "row"}
+    assert "Webhooks" in rows, sorted(rows)
+    start = rows["Webhooks"]
+    end = min((y for y in rows.values() if y > start), default=10**6)
+    exprs = [target["expr"] for panel in query_panels() if start < panel["gridPos"]["y"] < end
+             for target in panel["targets"]]
+    used = {family(name) for expr in exprs for name in metric_names(expr)}
+    wanted = {
+        "vipps_billing_webhook_deliveries_total", "vipps_billing_webhook_rejections_total",
+        "vipps_billing_webhook_to_event_seconds", "vipps_billing_webhook_last_delivery_timestamp_seconds",
+        "vipps_billing_webhook_hints_total", "vipps_billing_transitions_seen_total",
+    }
+    assert wanted <= used, f"the Webhooks row lacks {sorted(wanted - used)}"
+    for quantile in ("0.5", "0.99"):
+        assert any(f"histogram_quantile({quantile}," in expr and "webhook_to_event_seconds_bucket" in expr
+                   for expr in exprs), f"no {quantile} quantile of the delivery-to-event latency"
+    assert any("by (observed_by)" in expr for expr in exprs), "transitions are not split by what saw them first"
+
+
 def test_a_merchant_variable_filters_every_query_over_a_merchant_metric() -> None:
     variables = {var["name"]: var for var in dashboard()["templating"]["list"]}
     msn = variables["msn"]
