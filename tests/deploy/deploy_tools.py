@@ -146,8 +146,18 @@ WORKER_METRICS = frozenset({
     "vipps_billing_outbox_oldest_age_seconds", "vipps_billing_watchlist_size", "vipps_billing_dead_letters",
     "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds", "vipps_billing_workers",
     "vipps_billing_orphaned_messages_requeued_total", "vipps_billing_redis_up",
-    "vipps_billing_dead_letters_added_total",
+    "vipps_billing_dead_letters_added_total", "vipps_billing_webhook_hints_total",
+    "vipps_billing_webhook_to_event_seconds", "vipps_billing_transitions_seen_total",
 })
+# The webhook receiver's own registry (worker/webhooks/metrics.py), served on its metrics port and scraped as
+# the job RECEIVER_JOB (deploy/README.md).
+RECEIVER_METRICS = frozenset({
+    "vipps_billing_webhook_deliveries_total", "vipps_billing_webhook_rejections_total",
+    "vipps_billing_webhook_last_delivery_timestamp_seconds", "vipps_billing_webhook_answer_seconds",
+    "vipps_billing_webhook_registrations",
+})
+WORKER_JOB = "vipps-billing-worker"
+RECEIVER_JOB = "vipps-billing-webhooks"
 # The families that carry the merchant's `msn` label (README, "Metrics").
 MERCHANT_METRICS = frozenset({
     "vipps_billing_vipps_requests_total", "vipps_billing_vipps_problems_total",
@@ -159,6 +169,7 @@ MERCHANT_METRICS = frozenset({
 HISTOGRAMS = frozenset({
     "dramatiq_message_duration_milliseconds", "vipps_billing_vipps_request_duration_seconds",
     "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
+    "vipps_billing_webhook_to_event_seconds", "vipps_billing_webhook_answer_seconds",
 })
 
 # Grafana's built-in interval/range macros and the dashboard's template variables, replaced so that a

@@ -13,6 +13,7 @@ from deploy_tools import (
     DASHBOARD,
     DRAMATIQ_METRICS,
     MERCHANT_METRICS,
+    RECEIVER_METRICS,
     RULE_FILES,
     WORKER_METRICS,
     family,
@@ -109,7 +110,7 @@ def test_promtool_parse_check_rejects_a_broken_query(tmp_path: Path) -> None:
 
 
 def test_queries_and_rules_use_only_exported_metrics() -> None:
-    known = WORKER_METRICS | DRAMATIQ_METRICS | {"up"}
+    known = WORKER_METRICS | RECEIVER_METRICS | DRAMATIQ_METRICS | {"up"}
     used = {family(name) for expr in dashboard_exprs() for name in metric_names(expr)}
     assert used <= known, f"dashboard queries unknown metrics: {sorted(used - known)}"
     rules = [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
@@ -118,6 +119,16 @@ def test_queries_and_rules_use_only_exported_metrics() -> None:
     for rule in rules:
         names = {family(n) for n in metric_names(rule["expr"])}
         assert names <= known | records, f"{rule.get('record') or rule.get('alert')}: {names - known - records}"
+
+
+def test_the_receiver_catalogue_is_what_the_receiver_exports() -> None:
+    from prometheus_client import generate_latest
+
+    from worker.webhooks.metrics import ReceiverMetrics
+
+    text = generate_latest(ReceiverMetrics(lambda: 1).registry).decode()
+    exported = {name for name in re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE) if not name.endswith("_created")}
+    assert exported == RECEIVER_METRICS
 
 
 def test_dashboard_covers_what_operators_watch() -> None:
@@ -131,6 +142,26 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
     }
     assert wanted <= used, f"dashboard lacks {sorted(wanted - used)}"
+
+
+def test_a_webhooks_row_shows_the_receiver_and_what_the_worker_makes_of_it() -> None:
+    rows = {panel["title"]: panel["gridPos"]["y"] for panel in dashboard()["panels"] if panel["type"] == "row"}
+    assert "Webhooks" in rows, sorted(rows)
+    start = rows["Webhooks"]
+    end = min((y for y in rows.values() if y > start), default=10**6)
+    exprs = [target["expr"] for panel in query_panels() if start < panel["gridPos"]["y"] < end
+             for target in panel["targets"]]
+    used = {family(name) for expr in exprs for name in metric_names(expr)}
+    wanted = {
+        "vipps_billing_webhook_deliveries_total", "vipps_billing_webhook_rejections_total",
+        "vipps_billing_webhook_to_event_seconds", "vipps_billing_webhook_last_delivery_timestamp_seconds",
+        "vipps_billing_webhook_hints_total", "vipps_billing_transitions_seen_total",
+    }
+    assert wanted <= used, f"the Webhooks row lacks {sorted(wanted - used)}"
+    for quantile in ("0.5", "0.99"):
+        assert any(f"histogram_quantile({quantile}," in expr and "webhook_to_event_seconds_bucket" in expr
+                   for expr in exprs), f"no {quantile} quantile of the delivery-to-event latency"
+    assert any("by (observed_by)" in expr for expr in exprs), "transitions are not split by what saw them first"
 
 
 def test_a_merchant_variable_filters_every_query_over_a_merchant_metric() -> None:

@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import yaml
-from deploy_tools import DEPLOY, PROMETHEUS_DIR, RULE_FILES, promtool, run_ok
+from deploy_tools import DEPLOY, PROMETHEUS_DIR, RECEIVER_JOB, RULE_FILES, WORKER_JOB, promtool, run_ok
 
 RULE_TESTS = sorted((PROMETHEUS_DIR / "tests").glob("*_test.yml"))
 
@@ -77,6 +77,28 @@ def test_alerts_carry_severity_and_a_runbook_section() -> None:
         assert annotations.get("summary") and annotations.get("description"), name
         assert annotations["runbook_url"] == f"deploy/README.md#{name.lower()}", name
         assert name.lower() in headings, f"deploy/README.md has no runbook section '### {name}'"
+
+
+def test_up_alerts_select_the_scrape_jobs_the_readme_names() -> None:
+    readme = (DEPLOY / "README.md").read_text()
+    jobs = {job for alert in _alerts() for job in re.findall(r'\bup\{job="([^"]+)"\}', alert["expr"])}
+    assert jobs == {WORKER_JOB, RECEIVER_JOB}, jobs
+    for job in jobs:
+        assert f"job_name: {job}" in readme, f"deploy/README.md shows no scrape job named {job}"
+
+
+def test_webhook_alerts_cover_forgeries_silence_and_the_receiver() -> None:
+    exprs = {alert["alert"]: alert["expr"] for alert in _alerts()}
+    wanted = {
+        "forged deliveries": 'reason=~"signature|unknown_registration|content_hash"',
+        "webhooks silent while polling finds transitions": 'observed_by="poll"',
+        "receiver down": f'up{{job="{RECEIVER_JOB}"}} == 0',
+        "no receiver at all": f'absent(up{{job="{RECEIVER_JOB}"}})',
+        "503s from the receiver": 'outcome="unavailable"',
+        "unreadable deliveries": 'outcome="unreadable"',
+    }
+    for what, needle in wanted.items():
+        assert any(needle in expr for expr in exprs.values()), f"no alert covers {what} ({needle})"
 
 
 # Alerts about one merchant's calls, credentials, dead letters or queues: they carry `msn`.

@@ -1,11 +1,14 @@
 """Every dashboard query and every rule, evaluated by a real Prometheus against a real worker.
 
-On loopback: the Vipps simulator (with 5xx and 429 faults, so retries and rate limiting happen), the
-worker (`vipps-billing worker`) on the test Redis, and Debian's Prometheus scraping the worker every
-second with deploy/prometheus/rules loaded. Real commands are enqueued with `vipps-billing enqueue`:
-agreements created, unknown agreements fetched and updated (404 problems; the sixth update of one
-agreement within a minute is held back by the shared rate budget), and one command sent twice (an
-idempotent replay). Then each query must parse and return data.
+On loopback: the Vipps simulator (with 5xx and 429 faults, so retries and rate limiting happen, and users
+who accept agreements after a second), the worker (`vipps-billing worker`) on the test Redis, the webhook
+receiver (`vipps-billing webhooks serve`, registered at the simulator with `vipps-billing webhooks
+register`), and Debian's Prometheus scraping the worker and the receiver every second with
+deploy/prometheus/rules loaded. Real commands are enqueued with `vipps-billing enqueue`: agreements
+created (and accepted, so the simulator delivers signed webhooks that the worker carries out), unknown
+agreements fetched and updated (404 problems; the sixth update of one agreement within a minute is held
+back by the shared rate budget), and one command sent twice (an idempotent replay). Then each query must
+parse and return data.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ import redis
 import yaml
 from deploy_tools import (
     DASHBOARD,
+    RECEIVER_JOB,
     RULE_FILES,
+    WORKER_JOB,
     free_port,
     grafana_to_promql,
     prometheus,
@@ -38,10 +43,14 @@ from deploy_tools import (
     run,
 )
 
+from worker.local.processes import receiver_url, start_receiver, stop_group
+from worker.runtime.settings import WorkerSettings
+
 pytestmark = pytest.mark.timeout(420)
 
 BIN = Path(sys.executable).parent / "vipps-billing"
 SETTLE_SECONDS = 90
+FAULTS = {"error_5xx_rate": 0.15, "error_429_rate": 0.15}
 # Commands that meet injected faults or a rate budget finish later than the rest; every query is
 # re-evaluated until it has data or this much time has passed since the stack came up.
 DATA_DEADLINE_SECONDS = 120
@@ -51,6 +60,7 @@ DATA_DEADLINE_SECONDS = 120
 class Stack:
     prometheus_url: str
     metrics_url: str
+    receiver_metrics_url: str
     logs: dict[str, Path]
     started: float
 
@@ -156,13 +166,29 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {**os.environ, "REDIS_URL": redis_url, "VIPPS_ENV": "simulator",
            "VIPPS_BASE_URL": f"http://127.0.0.1:{sim_port}", "METRICS_PORT": str(metrics_port),
            "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "10", "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom-multiproc")}
-    logs = {name: tmp / f"{name}.log" for name in ("simulator", "worker", "prometheus")}
+    logs = {name: tmp / f"{name}.log" for name in ("simulator", "receiver", "worker", "prometheus")}
     procs: list[subprocess.Popen[bytes]] = []
+    receiver: subprocess.Popen[bytes] | None = None
     try:
         sim = _start([str(BIN), "simulator", "--host", "127.0.0.1", "--port", str(sim_port), "--seed", "7",
-                      "--fault-5xx-rate", "0.15", "--fault-429-rate", "0.15"], logs["simulator"], env)
+                      "--auto-accept-after", "1"], logs["simulator"], env)
         procs.append(sim)
         _wait_tcp(sim_port, 30, sim, logs["simulator"])
+        # Registered before the faults are on (a registration answered 5xx may still have been made).
+        hook_url, secrets = receiver_url(), tmp / "webhook-secrets"
+        cli_env = {k: v for k, v in env.items() if k not in ("PROMETHEUS_MULTIPROC_DIR", "METRICS_PORT")}
+        registered = subprocess.run([str(BIN), "webhooks", "register", "--url", hook_url, "--secrets-dir",
+                                     str(secrets)], capture_output=True, text=True, env=cli_env, timeout=60,
+                                    check=False)
+        assert registered.returncode == 0, f"webhooks register failed: {registered.stdout}\n{registered.stderr}"
+        receiver_port = free_port()
+        with logs["receiver"].open("wb") as receiver_log:
+            receiver = start_receiver(receiver_log, hook_url, redis_url=redis_url, secrets_dir=secrets,
+                                      settings=WorkerSettings(), metrics_port=receiver_port)
+        request = urllib.request.Request(f"http://127.0.0.1:{sim_port}/_simulator/faults", method="PUT",
+                                         data=json.dumps(FAULTS).encode(), headers={"content-type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
         worker = _start([str(BIN), "worker", "--processes", "1", "--threads", "4"], logs["worker"], env)
         procs.append(worker)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -171,8 +197,9 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in RULE_FILES],
-            "scrape_configs": [{"job_name": "vipps-billing-worker",
-                                "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]}],
+            "scrape_configs": [{"job_name": WORKER_JOB, "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]},
+                               {"job_name": RECEIVER_JOB,
+                                "static_configs": [{"targets": [f"127.0.0.1:{receiver_port}"]}]}],
         }
         config_path = tmp / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
@@ -183,10 +210,11 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         _wait_http(f"{prometheus_url}/-/ready", 60, prom, logs["prometheus"])
 
         deadline = time.monotonic() + 30
-        while not any(t["health"] == "up" for t in _get(f"{prometheus_url}/api/v1/targets")["data"]["activeTargets"]):
+        while {t["labels"]["job"] for t in _get(f"{prometheus_url}/api/v1/targets")["data"]["activeTargets"]
+               if t["health"] == "up"} != {WORKER_JOB, RECEIVER_JOB}:
             if time.monotonic() > deadline:
-                pytest.fail(f"Prometheus did not scrape the worker\n{logs['prometheus'].read_text()[-4000:]}",
-                            pytrace=False)
+                pytest.fail(f"Prometheus did not scrape the worker and the receiver\n"
+                            f"{logs['prometheus'].read_text()[-4000:]}", pytrace=False)
             time.sleep(0.5)
 
         batch = commands()
@@ -199,10 +227,12 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                             f"{logs['worker'].read_text()[-4000:]}", pytrace=False)
             time.sleep(0.5)
         _enqueue(batch[:3], env, tmp, "again")
-        yield Stack(prometheus_url, metrics_url, logs, time.monotonic())
+        yield Stack(prometheus_url, metrics_url, f"http://127.0.0.1:{receiver_port}/metrics", logs, time.monotonic())
     finally:
         for proc in reversed(procs):
             _stop(proc)
+        if receiver is not None:
+            stop_group(receiver, 5.0)
         client.flushdb()
         client.close()
 
@@ -274,19 +304,21 @@ def test_bool_rewrite_keeps_label_matchers() -> None:
     assert with_bool_comparisons(expr) == 'max(x{a!="b", c=~"d"}) > bool 300 and on () y == bool 0'
 
 
-def test_prometheus_scrapes_the_worker(stack: Stack) -> None:
+def test_prometheus_scrapes_the_worker_and_the_receiver(stack: Stack) -> None:
     targets = _get(f"{stack.prometheus_url}/api/v1/targets")["data"]["activeTargets"]
-    assert [t["health"] for t in targets if t["labels"]["job"] == "vipps-billing-worker"] == ["up"], targets
+    assert [t["health"] for t in targets if t["labels"]["job"] == WORKER_JOB] == ["up"], targets
+    assert [t["health"] for t in targets if t["labels"]["job"] == RECEIVER_JOB] == ["up"], targets
 
 
-def test_worker_exposition_passes_promtool_check_metrics(stack: Stack) -> None:
-    with urllib.request.urlopen(stack.metrics_url, timeout=10) as response:
-        text = response.read().decode()
-    result = run([promtool(), "check", "metrics"], stdin=text)
-    problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
-    # dramatiq's own histogram is named in milliseconds; that one finding is dramatiq's, not ours.
-    ours = [line for line in problems if not line.startswith("dramatiq_message_duration_milliseconds")]
-    assert not ours, "\n".join(problems)
+def test_worker_and_receiver_expositions_pass_promtool_check_metrics(stack: Stack) -> None:
+    for url in (stack.metrics_url, stack.receiver_metrics_url):
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        result = run([promtool(), "check", "metrics"], stdin=text)
+        problems = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        # dramatiq's own histogram is named in milliseconds; that one finding is dramatiq's, not ours.
+        ours = [line for line in problems if not line.startswith("dramatiq_message_duration_milliseconds")]
+        assert not ours, f"{url}:\n" + "\n".join(problems)
 
 
 def evaluate_until_data(stack: Stack, queries: list[tuple[str, str]]) -> list[str]:
@@ -333,4 +365,12 @@ def test_the_workload_really_ran(stack: Stack) -> None:
     assert scalar(base, 'sum(vipps_billing_commands_total{outcome="succeeded"})') >= 3
     assert scalar(base, 'sum(vipps_billing_vipps_requests_total{status_class="4xx"})') >= 1
     assert scalar(base, "sum(vipps_billing_vipps_problems_total)") >= 1
-    assert scalar(base, 'sum(up{job="vipps-billing-worker"})') == 1
+    assert scalar(base, f'sum(up{{job="{WORKER_JOB}"}})') == 1
+    assert scalar(base, f'sum(up{{job="{RECEIVER_JOB}"}})') == 1
+    # The simulator's signed deliveries were verified, queued and carried out by the worker.
+    webhooks = [("genuine deliveries", 'sum(vipps_billing_webhook_deliveries_total{outcome="queued"}) >= 1'),
+                ("hints carried out", "sum(vipps_billing_webhook_hints_total) >= 1"),
+                ("registrations loaded", "max(vipps_billing_webhook_registrations) >= 1")]
+    failures = evaluate_until_data(stack, webhooks)
+    assert not failures, "\n".join(failures)
+    assert scalar(base, 'sum(vipps_billing_webhook_rejections_total{reason=~"signature|unknown_registration"})') == 0

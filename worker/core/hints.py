@@ -94,6 +94,7 @@ class Hints:
         settle = WatchChange(member, SETTLE, state | {"status": "CREATION_FAILED"}) if state else \
             WatchChange(member, REMOVE)
         self.ledger.observe([event], [settle])
+        self.observer.transition_seen("webhook")
         return "published"
 
     def _letter(self, delivery: dict[str, Any], reason: str, detail: str, msn: str | None = None) -> str:

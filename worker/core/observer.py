@@ -37,3 +37,7 @@ class PipelineObserver:
     def hint_handled(self, event_type: str, outcome: str, seconds: float | None) -> None:
         """A webhook delivery was carried out (``outcome``: published, no_change, poll_soon, or why not),
         ``seconds`` after the receiver took it."""
+
+    def transition_seen(self, via: str) -> None:
+        """The watcher saw an agreement or charge change first through ``via`` (webhook, poll, command): the
+        observation yields its transition event (the event's ``observed_by``)."""

@@ -24,6 +24,7 @@ from typing import Any
 from schemas import Event
 from schemas import commands as c
 from worker.core.events import AGREEMENT_EVENTS, EventBuilder, Origin
+from worker.core.observer import PipelineObserver
 from worker.store.ledger import Ledger
 from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agreement_member, charge_member
 from worker.vipps import VippsClient, errors
@@ -85,7 +86,8 @@ def next_charge_check(now: dt.datetime, due: dt.date, retry_days: int) -> dt.dat
 class Watcher:
     def __init__(self, clients: MerchantClients, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
                  policy: PollPolicy, clock: Callable[[], float] = time.time,
-                 last_webhook_ms: Callable[[], int | None] = lambda: None) -> None:
+                 last_webhook_ms: Callable[[], int | None] = lambda: None,
+                 observer: PipelineObserver | None = None) -> None:
         self.clients = clients
         self.watchlist = watchlist
         self.ledger = ledger
@@ -94,6 +96,7 @@ class Watcher:
         self.policy = policy
         self.clock = clock
         self.last_webhook_ms = last_webhook_ms
+        self.observer = observer or PipelineObserver()
 
     # -- what commands ask for -------------------------------------------------------------------
 
@@ -150,9 +153,11 @@ class Watcher:
                                             "started_ms": self._ms(), "interval": self.policy.agreement_every}
         events: list[Event] = []
         if status != state.get("status") and status in AGREEMENT_EVENTS:
+            via = _via(origin, hint)
             events.append(self.events.agreement_status(agreement["id"], state.get("status"), status,
                                                        self._cause(origin, state), agreement,
-                                                       via=_via(origin, hint), actor=hint.actor if hint else None))
+                                                       via=via, actor=hint.actor if hint else None))
+            self.observer.transition_seen(via)
         if status in FINAL_AGREEMENT_STATUSES:
             return events, WatchChange(member, SETTLE, state | {"status": status})
         if status == "ACTIVE" and not self.policy.agreement_active:
@@ -188,8 +193,10 @@ class Watcher:
         status = str(charge.get("status"))
         events: list[Event] = []
         if sig != state.get("sig"):
+            via = _via(origin, hint)
             events.append(self.events.charge_state(agreement_id, charge, state.get("status"), sig,
-                                                   self._cause(origin, state), via=_via(origin, hint)))
+                                                   self._cause(origin, state), via=via))
+            self.observer.transition_seen(via)
             state["await_change"] = False
         state["status"], state["sig"] = status, sig
         due = charge.get("due")

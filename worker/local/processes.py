@@ -101,10 +101,10 @@ def receiver_url(path: str = "/vipps/webhooks") -> str:
 
 
 def start_receiver(log: IO[bytes], url: str, *, redis_url: str, secrets_dir: Path,
-                   settings: WorkerSettings) -> subprocess.Popen[bytes]:
+                   settings: WorkerSettings, metrics_port: int | None = None) -> subprocess.Popen[bytes]:
     """``vipps-billing webhooks serve`` at ``url`` (a `receiver_url`), once ready: Redis answers and a secret
-    is loaded, so register first, then start it."""
-    port, metrics_port = int(url.split(":")[2].split("/")[0]), free_port()
+    is loaded, so register first, then start it. Its metrics on ``metrics_port`` (a free one if None)."""
+    port, metrics_port = int(url.split(":")[2].split("/")[0]), metrics_port or free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIPPS_", "WEBHOOK_"))} | {
         "REDIS_URL": redis_url, "KEY_PREFIX": settings.key_prefix, "DRAMATIQ_NAMESPACE": settings.dramatiq_namespace,
         "WEBHOOK_PUBLIC_URL": url, "WEBHOOK_SECRETS_DIR": str(secrets_dir), "WEBHOOK_HOST": "127.0.0.1",

@@ -53,6 +53,11 @@ webhook_hints = Counter("vipps_billing_webhook_hints", "Webhook deliveries carri
 webhook_to_event = Histogram("vipps_billing_webhook_to_event_seconds", "From the receiver taking a delivery to "
                              "the worker publishing what its fetch found.", buckets=LATENCY_BUCKETS)
 events_published = Counter("vipps_billing_events_published", "Events put on the events queue.", ["type"])
+# What saw each transition first (the events' observed_by): transitions seen by the poller while webhooks are
+# registered are webhooks that did not come, or came late.
+OBSERVED_BY = ("webhook", "poll", "command")
+transitions_seen = Counter("vipps_billing_transitions_seen", "Agreement and charge transitions the watcher saw, by "
+                           "what saw them first (observed_by: webhook, poll, command).", ["observed_by"])
 orphans_requeued = Counter("vipps_billing_orphaned_messages_requeued",
                            "Fetched messages held by no worker of the process, put back on their queue.", ["queue"])
 
@@ -106,6 +111,8 @@ class PipelineMetrics(PipelineObserver):
         for msn in (*sorted(self.msns), NO_MERCHANT):  # present from the start: the first one is an increase
             for reason in DEAD_LETTER_REASONS:
                 dead_letters_added.labels(msn, reason)
+        for via in OBSERVED_BY:
+            transitions_seen.labels(via)
 
     def label(self, msn: str | None) -> str:
         return msn if msn is not None and msn in self.msns else NO_MERCHANT
@@ -137,3 +144,6 @@ class PipelineMetrics(PipelineObserver):
         webhook_hints.labels(event_type, outcome).inc()
         if seconds is not None and outcome == "published":
             webhook_to_event.observe(seconds)
+
+    def transition_seen(self, via: str) -> None:
+        transitions_seen.labels(via if via in OBSERVED_BY else "command").inc()

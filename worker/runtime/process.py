@@ -73,10 +73,11 @@ class Runtime:
         only = self.merchants.only
         self.events = EventBuilder(msn=only.msn if only else None, now=lambda: dt.datetime.now(dt.UTC))
         self.watchlist = Watchlist(self.redis, self.keys)
-        self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy,
-                               last_webhook_ms=cached(WebhookQueue(self.redis, layout).last_delivery_ms, 10.0))
-        self.contexts = Contexts(self.clients, self.watcher, self.events)
         self.observer = metrics.PipelineMetrics(self.merchants.msns)
+        self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy,
+                               last_webhook_ms=cached(WebhookQueue(self.redis, layout).last_delivery_ms, 10.0),
+                               observer=self.observer)
+        self.contexts = Contexts(self.clients, self.watcher, self.events)
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=self.observer)
