@@ -3,18 +3,25 @@ receiver, queued, and carried out by the worker as hints; rotated without a gap.
 
 from __future__ import annotations
 
+import base64
+import email.utils
+import hashlib
+import hmac
+import json
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from tests.e2e.clirun import cli, ok_json
-from tests.stack import SCRATCH, Events, Simulator, Worker, producer, wait_for
+from tests.stack import SCRATCH, Events, Simulator, Worker, due_in, producer, wait_for
 from worker.local.processes import receiver_url, start_receiver, stop_group
 from worker.runtime.settings import WorkerSettings
 
@@ -111,3 +118,44 @@ def test_deliveries_that_fail_or_repeat_are_carried_out_exactly_once(hooks: Hook
     assert all(len(ids) == 1 for ids in stopped().values())  # 0 lost, 0 twice
     results = [d["result"] for a in agreements for d in hooks.simulator.webhook_deliveries(agreement_id=a)]
     assert "retry" in results and "duplicate" in results  # the faults did happen
+
+
+def post_signed(hooks: Hooks, payload: dict[str, Any]) -> int:
+    """A genuine delivery as Vipps signs it (CHANGES §1.5), with the registration's secret, over HTTP."""
+    [secret_file] = list(hooks.secrets.iterdir())
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    date = email.utils.formatdate(usegmt=True)
+    digest = base64.b64encode(hashlib.sha256(body).digest()).decode()
+    url = httpx.URL(hooks.url)
+    target = url.raw_path.decode()
+    signed = f"POST\n{target}\n{date};{url.host}:{url.port};{digest}"
+    mac = base64.b64encode(hmac.new(secret_file.read_text().strip().encode(), signed.encode(),
+                                    hashlib.sha256).digest()).decode()
+    headers = {"x-ms-date": date, "x-ms-content-sha256": digest, "content-type": "application/json",
+               "Authorization": f"HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={mac}"}
+    return httpx.post(hooks.url, content=body, headers=headers, timeout=10).status_code
+
+
+def test_a_stale_genuine_delivery_never_changes_money_state(hooks: Hooks, redis_url: str) -> None:
+    agreement_id = active(hooks, redis_url, "e2e-s")
+    with producer(redis_url) as p:
+        p.send({"command_id": "e2e-s-charge", "type": "charge.create", "agreement_id": agreement_id, "amount": 9900,
+                "description": "Month", "due": due_in(1), "retry_days": 0, "transaction_type": "DIRECT_CAPTURE"})
+        charge_id = hooks.events.wait(command_id="e2e-s-charge", type="charge.created")["charge_id"]
+        hooks.simulator.advance(2 * 86_400)
+        wait_for(lambda: [e for e in hooks.events.of(type="charge.status_changed", charge_id=charge_id)
+                          if e["transition"]["to"] == "CHARGED"], 30, what="CHARGED")
+        p.send({"command_id": "e2e-s-refund", "type": "charge.refund", "agreement_id": agreement_id,
+                "charge_id": charge_id, "amount": 9900, "description": "Sorry"})
+    hooks.events.wait(command_id="e2e-s-refund", type="charge.refunded")
+    wait_for(lambda: [e for e in hooks.events.of(type="charge.status_changed", charge_id=charge_id)
+                      if e["transition"]["to"] == "REFUNDED"], 30, what="REFUNDED")
+    before = {e["event_id"] for e in hooks.events.of(charge_id=charge_id)}
+    stale = {"agreementId": agreement_id, "chargeId": charge_id, "amount": 9900, "chargeType": "RECURRING",
+             "currency": "NOK", "msn": "123456", "occurred": "2026-12-03T07:00:00Z"}
+    assert post_signed(hooks, stale | {"eventType": "recurring.charge-captured.v1"}) == 200
+    assert post_signed(hooks, stale | {"eventType": "recurring.charge-reserved.v1"}) == 200
+    wait_for(lambda: ok_json(cli("status", "--json", env=hooks.env))["webhooks"]["waiting"] == 0, 20,
+             what="the stale deliveries taken by the worker")
+    time.sleep(1.0)
+    assert {e["event_id"] for e in hooks.events.of(charge_id=charge_id)} == before  # nothing new published
