@@ -19,7 +19,7 @@ from worker.core.control import Control, OperationError
 from worker.local.stack import Stack, local_stack, tail
 from worker.runtime.settings import get_settings
 
-STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the worker")
+STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the webhook receiver", "starting the worker")
 
 
 def demo(
@@ -62,7 +62,7 @@ def demo(
     extra["seconds"] = round(time.monotonic() - started, 1)
     _show(report, as_json, extra)
     if not as_json:
-        console.print(f"demo took {extra['seconds']} s; Redis, simulator and worker are stopped")
+        console.print(f"demo took {extra['seconds']} s; Redis, simulator, webhook receiver and worker are stopped")
     raise typer.Exit(exit_code(report))
 
 

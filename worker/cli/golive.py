@@ -128,7 +128,7 @@ class Checklist:
         label = kind
         if kind == "charge.status_changed" and event.get("transition"):
             label = f"{kind}→{event['transition'].get('to')}"
-        if event.get("observed_by") in ("webhook", "poll"):
+        if event.get("observed_by") in ("webhook", "poll", "command"):
             label += f" ({event['observed_by']})"  # which saw the transition first
         for resource in (event.get("charge_id"), event.get("agreement_id")):
             if resource:
