@@ -102,8 +102,8 @@ def test_rotation_registers_verifies_and_deletes_the_old_one(hooks: Hooks, redis
 
 
 def test_deliveries_that_fail_or_repeat_are_carried_out_exactly_once(hooks: Hooks, redis_url: str) -> None:
-    agreements = [active(hooks, redis_url, f"e2e-f{i}") for i in range(30)]
-    hooks.simulator.webhook_faults(fail_rate=0.05, duplicate_rate=0.05, seed=11)
+    hooks.simulator.webhook_faults(fail_rate=0.05, duplicate_rate=0.05, seed=11)  # activations and stops alike
+    agreements = [active(hooks, redis_url, f"e2e-f{i}") for i in range(40)]
     for agreement_id in agreements:
         hooks.simulator.stop_as_user(agreement_id)
 

@@ -10,6 +10,10 @@ import redis
 
 from tests.integration.test_worker_lifecycle import AGREEMENT, active_agreement, send
 from tests.stack import Events, Simulator, Worker, due_in, wait_for
+from worker.store.keys import command_ref
+from worker.vipps.config import SIMULATOR_DEFAULTS
+
+MSN = SIMULATOR_DEFAULTS["msn"]  # the one merchant: the ledger keeps commands per merchant
 
 OUTCOMES = {"agreement.created", "agreement.updated", "agreement.force_accepted", "agreement.snapshot",
             "agreement.charges", "charge.created", "charge.snapshot", "charge.captured", "charge.refunded",
@@ -100,7 +104,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         sim.faults(error_429_rate=1.0, retry_after_seconds=2, operations=["ListChargesV3"])
         send(redis_url, "rate-limited", type="agreement.list_charges", agreement_id=agreement_id)
         ledger = Ledger(redis_client, Layout(), heartbeat_timeout_ms=0, retention_seconds=1)
-        wait_for(lambda: ledger.get("rate-limited") is not None, what="first attempt")
+        wait_for(lambda: ledger.get(command_ref(MSN, "rate-limited")) is not None, what="first attempt")
         sim.faults()
         events.wait(command_id="rate-limited", type="agreement.charges", timeout=30)
 
@@ -118,7 +122,7 @@ def test_failures_are_classified(sim: Simulator, redis_url: str, redis_client: r
         assert reasons["too-soon"] in ("vipps_problem", "command_id_reused")
         assert reasons["always-503"] == "retries_exhausted"
         assert "rate-limited" not in reasons
-        assert ledger.get("too-soon")["status"] == "failed"  # type: ignore[index]
+        assert ledger.get(command_ref(MSN, "too-soon"))["status"] == "failed"  # type: ignore[index]
     finally:
         worker.stop()
         print(worker.output()[-15000:])
