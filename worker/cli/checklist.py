@@ -64,15 +64,18 @@ def show_report(report: Report, as_json: bool, extra: dict[str, object] | None =
             table.add_column(column, overflow="fold")
         for row in report.rows:
             table.add_row(row["state"], "[green]yes[/green]" if row["holds"] else "[red]no[/red]",
-                          row["agreement_id"], row["charge_id"] or "-", row["observed"], _events(row["events"]))
+                          row["agreement_id"], row["charge_id"] or "-", row["observed"],
+                          _events(row["events"], row.get("seen_by")))
         console.print(table)
     colour = {"passed": "green", "waiting": "yellow"}.get(report.status, "red")
     console.print(f"[{colour}]{report.status}[/{colour}]: {report.message}")
 
 
-def _events(kinds: list[str]) -> str:
-    """Compact: the outcome and transition events, without the snapshots our own checks asked for."""
-    shown = [k.split(".", 1)[1].replace("status_changed", "") for k in kinds
+def _events(kinds: list[str], seen_by: dict[str, str] | None = None) -> str:
+    """Compact: the outcome and transition events, without the snapshots our own checks asked for; a
+    transition says what saw it first (webhook, poll, or the command's own fetch)."""
+    by = seen_by or {}
+    shown = [k.split(".", 1)[1].replace("status_changed", "") + (f" ({by[k]})" if k in by else "") for k in kinds
              if not k.endswith((".snapshot", ".charges"))]
     return ", ".join(shown)
 

@@ -92,7 +92,7 @@ def _show(report: Report, as_json: bool, extra: dict[str, object]) -> None:
     table.add_column("events seen", min_width=15, overflow="fold")
     for row in report.rows:
         table.add_row(row["state"], "[green]yes[/green]" if row["holds"] else "[red]no[/red]",
-                      row["agreement_id"], row["charge_id"] or "-", _events(row["events"]))
+                      row["agreement_id"], row["charge_id"] or "-", _events(row["events"], row.get("seen_by")))
     console.print(table)
     colour = {"passed": "green", "waiting": "yellow"}.get(report.status, "red")
     console.print(f"[{colour}]{report.status}[/{colour}]: {report.message}")

@@ -44,6 +44,8 @@ class RunState:
     due: str | None = None
     done: list[str] = field(default_factory=list)
     events: dict[str, list[str]] = field(default_factory=dict)  # resource id -> event types seen
+    # resource id -> event type -> what saw that transition first (webhook, poll or command)
+    seen_by: dict[str, dict[str, str]] = field(default_factory=dict)
     results: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
     msn: str | None = None                                      # the merchant; None: the only one
@@ -128,13 +130,13 @@ class Checklist:
         label = kind
         if kind == "charge.status_changed" and event.get("transition"):
             label = f"{kind}→{event['transition'].get('to')}"
-        if event.get("observed_by") in ("webhook", "poll", "command"):
-            label += f" ({event['observed_by']})"  # which saw the transition first
         for resource in (event.get("charge_id"), event.get("agreement_id")):
             if resource:
                 seen = self.state.events.setdefault(str(resource), [])
                 if label not in seen:
                     seen.append(label)
+                if event.get("observed_by") in ("webhook", "poll", "command"):
+                    self.state.seen_by.setdefault(str(resource), {}).setdefault(label, event["observed_by"])
                 break
 
     def _watch_events(self) -> None:
@@ -272,14 +274,16 @@ class Checklist:
         for name, role, expected in ((ACTIVE, "active", "ACTIVE"), (STOPPED, "stopped", "STOPPED")):
             rows.append({"state": name, "agreement_id": s.agreements[role], "charge_id": None,
                          "observed": agreements[role], "holds": agreements[role] == expected,
-                         "events": s.events.get(s.agreements[role], [])})
+                         "events": s.events.get(s.agreements[role], []),
+                         "seen_by": s.seen_by.get(s.agreements[role], {})})
         for name, role, expected in ((CHARGED, "charged", "CHARGED"), (REFUNDED, "refunded", "REFUNDED")):
             charge = charges.get(s.charges[role], {})
             observed = f"{charge.get('status')} ({charge.get('type')})"
             rows.append({"state": name, "agreement_id": s.agreements["active"], "charge_id": s.charges[role],
                          "observed": observed,
                          "holds": charge.get("status") == expected and charge.get("type") == "RECURRING",
-                         "events": s.events.get(s.charges[role], [])})
+                         "events": s.events.get(s.charges[role], []),
+                         "seen_by": s.seen_by.get(s.charges[role], {})})
         s.results = rows
         ok = all(r["holds"] for r in rows)
         return self._finish("passed" if ok else "failed",
