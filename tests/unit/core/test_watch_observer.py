@@ -88,3 +88,14 @@ def test_the_runtime_counts_transitions_by_observed_by_from_zero() -> None:
     assert value("poll") - before["poll"] == 2
     assert value("webhook") - before["webhook"] == 1
     assert value("command") == before["command"]
+
+
+def test_a_pending_agreement_is_polled_less_often_while_webhooks_arrive() -> None:
+    now_ms = int(NOW.timestamp() * 1000)
+    state = pending("agr_9") | {"interval": 100.0}  # grown: the next interval would pass the usual 30 s cap
+    for last, cap in ((None, 30.0), (now_ms - 7_200_000, 30.0), (now_ms - 60_000, 120.0)):
+        w = Watcher(None, States({agreement_member("agr_9"): state}), None,  # type: ignore[arg-type]
+                    EventBuilder(msn="123456", now=lambda: NOW), policy=PollPolicy(), clock=NOW.timestamp,
+                    last_webhook_ms=lambda last=last: last)  # type: ignore[misc]
+        _, change = w.observe_agreement({"id": "agr_9", "status": "PENDING"})
+        assert change is not None and change.next_check_ms == now_ms + int(cap * 1000), (last, cap)
