@@ -41,8 +41,7 @@ class Hints:
 
     def handle(self, delivery: dict[str, Any]) -> str:
         """Carry out one verified delivery; returns its outcome label (raises only to be tried again)."""
-        payload = delivery.get("payload") if isinstance(delivery.get("payload"), dict) else {}
-        assert isinstance(payload, dict)
+        payload = _payload(delivery)
         event_type = str(payload.get("eventType") or "")
         msn, agreement_id, charge_id = payload.get("msn"), payload.get("agreementId"), payload.get("chargeId")
         merchants = self.clients.merchants
@@ -103,7 +102,11 @@ class Hints:
                                             detail=detail[:500], at_ms=now_ms(), payload=delivery, msn=msn)):
             self.observer.dead_lettered(reason, msn)
         log.warning("webhook not carried out", extra={"reason": reason, "detail": detail[:200]})
-        payload = delivery.get("payload")
-        self.observer.hint_handled(known(payload.get("eventType") if isinstance(payload, dict) else None), reason,
-                                   None)
+        self.observer.hint_handled(known(_payload(delivery).get("eventType")), reason, None)
         return reason
+
+
+def _payload(delivery: dict[str, Any]) -> dict[str, Any]:
+    """The delivery's parsed body (the receiver queues only JSON objects; anything else reads as empty)."""
+    payload = delivery.get("payload")
+    return payload if isinstance(payload, dict) else {}
