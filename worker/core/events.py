@@ -83,11 +83,12 @@ class EventBuilder:
                            observed_by=via)
 
     def charge_creation_failed(self, agreement_id: str, charge_id: str, origin: Origin,
-                               reason: str | None) -> Event:
-        """Vipps reported that a charge it had accepted was not created after all (and a fetch agrees)."""
+                               reason: str | None, *, via: str = "webhook") -> Event:
+        """A charge Vipps had accepted was not created after all: Vipps said so (and a fetch agrees), or it never
+        appeared. One id per charge, whoever saw it."""
         return self.caused(origin, EventType.CHARGE_CREATION_FAILED,
                            event_id(charge_id, agreement_id, "charge-creation-failed"), agreement_id=agreement_id,
-                           charge_id=charge_id, observed_by="webhook",
+                           charge_id=charge_id, observed_by=via,
                            problem={"reason": "charge_creation_failed", "detail": reason} if reason else
                            {"reason": "charge_creation_failed"})
 

@@ -6,62 +6,18 @@ The pipeline records the outcome, events and watch changes atomically.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from schemas import Command, Event, EventType
 from schemas import commands as c
-from worker.core import watch
-from worker.core.events import EventBuilder, Origin
-from worker.core.idempotency import idempotency_key
+from worker.core import charge_creation
+from worker.core.context import Context, Outcome
+from worker.core.events import Origin
 from worker.store.watchlist import WatchChange
-from worker.vipps import Completion, VippsClient, models
+from worker.vipps import Completion, models
 from worker.vipps import operations as op
 from worker.vipps.budgets import BudgetSlot
-from worker.vipps.merchant_clients import MerchantClients
-from worker.vipps.merchants import Merchants
 from worker.vipps.operations import Operation
-
-
-@dataclass
-class Outcome:
-    events: list[Event] = field(default_factory=list)
-    watch: list[WatchChange] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Context:
-    client: VippsClient
-    msn: str
-    watcher: watch.Watcher
-    events: EventBuilder
-
-    def key(self, command: c.CommandBase, operation: Operation) -> str:
-        return idempotency_key(command.msn or self.msn, command.command_id, operation)
-
-    def event(self, command: c.CommandBase, kind: EventType, **fields: Any) -> Event:
-        """The command's outcome event; its id depends only on the command and the event type."""
-        return self.events.outcome(command, kind, **fields)
-
-
-class Contexts:
-    """Each merchant's `Context`, made on first use: that merchant's client, the shared watcher and events."""
-
-    def __init__(self, clients: MerchantClients, watcher: watch.Watcher, events: EventBuilder) -> None:
-        self.clients = clients
-        self.watcher = watcher
-        self.events = events
-        self._by_msn: dict[str, Context] = {}
-
-    @property
-    def merchants(self) -> Merchants:
-        return self.clients.merchants
-
-    def of(self, msn: str) -> Context:
-        ctx = self._by_msn.get(msn)
-        if ctx is None:
-            ctx = self._by_msn[msn] = Context(self.clients.for_msn(msn), msn, self.watcher, self.events)
-        return ctx
 
 
 def snapshot(model: Any) -> dict[str, Any]:
@@ -164,14 +120,9 @@ def agreement_list_charges(ctx: Context, cmd: c.AgreementListCharges) -> Outcome
 def charge_create(ctx: Context, cmd: c.ChargeCreate) -> Outcome:
     body = models.CreateChargeV3(amount=cmd.amount, transactionType=cmd.transaction_type.value,
                                  description=cmd.description, due=cmd.due, retryDays=cmd.retry_days,
-                                 orderId=cmd.order_id, externalId=cmd.external_id)
+                                 orderId=charge_creation.order_id(ctx, cmd), externalId=cmd.external_id)
     ref = ctx.client.create_charge(cmd.agreement_id, body, idempotency_key=ctx.key(cmd, op.CREATE_CHARGE))
-    return Outcome(events=[ctx.event(cmd, EventType.CHARGE_CREATED, agreement_id=cmd.agreement_id,
-                                     charge_id=ref.chargeId,
-                                     charge={"chargeId": ref.chargeId, "amount": cmd.amount,
-                                             "due": cmd.due.isoformat(), "status": "PENDING"})],
-                   watch=[ctx.watcher.start_charge(cmd.agreement_id, ref.chargeId, cmd, due=cmd.due,
-                                                   retry_days=cmd.retry_days)])
+    return charge_creation.created(ctx, cmd, ref.chargeId, Completion.DONE)
 
 
 def charge_fetch(ctx: Context, cmd: c.ChargeFetch) -> Outcome:

@@ -16,3 +16,22 @@ from worker.vipps.operations import Operation
 def idempotency_key(msn: str, command_id: str, operation: Operation) -> str:
     digest = hashlib.sha256(f"{msn}\x1f{command_id}\x1f{operation.id}".encode()).hexdigest()
     return f"vbw-{digest[:31]}"
+
+
+def charge_order_id(msn: str, command_id: str) -> str:
+    """The ``orderId`` of the charge a ``charge.create`` asks for, when the producer gives none.
+
+    Vipps makes it the charge id and refuses a second charge with it for the merchant, so however often the
+    command is sent, through the single or the batch endpoint, it can create one charge. 32 characters of
+    ``[a-z0-9-]``: within the 8..50 both of Vipps's documented orderId rules allow.
+    """
+    digest = hashlib.sha256(f"{msn}\x1f{command_id}\x1fcharge".encode()).hexdigest()
+    return f"vbc-{digest[:28]}"
+
+
+def batch_key(msn: str, order_ids: list[str]) -> str:
+    """The Idempotency-Key of a batch request: the same charges (their orderIds) give the same key, so a batch
+    sent again after a lost answer gets Vipps's first answer back."""
+    joined = "\x1f".join(sorted(order_ids))
+    digest = hashlib.sha256(f"{msn}\x1fbatch\x1f{joined}".encode()).hexdigest()
+    return f"vbb-{digest[:31]}"

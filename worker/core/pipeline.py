@@ -25,18 +25,23 @@ from pydantic import ValidationError
 from pydantic_core import to_json
 
 from schemas import COMMAND_TYPES, Command, CommandAdapter, EventType, actor_name
+from schemas import commands as c
 from schemas.commands import MAX_COMMAND_BYTES
 from schemas.problems import field_errors
+from worker.core import charge_creation
+from worker.core.batching import BatchPolicy
+from worker.core.context import Context, Contexts, Outcome
 from worker.core.events import Origin
-from worker.core.handlers import FIRST_CALL, Context, Contexts, budget_slot, handle
+from worker.core.handlers import FIRST_CALL, budget_slot, handle
 from worker.core.logcontext import command_context
 from worker.core.observer import PipelineObserver
 from worker.core.retry import RetryPolicy, retry_reason, vipps_problem
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.store.keys import command_ref
-from worker.store.ledger import ClaimStatus, DeliveryAck, Ledger
+from worker.store.ledger import Claim, ClaimStatus, DeliveryAck, Ledger
 from worker.vipps import errors
+from worker.vipps.budgets import BudgetSlot
 from worker.vipps.merchants import UnknownMerchant
 
 log = logging.getLogger("worker.core.pipeline")
@@ -57,7 +62,8 @@ class Delivery:
 
 class Pipeline:
     def __init__(self, contexts: Contexts, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
-                 lease_ms: int, broker_id: str, observer: PipelineObserver | None = None) -> None:
+                 lease_ms: int, broker_id: str, observer: PipelineObserver | None = None,
+                 batching: BatchPolicy | None = None) -> None:
         self.contexts = contexts
         self.ledger = ledger
         self.dead_letters = dead_letters
@@ -65,6 +71,7 @@ class Pipeline:
         self.lease_ms = lease_ms
         self.broker_id = broker_id
         self.observer = observer or PipelineObserver()
+        self.batching = batching  # None: every charge.create goes to the single endpoint at once
 
     def handle(self, delivery: Delivery) -> str:
         """Carry out one delivery; returns the outcome label. Raises only on unexpected errors."""
@@ -96,9 +103,26 @@ class Pipeline:
             return self._run(self.contexts.of(merchant.msn), cmd, command, delivery)
 
     def _run(self, ctx: Context, cmd: Command, command: dict[str, Any], delivery: Delivery) -> str:
+        if self.batching is not None and self.batching.batches(cmd):
+            return self._park(ctx, cmd, command, delivery)
         slot = budget_slot(ctx, cmd)
         claim = self.ledger.claim(command, owner=delivery.message_id, broker_id=self.broker_id,
                                   lease_ms=self.lease_ms, budget=slot)
+        if claim.status is not ClaimStatus.CLAIMED:
+            return self._not_claimed(cmd, command, claim)
+        return self.attempt(ctx, cmd, command, claim.attempts, claim.first_attempt_ms, ack=delivery.ack, slot=slot,
+                            budget_wait_ms=claim.budget_wait_ms)
+
+    def _park(self, ctx: Context, cmd: Command, command: dict[str, Any], delivery: Delivery) -> str:
+        """A charge.create for the batch endpoint: claimed and parked in its merchant's batch, where the batch
+        sender takes it (``worker.core.charge_runs``)."""
+        claim = self.ledger.park(command, batch=self.ledger.keys.charge_batch(ctx.msn), owner=delivery.message_id,
+                                 broker_id=self.broker_id, lease_ms=self.lease_ms, ack=delivery.ack)
+        if claim.status is ClaimStatus.PARKED:
+            return "parked"
+        return self._not_claimed(cmd, command, claim)
+
+    def _not_claimed(self, cmd: Command, command: dict[str, Any], claim: Claim) -> str:
         if claim.status is ClaimStatus.MISMATCH:
             return self.reject(command, "command_id was used before for a different command", reused=True)
         if claim.status is ClaimStatus.DONE:
@@ -106,26 +130,40 @@ class Pipeline:
             self.observer.replayed(cmd.type, cmd.msn)
             self.observer.finished(cmd.type, "duplicate", None, cmd.msn)
             return "duplicate"
-        if claim.status in (ClaimStatus.BUSY, ClaimStatus.WAIT):
-            # Another attempt holds it, or a retry is scheduled: that path finishes it (the sweeper
-            # re-drives it if its holder dies), so this delivery has nothing to add.
-            self.observer.finished(cmd.type, "duplicate", None, cmd.msn)
-            return "duplicate"
+        # BUSY or WAIT: another attempt holds it, a retry is scheduled, or it waits in a charge batch: that path
+        # finishes it (the sweeper re-drives it if its holder dies), so this delivery has nothing to add.
+        self.observer.finished(cmd.type, "duplicate", None, cmd.msn)
+        return "duplicate"
+
+    def attempt(self, ctx: Context, cmd: Command, command: dict[str, Any], attempts: int, first_ms: int, *,
+                ack: DeliveryAck | None = None, slot: BudgetSlot | None = None, budget_wait_ms: int = 0) -> str:
+        """One attempt of a command this worker holds: call Vipps and record what came of it."""
         try:
-            if claim.budget_wait_ms:
-                raise self._budget_exhausted(cmd, claim.budget_wait_ms / 1000, slot.rule if slot else "")
+            if budget_wait_ms:
+                raise self._budget_exhausted(cmd, budget_wait_ms / 1000, slot.rule if slot else "")
             with ctx.client.prepaid(slot):
-                outcome = handle(ctx, cmd)
+                outcome = self._handle(ctx, cmd, attempts)
         except errors.PermanentError as exc:
-            return self._failed(ctx, cmd, command, exc, claim.attempts)
+            return self.failed(ctx, cmd, command, exc, attempts)
         except (errors.TransientError, errors.AuthError) as exc:
-            return self._transient(ctx, cmd, command, exc, claim.attempts, claim.first_attempt_ms)
+            return self.transient(ctx, cmd, command, exc, attempts, first_ms)
         except Exception:
             self.ledger.release(command_ref(cmd.msn, cmd.command_id))
             raise
-        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=delivery.ack)
-        self._done(cmd, "succeeded")
+        self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=ack)
+        self.done(cmd, "succeeded")
         return "succeeded"
+
+    @staticmethod
+    def _handle(ctx: Context, cmd: Command, attempts: int) -> Outcome:
+        try:
+            return handle(ctx, cmd)
+        except errors.PermanentError as refusal:
+            if isinstance(cmd, c.ChargeCreate):
+                made = charge_creation.already_created(ctx, cmd, refusal, attempts)
+                if made is not None:
+                    return made
+            raise
 
     def _budget_exhausted(self, cmd: Command, wait: float, rule: str) -> errors.BudgetExhaustedError:
         operation = FIRST_CALL[cmd.type].id
@@ -136,7 +174,7 @@ class Pipeline:
 
     # -- outcomes --------------------------------------------------------------------------------
 
-    def _failed(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
+    def failed(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
                 attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
@@ -144,10 +182,10 @@ class Pipeline:
             self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
-        self._done(cmd, "failed")
+        self.done(cmd, "failed")
         return "failed"
 
-    def _transient(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
+    def transient(self, ctx: Context, cmd: Command, command: dict[str, Any], exc: errors.VippsError,
                    attempts: int, first_ms: int) -> str:
         reason = retry_reason(exc)
         not_sent = isinstance(exc, errors.BudgetExhaustedError)
@@ -161,7 +199,7 @@ class Pipeline:
                                    attempts=used)
             if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
                 self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
-            self._done(cmd, "dead_lettered")
+            self.done(cmd, "dead_lettered")
             return "dead_lettered"
         self.ledger.retry_later(command_ref(cmd.msn, cmd.command_id), at_ms=now_ms() + int(delay * 1000), error=problem,
                                 not_sent=not_sent)
@@ -209,7 +247,7 @@ class Pipeline:
                 problem=problem, payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn)):
             self.observer.dead_lettered(reason, cmd.msn)
 
-    def _done(self, cmd: Command, outcome: str) -> None:
+    def done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
         self.observer.finished(cmd.type, outcome, issued, cmd.msn)
 

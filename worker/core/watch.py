@@ -61,6 +61,11 @@ class PollPolicy:
     # next check is back on the normal schedule.
     webhooks_healthy: float = 3600.0
     agreement_max_with_webhooks: float = 120.0
+    # A charge the batch endpoint accepted is created by Vipps later: first looked for after
+    # ``charge_created_check`` seconds (backing off), and reported as not created (``charge.creation_failed``)
+    # if it has not appeared after ``charge_creation_give_up`` seconds. Vipps states no time for this.
+    charge_created_check: float = 60.0
+    charge_creation_give_up: float = 3600.0
 
 
 def charge_signature(charge: dict[str, Any]) -> str:
@@ -114,12 +119,18 @@ class Watcher:
                                                                     "status": status})
 
     def start_charge(self, agreement_id: str, charge_id: str, cmd: c.CommandBase, *, due: dt.date | None,
-                     retry_days: int) -> WatchChange:
+                     retry_days: int, accepted: bool = False) -> WatchChange:
+        """Follow a charge we created; ``accepted``: Vipps has yet to create it (the batch endpoint)."""
         now = self._ms()
         state = self._origin(cmd) | {"kind": "charge", "agreement_id": agreement_id, "charge_id": charge_id,
                                      "status": "PENDING", "sig": "PENDING:0:0:0", "started_ms": now,
                                      "due": due.isoformat() if due else None, "retry_days": retry_days,
                                      "interval": self.policy.agreement_start}
+        if accepted:
+            check = self.policy.charge_every or self.policy.charge_created_check
+            state |= {"status": None, "sig": None, "interval": check,
+                      "creation_until": now + int(self.policy.charge_creation_give_up * 1000)}
+            return WatchChange(charge_member(agreement_id, charge_id), now + int(check * 1000), state)
         return WatchChange(charge_member(agreement_id, charge_id), self._next_charge_ms(state) or now, state)
 
     def recheck_charge(self, agreement_id: str, charge_id: str, cmd: c.CommandBase, *,
@@ -189,6 +200,7 @@ class Watcher:
             state = {"msn": hint.msn} if hint is not None else {}
             state |= {"kind": "charge", "agreement_id": agreement_id, "charge_id": charge["id"], "status": None,
                      "sig": None, "started_ms": self._ms(), "retry_days": charge.get("retryDays") or 0}
+        state.pop("creation_until", None)  # it exists
         sig = charge_signature(charge)
         status = str(charge.get("status"))
         events: list[Event] = []
@@ -241,10 +253,33 @@ class Watcher:
             agreement = client.fetch_agreement(state["agreement_id"])
             events, change = self.observe_agreement(agreement.model_dump(mode="json", by_alias=True))
         else:
-            charge = client.fetch_charge(state["agreement_id"], state["charge_id"])
-            events, change = self.observe_charge(state["agreement_id"],
-                                                 charge.model_dump(mode="json", by_alias=True))
+            try:
+                charge = client.fetch_charge(state["agreement_id"], state["charge_id"])
+            except errors.PermanentError as exc:
+                if exc.status != 404 or "creation_until" not in state:
+                    raise
+                events, change = self._not_created_yet(member, state)
+            else:
+                events, change = self.observe_charge(state["agreement_id"],
+                                                     charge.model_dump(mode="json", by_alias=True))
         self.ledger.observe(events, [change] if change else [])
+
+    def _not_created_yet(self, member: str, state: dict[str, Any]) -> tuple[list[Event], WatchChange]:
+        """A charge the batch endpoint accepted is not there (yet): look again later, or, past the deadline,
+        tell the command that asked for it that Vipps did not create it."""
+        now = self._ms()
+        if now < int(state["creation_until"]):
+            interval = min(float(state.get("interval") or self.policy.charge_created_check) * 2, 900.0)
+            if self.policy.charge_every:
+                interval = self.policy.charge_every
+            state["interval"] = interval
+            return [], WatchChange(member, min(now + int(interval * 1000), int(state["creation_until"])), state)
+        event = self.events.charge_creation_failed(
+            state["agreement_id"], state["charge_id"], Origin.from_state(state),
+            f"Vipps accepted the charge for creation but had not created it {self.policy.charge_creation_give_up:g} s "
+            "later", via="poll")
+        self.observer.transition_seen("poll")
+        return [event], WatchChange(member, SETTLE, state | {"status": "CREATION_FAILED"})
 
     def _reschedule(self, member: str, seconds: float) -> None:
         self.watchlist.check_in(member, seconds)

@@ -58,6 +58,10 @@ events_published = Counter("vipps_billing_events_published", "Events put on the 
 OBSERVED_BY = ("webhook", "poll", "command")
 transitions_seen = Counter("vipps_billing_transitions_seen", "Agreement and charge transitions the watcher saw, by "
                            "what saw them first (observed_by: webhook, poll, command).", ["observed_by"])
+charge_batches = Counter("vipps_billing_charge_batches", "Requests to the batch endpoint, by outcome (sent, failed, "
+                         "not_sent, refused).", ["msn", "outcome"])
+charge_batch_size = Histogram("vipps_billing_charge_batch_size", "Charges per request to the batch endpoint.",
+                              buckets=(1, 2, 10, 50, 100, 250, 500, 1000, 1500, 2000))
 orphans_requeued = Counter("vipps_billing_orphaned_messages_requeued",
                            "Fetched messages held by no worker of the process, put back on their queue.", ["queue"])
 
@@ -147,3 +151,7 @@ class PipelineMetrics(PipelineObserver):
 
     def transition_seen(self, via: str) -> None:
         transitions_seen.labels(via if via in OBSERVED_BY else "command").inc()
+
+    def charge_batch(self, msn: str, size: int, outcome: str, seconds: float) -> None:
+        charge_batches.labels(self.label(msn), outcome).inc()
+        charge_batch_size.observe(size)

@@ -16,8 +16,10 @@ from typing import Any
 from dramatiq import Broker
 
 from schemas import COMMAND_TYPES, EventType
+from worker.core.batching import BatchPolicy
+from worker.core.charge_runs import ChargeRuns
+from worker.core.context import Contexts
 from worker.core.events import EventBuilder, Origin, command_event_id
-from worker.core.handlers import Contexts
 from worker.core.hints import Hints
 from worker.core.pipeline import Pipeline
 from worker.core.watch import PollPolicy, Watcher
@@ -27,6 +29,7 @@ from worker.runtime.health import beat_file, write_beat
 from worker.runtime.loops import Loop, Loops
 from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
+from worker.store.batches import ChargeBatches
 from worker.store.clock import now_ms
 from worker.store.connection import connect
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
@@ -41,6 +44,8 @@ from worker.vipps.merchant_clients import MerchantClients
 from worker.vipps.merchants import Merchants, load_merchants
 
 log = logging.getLogger("worker.runtime.process")
+
+BATCH_LOOP_SECONDS = 0.1  # how often each process looks for a merchant batch that is due
 
 
 class Runtime:
@@ -69,7 +74,9 @@ class Runtime:
                             agreement_max=settings.agreement_poll_max_seconds,
                             agreement_give_up=settings.agreement_poll_give_up_seconds,
                             agreement_active=settings.agreement_active_poll_seconds,
-                            charge_every=charge_every, charge_give_up_days=settings.charge_poll_give_up_days)
+                            charge_every=charge_every, charge_give_up_days=settings.charge_poll_give_up_days,
+                            charge_created_check=settings.charge_created_check_seconds,
+                            charge_creation_give_up=settings.charge_creation_give_up_seconds)
         only = self.merchants.only
         self.events = EventBuilder(msn=only.msn if only else None, now=lambda: dt.datetime.now(dt.UTC))
         self.watchlist = Watchlist(self.redis, self.keys)
@@ -80,7 +87,12 @@ class Runtime:
         self.contexts = Contexts(self.clients, self.watcher, self.events)
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
-                                 broker_id=getattr(broker, "broker_id", "local"), observer=self.observer)
+                                 broker_id=getattr(broker, "broker_id", "local"), observer=self.observer,
+                                 batching=settings.batch_policy())
+        self.charge_runs = ChargeRuns(self.pipeline, ChargeBatches(self.redis, self.keys),
+                                      settings.batch_policy() or BatchPolicy(), lambda: self.merchants.msns,
+                                      lease_ms=int(settings.lease_seconds * 1000),
+                                      broker_id=getattr(broker, "broker_id", "local"))
         self.hints = Hints(self.clients, self.watcher, self.ledger, self.dead_letters, observer=self.observer)
         self.sweeper = Sweeper(self.redis, layout, self.ledger, self.dead_letters, self.watchlist, settings,
                                observer=self.observer)
@@ -93,7 +105,9 @@ class Runtime:
         loops = [Loop("relay", settings.relay_interval_seconds, self.relay.relay, busy_again=True),
                  Loop("sweeper", settings.sweep_interval_seconds, self.sweeper.sweep),
                  Loop("watch", settings.watch_interval_seconds, lambda: self.watcher.poll_once(settings.watch_batch),
-                      busy_again=True)]
+                      busy_again=True),
+                 # Also with CHARGE_BATCH=off: commands parked before the switch still go out.
+                 Loop("charge-batches", BATCH_LOOP_SECONDS, self.charge_runs.flush, busy_again=True)]
         if alive is not None:
             loops.append(Loop("health", 2.0, lambda: self._beat(alive)))
         if consumers is not None and isinstance(self.broker, BillingRedisBroker):

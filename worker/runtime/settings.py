@@ -8,8 +8,10 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 
 from schemas.problems import one_line
+from worker.core.batching import BatchMode, BatchPolicy
 from worker.core.retry import RetryPolicy
 from worker.store.settings import StoreSettings
+from worker.vipps.models import MAX_BATCH
 
 
 class SettingsError(Exception):
@@ -53,7 +55,23 @@ class WorkerSettings(StoreSettings):
         default=None, description="charge poll interval; default 2 s on the simulator, 1800 s elsewhere")
     charge_poll_give_up_days: int = 20
 
+    # Charge runs: charge.create commands of one merchant go through the batch endpoint (see worker.core.batching).
+    charge_batch: BatchMode = Field(default=BatchMode.OFF, description="auto: batch charge.create (a lone one "
+                                    "goes alone); off: every one to the single endpoint at once")
+    charge_batch_size: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH)
+    charge_batch_linger_seconds: float = Field(default=0.5, ge=0)
+    charge_created_check_seconds: float = Field(
+        default=60.0, gt=0, description="first look for a charge the batch endpoint accepted (then backing off)")
+    charge_creation_give_up_seconds: float = Field(
+        default=3600.0, gt=0, description="a charge the batch endpoint accepted that has not appeared by then is "
+        "reported as charge.creation_failed")
+
     log_level: str = "INFO"
+
+    def batch_policy(self) -> BatchPolicy | None:
+        if self.charge_batch is BatchMode.OFF:
+            return None
+        return BatchPolicy(self.charge_batch, self.charge_batch_size, self.charge_batch_linger_seconds)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.retry_max_attempts, max_seconds=self.retry_max_seconds,

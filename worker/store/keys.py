@@ -35,6 +35,11 @@ class Keys:
         """command ref -> next attempt (ms): our own durable delay queue."""
         return f"{self.prefix}:retry"
 
+    def charge_batch(self, msn: str) -> str:
+        """command ref -> when it was parked (ms): a merchant's charge.create commands waiting for the batch
+        endpoint."""
+        return f"{self.prefix}:batch:charges:{msn}"
+
     @property
     def outbox(self) -> str:
         """event_id -> event JSON, until published."""

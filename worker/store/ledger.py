@@ -34,10 +34,22 @@ TERMINAL = ("succeeded", "failed", "rejected", "dead_lettered")
 
 class ClaimStatus(StrEnum):
     CLAIMED = "claimed"      # ours: go ahead and call Vipps
+    PARKED = "parked"        # ours, and now waiting in its merchant's charge batch (the delivery is acked)
     DONE = "done"            # finished before: re-publish its events, nothing else
     BUSY = "busy"            # another live attempt holds it
     WAIT = "wait"            # a retry is scheduled for later
     MISMATCH = "mismatch"    # same command_id, different payload
+
+
+@dataclass(frozen=True)
+class Terminal:
+    """A command's terminal outcome, as ``Ledger.finish`` records it."""
+
+    command: dict[str, Any]
+    status: str
+    events: Sequence[Event]
+    watch: Sequence[WatchChange] = ()
+    error: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +104,29 @@ class ClaimArgs(NamedTuple):
     budget_limit: int | None
     budget_window: int | None
     budget_unique: str | None
+
+
+class ParkKeys(NamedTuple):
+    command: str
+    inflight: str
+    retry: str
+    heartbeats: str
+    batch: str
+    delivery_acks: str | None
+    delivery_messages: str | None
+
+
+class ParkArgs(NamedTuple):
+    fingerprint: str
+    payload: bytes
+    now: int
+    lease: int
+    owner: str
+    broker: str
+    heartbeat_timeout: int
+    command_id: str
+    command_type: str
+    delivery_id: str
 
 
 class FinishKeys(NamedTuple):
@@ -150,6 +185,16 @@ class RetryArgs(NamedTuple):
     not_sent: int
 
 
+def _claim_of(result: list[Any]) -> Claim:
+    status = ClaimStatus(text(result[0]))
+    if status in (ClaimStatus.CLAIMED, ClaimStatus.PARKED):
+        return Claim(status, attempts=int(result[1]), first_attempt_ms=int(result[2]),
+                     budget_wait_ms=int(result[3]) if len(result) > 3 else 0)
+    if status is ClaimStatus.DONE:
+        return Claim(status, events=[Event.model_validate(e) for e in json.loads(text(result[2]))])
+    return Claim(status)
+
+
 def present(values: Sequence[Any]) -> list[Any]:
     """Script keys or arguments without the optional ones left out (always the last)."""
     return [v for v in values if v is not None]
@@ -175,7 +220,8 @@ class Ledger:
         self.on_published = on_published  # receives the types of the events published
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
         self.retention_seconds = retention_seconds
-        self._claim = scripts.register(client, "take_slot", "claim")
+        self._claim = scripts.register(client, "take_slot", "claim_command", "claim")
+        self._park = scripts.register(client, "claim_command", "park")
         self._finish = scripts.register(client, "watch", "publish", "finish")
         self._observe = scripts.register(client, "watch", "publish", "observe")
         self._retry_later = scripts.register(client, "retry_later")
@@ -189,14 +235,21 @@ class Ledger:
         args = ClaimArgs(fingerprint(command), to_json(command), now_ms(), lease_ms, owner, broker_id,
                          self.heartbeat_timeout_ms, cid, command["type"], budget.limit if budget else None,
                          budget.window_ms if budget else None, os.urandom(8).hex() if budget else None)
-        result = self._claim(keys=present(keys), args=present(args))
-        status = ClaimStatus(text(result[0]))
-        if status is ClaimStatus.CLAIMED:
-            return Claim(status, attempts=int(result[1]), first_attempt_ms=int(result[2]),
-                         budget_wait_ms=int(result[3]))
-        if status is ClaimStatus.DONE:
-            return Claim(status, events=[Event.model_validate(e) for e in json.loads(text(result[2]))])
-        return Claim(status)
+        return _claim_of(self._claim(keys=present(keys), args=present(args)))
+
+    def park(self, command: dict[str, Any], *, batch: str, owner: str, broker_id: str, lease_ms: int,
+             ack: DeliveryAck | None = None) -> Claim:
+        """Claim a charge.create and park it in the charge batch ``batch`` (its delivery acked in the same
+        step); any other answer is the claim's (done before, busy, ...)."""
+        cid = command_ref(command.get("msn"), command["command_id"])
+        keys = ParkKeys(self.keys.command(cid), self.keys.inflight, self.keys.retry, self.layout.dramatiq.heartbeats,
+                        batch, ack.acks_key if ack else None, ack.messages_key if ack else None)
+        args = ParkArgs(fingerprint(command), to_json(command), now_ms(), lease_ms, owner, broker_id,
+                        self.heartbeat_timeout_ms, cid, command["type"], ack.redis_message_id if ack else "")
+        claim = _claim_of(self._park(keys=present(keys), args=list(args)))
+        if ack and claim.status is ClaimStatus.PARKED:
+            ack.done = True
+        return claim
 
     def finish(self, command: dict[str, Any], *, status: str, events: Sequence[Event],
                watch: Sequence[WatchChange] = (), error: dict[str, Any] | None = None,
@@ -207,20 +260,37 @@ class Ledger:
         claimed (rejected before its claim) gets its record. Returns False when the command had already
         finished (the first outcome stands).
         """
+        keys, args = self._finish_call(Terminal(command, status, events, watch, error), create, ack)
+        result = self._finish(keys=keys, args=args)
+        if ack:
+            ack.done = True
+        self._published(result[1:])
+        return bool(result[0])
+
+    def finish_many(self, outcomes: Sequence[Terminal]) -> list[bool]:
+        """``finish`` for many commands, sent in one round trip (each still its own atomic step)."""
+        if not outcomes:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for outcome in outcomes:
+            keys, args = self._finish_call(outcome, False, None)
+            self._finish(keys=keys, args=args, client=pipe)
+        results = pipe.execute()
+        self._published([t for result in results for t in result[1:]])
+        return [bool(result[0]) for result in results]
+
+    def _finish_call(self, outcome: Terminal, create: bool, ack: DeliveryAck | None) -> tuple[list[Any], list[Any]]:
+        command, status = outcome.command, outcome.status
         assert status in TERMINAL
         cid = command_ref(command.get("msn"), command["command_id"])
         keys = FinishKeys(self.keys.command(cid), self.keys.inflight, self.keys.retry, *self._observe_keys()[:-2],
                           self.events.queue, self.events.messages, ack.acks_key if ack else None,
                           ack.messages_key if ack else None)
-        args = FinishArgs(cid, status, now_ms(), self.retention_seconds, encode_events(events),
-                          json.dumps(error) if error else "", str(command.get("type", "")), "1" if create else "",
-                          fingerprint(command) if create else "", to_json(command) if create else "",
-                          ack.redis_message_id if ack else "")
-        result = self._finish(keys=present(keys), args=[*args, *change_args(watch), *self.events.args(events)])
-        if ack:
-            ack.done = True
-        self._published(result[1:])
-        return bool(result[0])
+        args = FinishArgs(cid, status, now_ms(), self.retention_seconds, encode_events(outcome.events),
+                          json.dumps(outcome.error) if outcome.error else "", str(command.get("type", "")),
+                          "1" if create else "", fingerprint(command) if create else "",
+                          to_json(command) if create else "", ack.redis_message_id if ack else "")
+        return present(keys), [*args, *change_args(outcome.watch), *self.events.args(outcome.events)]
 
     def observe(self, events: Sequence[Event], watch: Sequence[WatchChange] = ()) -> None:
         """Publish events and apply watch changes atomically (an observation, not a command's outcome)."""

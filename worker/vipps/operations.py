@@ -27,6 +27,8 @@ UPDATE_AGREEMENT = Operation("UpdateAgreementPatchV3", "PATCH", "/recurring/v3/a
 FORCE_ACCEPT = Operation("acceptUsingPATCHV3", "PATCH", "/recurring/v3/agreements/{agreementId}/accept", True)
 LIST_CHARGES = Operation("ListChargesV3", "GET", "/recurring/v3/agreements/{agreementId}/charges", False)
 CREATE_CHARGE = Operation("CreateChargeV3", "POST", "/recurring/v3/agreements/{agreementId}/charges", True)
+# Many charges at once, created by Vipps asynchronously (CHANGES §2; later than the v3 spec, so the id is ours).
+CREATE_CHARGES_ASYNC = Operation("CreateChargesAsyncV3", "POST", "/recurring/v3/agreements/charges", True)
 FETCH_CHARGE = Operation("FetchChargeV3", "GET", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}", False)
 CANCEL_CHARGE = Operation("CancelChargeV3", "DELETE", "/recurring/v3/agreements/{agreementId}/charges/{chargeId}", True)
 FETCH_CHARGE_BY_ID = Operation("FetchChargeByIdV3", "GET", "/recurring/v3/charges/{chargeId}", False)
@@ -59,12 +61,16 @@ V3_OPERATIONS: tuple[Operation, ...] = (
     REFUND_CHARGE,
 )
 
+# Recurring operations Vipps added after the v3 spec in shared/vipps (CHANGES-2025-2026.md).
+LATER_OPERATIONS: tuple[Operation, ...] = (CREATE_CHARGES_ASYNC,)
+
 # Management API: a sales unit's name and configuration (production only, says Vipps; not in its test environment).
 FETCH_SALES_UNIT = Operation("getMsn", "GET", "/management/v1/sales-units/{msn}", False)
 
 MANAGEMENT_OPERATIONS: tuple[Operation, ...] = (FETCH_SALES_UNIT,)
 
-_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS, *WEBHOOK_OPERATIONS, *MANAGEMENT_OPERATIONS)}
+_BY_ID = {op.id: op for op in (ACCESS_TOKEN, *V3_OPERATIONS, *LATER_OPERATIONS, *WEBHOOK_OPERATIONS,
+                                *MANAGEMENT_OPERATIONS)}
 
 
 def by_id(operation_id: str) -> Operation:

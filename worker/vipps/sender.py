@@ -25,7 +25,7 @@ from worker.vipps.errors import (
     error_for_response,
 )
 from worker.vipps.headers import check_idempotency_key, path_segment
-from worker.vipps.models import RequestModel
+from worker.vipps.models import ChargeBatchV3, RequestModel
 from worker.vipps.observer import VippsObserver
 from worker.vipps.responses import transport_error
 
@@ -77,7 +77,7 @@ class Sender:
         *,
         agreement_id: str | None = None,
         charge_id: str | None = None,
-        body: RequestModel | None = None,
+        body: RequestModel | ChargeBatchV3 | None = None,
         idempotency_key: str | None = None,
         params: Mapping[str, str] | None = None,
         continuation: str | None = None,
@@ -122,7 +122,7 @@ class Sender:
         op: ops.Operation,
         agreement_id: str | None,
         charge_id: str | None,
-        body: RequestModel | None,
+        body: RequestModel | ChargeBatchV3 | None,
         idempotency_key: str | None,
         params: Mapping[str, str] | None,
         continuation: str | None,
