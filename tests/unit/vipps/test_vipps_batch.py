@@ -40,7 +40,7 @@ def test_a_batch_is_one_json_array_with_an_idempotency_key(client: VippsClient, 
 def test_a_batch_holds_one_to_two_thousand_charges(client: VippsClient, vipps: respx.MockRouter) -> None:
     route = vipps.post("/recurring/v3/agreements/charges").respond(202, json={})
     for size in (0, models.MAX_BATCH + 1):
-        with pytest.raises(errors.RequestValidationError, match="1..2000"):
+        with pytest.raises(errors.RequestValidationError, match=r"1\.\.2000"):
             client.create_charges(models.ChargeBatchV3([item(f"o-{i}") for i in range(size)]), idempotency_key="k")
     assert route.call_count == 0
     with pytest.raises(ValueError, match="orderId"):
