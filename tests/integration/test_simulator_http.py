@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,37 @@ def test_agreement_and_charge_lifecycle_over_http(client: httpx.Client, base_url
     assert _cli(base_url, "effects", "--duplicates") == []
     assert len(_cli(base_url, "effects")) == 5
     assert _cli(base_url, "stats")["requests"]["CreateChargeV3"] == {"201": 1}
+
+
+def test_a_batch_is_created_in_the_background_within_a_second(client: httpx.Client, base_url: str) -> None:
+    draft = client.post("/recurring/v3/agreements", json=AGREEMENT, headers={"Idempotency-Key": "it-b-draft"})
+    agreement_id = draft.json()["agreementId"]
+    client.patch(
+        f"/recurring/v3/agreements/{agreement_id}/accept",
+        json={"phoneNumber": "4791234567"},
+        headers={"Idempotency-Key": "it-b-accept"},
+    )
+    item = {
+        "agreementId": agreement_id,
+        "orderId": "it-batch-1",
+        "amount": 5000,
+        "description": "May",
+        "due": (datetime.now(UTC).date() + timedelta(days=2)).isoformat(),
+        "retryDays": 1,
+        "transactionType": "DIRECT_CAPTURE",
+    }
+    batch = client.post("/recurring/v3/agreements/charges", json=[item], headers={"Idempotency-Key": "it-batch"})
+    assert batch.status_code == 202 and batch.json()["validCharges"] == ["it-batch-1"]
+    started = time.monotonic()
+    # No call comes in: the app's own tick creates it (stats do not move the clock).
+    while httpx.get(base_url + "/_simulator/stats").json()["queued_charges"]:
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.02)
+    assert httpx.get(base_url + "/_simulator/stats").json()["charges"] == 1
+    table = _sim_cli("effects", "--per-charge", "--url", base_url, env={"COLUMNS": "200"})
+    assert "Charge creations" in table.stdout and "it-batch-1" in table.stdout
+    assert "No charge was created more than once." in table.stdout
+    assert _cli(base_url, "effects", "--per-charge")["charges"]["it-batch-1"]["creations"] == 1
 
 
 def test_connection_drop_closes_the_socket_without_a_response(client: httpx.Client, base_url: str) -> None:

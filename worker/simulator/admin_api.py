@@ -121,6 +121,8 @@ def _since(value: str) -> int:
 
 async def get_effects(request: Request) -> Response:
     sim = _sim(request)
+    # What has fallen due by now (a batch's charges, a processing round) is part of the record.
+    sim.now()
     query = request.query_params
     since = _since(query.get("since", "0"))
     items = sim.engine.effects.query(
@@ -133,6 +135,23 @@ async def get_effects(request: Request) -> Response:
         credentials=query.get("credentials"),
     )
     return _json(items)
+
+
+async def get_charge_effects(request: Request) -> Response:
+    """How often each charge id was created (``EffectLog.charges``), and the batch charges still queued."""
+    sim = _sim(request)
+    sim.now()
+    query = request.query_params
+    msn = query.get("msn")
+    report = sim.engine.effects.charges(
+        msn=msn, agreement_id=query.get("agreement_id"), charge_id=query.get("charge_id")
+    )
+    report["queued"] = [
+        order_id
+        for order_id, queued in sim.engine.queued.items()
+        if msn is None or sim.engine.agreements[queued.agreement_id].msn == msn
+    ]
+    return _json(report)
 
 
 async def get_requests(request: Request) -> Response:
@@ -232,6 +251,7 @@ async def stats(request: Request) -> Response:
             "faults_injected": dict(sim.faults.counts),
             "agreements": len(sim.engine.agreements),
             "charges": len(sim.engine.charges),
+            "queued_charges": len(sim.engine.queued),
             "effects": len(sim.engine.effects.items),
             "pending_timers": sim.engine.pending_timers(),
             "webhooks": sim.webhooks.stats(),
@@ -279,6 +299,7 @@ def routes() -> list[Route]:
         ("/faults", get_faults, "GET"),
         ("/faults", put_faults, "PUT"),
         ("/effects", get_effects, "GET"),
+        ("/effects/charges", get_charge_effects, "GET"),
         ("/requests", get_requests, "GET"),
         ("/scripts", get_scripts, "GET"),
         ("/scripts", post_scripts, "POST"),

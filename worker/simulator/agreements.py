@@ -9,7 +9,7 @@ from worker.simulator import charges
 from worker.simulator import webhook_events as events
 from worker.simulator.clock import utc_date
 from worker.simulator.engine import Engine
-from worker.simulator.models import Agreement
+from worker.simulator.models import Agreement, AgreementEvent
 from worker.simulator.problems import Problem
 
 # PATCH body field -> Agreement attribute, for the plain replacements.
@@ -51,7 +51,9 @@ def draft(engine: Engine, data: dict[str, Any], key: str, confirmation_base: str
         scope=data.get("scope"),
         external_id=data.get("external_id"),
         campaign=data.get("campaign"),
+        blocked_sources=data.get("blocked_sources"),
     )
+    _history(engine, agreement, "CREATE", "MERCHANT")
     initial = data.get("initial_charge")
     if initial is not None:
         charges.check_order_id(engine, initial["order_id"])
@@ -97,11 +99,13 @@ def accept(engine: Engine, agreement: Agreement, operation: str, key: str, max_a
         if reason is not None:
             charges.fail(engine, charge, reason)
             agreement.status = "EXPIRED"
+            _history(engine, agreement, "EXPIRE", None)
             engine.record(operation, key, "PENDING->EXPIRED", agreement.id)
             events.agreement_event(engine, agreement, events.AGREEMENT_EXPIRED)
             return
     agreement.status = "ACTIVE"
     agreement.start = engine.now
+    _history(engine, agreement, "ACTIVATE", "USER")
     engine.record(operation, key, "PENDING->ACTIVE", agreement.id)
     events.agreement_event(engine, agreement, events.AGREEMENT_ACTIVATED)
 
@@ -160,6 +164,11 @@ def _end_pending(engine: Engine, agreement: Agreement, status: str, operation: s
     """Expired or rejected: the initial charge, if any, is cancelled."""
     agreement.status = status
     agreement.stop = engine.now
+    if status == "EXPIRED":
+        _history(engine, agreement, "EXPIRE", None)
+    else:
+        # A rejection is the user's stop.
+        _history(engine, agreement, "STOP", "USER")
     engine.record(operation, key, f"PENDING->{status}", agreement.id)
     # A rejected agreement ends STOPPED, yet its event is agreement-rejected.
     kind = events.AGREEMENT_EXPIRED if status == "EXPIRED" else events.AGREEMENT_REJECTED
@@ -215,6 +224,7 @@ def stop(engine: Engine, agreement: Agreement, operation: str, key: str, actor: 
     not make leaves RESERVED charges to the merchant)."""
     agreement.status = "STOPPED"
     agreement.stop = engine.now
+    _history(engine, agreement, "STOP", actor)
     engine.record(operation, key, "ACTIVE->STOPPED", agreement.id)
     events.agreement_event(engine, agreement, events.AGREEMENT_STOPPED, actor=actor)
     closable = ("PENDING", "DUE", "RESERVED") if actor == "MERCHANT" else ("PENDING", "DUE")
@@ -222,6 +232,10 @@ def stop(engine: Engine, agreement: Agreement, operation: str, key: str, actor: 
         charge = engine.charges[charge_id]
         if charge.status in closable:
             charges.release(engine, charge, operation, key)
+
+
+def _history(engine: Engine, agreement: Agreement, event: str, actor: str | None) -> None:
+    agreement.history.append(AgreementEvent(engine.now, event, actor))
 
 
 def set_max_amount(engine: Engine, agreement_id: str, max_amount: int) -> None:

@@ -1,9 +1,10 @@
 """``create_app``: the simulator as one Starlette ASGI app (Recurring, Management and Webhooks endpoints + admin
 API).
 
-Served with a lifespan (uvicorn), the app also runs the clock's timed transitions every second while webhooks
-are registered, so an expiry or a processing round sends its webhook on time even when no call comes in, and it
-stops the webhook thread at shutdown. In process (httpx.ASGITransport, no lifespan) transitions run at each call.
+Served with a lifespan (uvicorn), the app also runs the clock's timed transitions every 0.1 s while webhooks are
+registered or batch charges wait to be created, so an expiry or a processing round sends its webhook on time and a
+batch's charges appear even when no call comes in, and it stops the webhook thread at shutdown. In process
+(httpx.ASGITransport, no lifespan) transitions run at each call.
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ async def _method_not_allowed(request: Request, exc: Exception) -> Response:
     return Problem(405, "invalid-method", f"{request.method} is not allowed here").response(request.url.path)
 
 
-TICK_SECONDS = 1.0
+# Short, so a batch's charges are created well within a second of its answer.
+TICK_SECONDS = 0.1
 
 
 async def _tick(sim: Simulator) -> None:
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        if sim.webhooks.active():
+        if sim.webhooks.active() or sim.engine.queued:
             sim.now()
 
 

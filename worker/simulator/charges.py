@@ -19,8 +19,13 @@ from worker.simulator.scripts import FAILURE_REASONS
 CANCELLABLE = ("PENDING", "DUE", "RESERVED", "PARTIALLY_CAPTURED")
 
 
+def in_use(engine: Engine, order_id: str) -> bool:
+    """A charge has that id, or a batch has accepted one with it and not created it yet."""
+    return order_id in engine.charges or order_id in engine.queued
+
+
 def check_order_id(engine: Engine, order_id: str | None) -> None:
-    if order_id and order_id in engine.charges:
+    if order_id and in_use(engine, order_id):
         raise Problem(409, "conflict", f"orderId {order_id} is already in use")
 
 
@@ -43,6 +48,7 @@ def open_charge(
         type=kind,
         created=engine.now,
         external_id=data["external_id"],
+        processing_mode=data.get("processing_mode", "MULTIPLE_ATTEMPTS"),
     )
     charge.history.append(ChargeEvent(engine.now, "CREATE", charge.amount, key, True))
     engine.charges[charge.id] = charge
@@ -50,7 +56,8 @@ def open_charge(
     return charge
 
 
-def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) -> Charge:
+def check_creatable(engine: Engine, agreement_id: str, amount: int) -> Agreement:
+    """The agreement, if it is ACTIVE and ``amount`` is within its limit; the refusal otherwise."""
     agreement = engine.agreement(agreement_id)
     if agreement.status != "ACTIVE":
         raise Problem(
@@ -58,7 +65,6 @@ def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) ->
             "charge-creation-failed",
             f"Cannot create a charge for an agreement which is not active (status {agreement.status})",
         )
-    amount = data["amount"]
     if agreement.pricing_type == "LEGACY":
         assert agreement.amount is not None
         limit = agreement.amount * engine.config.legacy_max_multiplier
@@ -71,9 +77,22 @@ def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) ->
             f"The charge amount {amount} is higher than the limit {limit}",
             extra=[{"field": "amount", "text": f"must be less than or equal to {limit}"}],
         )
+    return agreement
+
+
+def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) -> Charge:
+    """The single create: a RECURRING charge waiting for its due date, or an UNSCHEDULED one processed at once."""
+    agreement = check_creatable(engine, agreement_id, data["amount"])
     check_order_id(engine, data["order_id"])
+    if data["type"] == "UNSCHEDULED":
+        return _open_unscheduled(engine, agreement, data, key)
+    return open_recurring(engine, agreement, data, key)
+
+
+def open_recurring(engine: Engine, agreement: Agreement, data: dict[str, Any], key: str) -> Charge:
+    """A RECURRING charge, checked already: PENDING, DUE thirty days ahead, processed from its due date."""
     charge = open_charge(engine, agreement, data, "RECURRING", data["due"], data["retry_days"], key)
-    engine.record("charge.create", key, "created:PENDING", agreement_id, charge.id, amount)
+    engine.record("charge.create", key, "created:PENDING", agreement.id, charge.id, charge.amount)
     due_start = midnight(charge.due)
     visible = due_start - engine.config.due_visibility_days * DAY
     if visible <= engine.now:
@@ -82,6 +101,26 @@ def create(engine: Engine, agreement_id: str, data: dict[str, Any], key: str) ->
         engine.schedule(visible, make_due, charge.id)
     engine.schedule(engine.next_round(max(engine.now, due_start)), processing_round, charge.id)
     return charge
+
+
+def _open_unscheduled(engine: Engine, agreement: Agreement, data: dict[str, Any], key: str) -> Charge:
+    """Processed right after the answer, one attempt, no retries (CHANGES §3)."""
+    charge = open_charge(engine, agreement, data, "UNSCHEDULED", data["due"], 0, key)
+    charge.status = "PROCESSING"
+    engine.record("charge.create", key, "created:PROCESSING", agreement.id, charge.id, charge.amount)
+    engine.schedule(engine.now, _process_unscheduled, charge.id)
+    return charge
+
+
+def _process_unscheduled(engine: Engine, charge_id: str) -> None:
+    charge = engine.charges[charge_id]
+    if charge.status != "PROCESSING":
+        return
+    agreement = engine.agreements[charge.agreement_id]
+    # Stopped in the moment between creation and processing: nothing to charge against.
+    reason = attempt(engine, charge, agreement) if agreement.status == "ACTIVE" else "non_technical_error"
+    if reason is not None:
+        fail(engine, charge, reason)
 
 
 def make_due(engine: Engine, charge_id: str) -> None:
@@ -106,6 +145,9 @@ def processing_round(engine: Engine, charge_id: str) -> None:
         return
     reason = attempt(engine, charge, engine.agreements[charge.agreement_id])
     if reason is None:
+        return
+    if charge.processing_mode == "SINGLE_ATTEMPT":
+        fail(engine, charge, reason)
         return
     last_day = midnight(charge.due) + charge.retry_days * DAY
     following = engine.next_round(engine.now + 1)

@@ -34,6 +34,7 @@ from worker.simulator.cli_options import (
     WebhookTimeout,
     accept_old_fault_flags,
     fault_config,
+    parse_rate,
 )
 from worker.simulator.cli_output import error, fail
 from worker.simulator.config import SimulatorConfig, SimulatorConfigError
@@ -114,6 +115,24 @@ def serve(
     rate_limits: Annotated[
         bool | None, typer.Option("--rate-limits/--no-rate-limits", help="Enforce the per-key Vipps rate limits.")
     ] = None,
+    charges_per_minute: Annotated[
+        int | None, typer.Option(min=1, help="Charge creations a minute per MSN, a batch counting once (Vipps: 500).")
+    ] = None,
+    batch_creation_delay: Annotated[
+        float | None,
+        typer.Option(min=0, metavar="SECONDS", help="A batch's charges are created this long after the answer."),
+    ] = None,
+    batch_failure_rate: Annotated[
+        float | None,
+        typer.Option(parser=parse_rate, metavar="RATE", help="Share of accepted batch charges that fail later."),
+    ] = None,
+    unscheduled_charges: Annotated[
+        bool | None,
+        typer.Option(
+            "--unscheduled-charges/--no-unscheduled-charges",
+            help="Allow-list the merchant for UNSCHEDULED charges (file merchants: their own flag wins).",
+        ),
+    ] = None,
     auto_accept_after: Annotated[
         float | None, typer.Option(min=0, help="Users approve drafts after this many seconds.")
     ] = None,
@@ -150,6 +169,10 @@ def configure(params: Mapping[str, Any]) -> SimulatorConfig:
         "token_lifetime_seconds": params["token_lifetime"],
         "min_due_lead_days": params["min_due_lead_days"],
         "rate_limits_enabled": params["rate_limits"],
+        "charges_per_minute": params["charges_per_minute"],
+        "batch_creation_delay_seconds": params["batch_creation_delay"],
+        "batch_creation_failure_rate": params["batch_failure_rate"],
+        "unscheduled_charges_allowed": params["unscheduled_charges"],
         "auto_accept_after_seconds": params["auto_accept_after"],
         "merchants": params["merchants"],
         "webhook_timeout_seconds": params["webhook_timeout"],

@@ -154,11 +154,18 @@ def effects(
     agreement: Annotated[str | None, typer.Option(help="Only this agreement.")] = None,
     operation: Annotated[str | None, typer.Option(help="Only this operation, e.g. charge.capture.")] = None,
     msn: Annotated[str | None, typer.Option(help="Only this merchant (Merchant-Serial-Number).")] = None,
+    per_charge: Annotated[
+        bool, typer.Option("--per-charge", help="How often each charge id was created (should be once).")
+    ] = False,
 ) -> None:
     """Print the effects record (every state change with its idempotency key).
 
     Example: vipps-billing simulator effects --duplicates
     """
+    if per_charge:
+        report = call(url, "GET", "/effects/charges", agreement_id=agreement, msn=msn)
+        output.emit(report, as_json, output.charge_effects)
+        return
     found = call(
         url,
         "GET",

@@ -126,6 +126,23 @@ def effects(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
     yield _columns("Effects", headers, ([effect[name] for name in fields] for effect in items))
 
 
+def charge_effects(report: dict[str, Any]) -> Iterable[RenderableType]:
+    """``/effects/charges``: how often each charge id was created."""
+    charges = report["charges"]
+    if not charges and not report["queued"]:
+        yield Text("No charges created.")
+        return
+    rows = (
+        [ident, row["msn"], row["agreement_id"], row["creations"], ", ".join(row["idempotency_keys"])]
+        for ident, row in charges.items()
+    )
+    yield _columns("Charge creations", ["charge", "msn", "agreement", "creations", "idempotency keys"], rows)
+    twice = report["created_more_than_once"]
+    yield Text(f"Created more than once: {', '.join(twice)}" if twice else "No charge was created more than once.")
+    if report["queued"]:
+        yield Text(f"Queued by a batch, not created yet: {', '.join(report['queued'])}")
+
+
 def deliveries(items: list[dict[str, Any]]) -> Iterable[RenderableType]:
     if not items:
         yield Text("No webhook deliveries.")

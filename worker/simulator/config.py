@@ -141,13 +141,22 @@ class SimulatorConfig(BaseSettings):
     refund_window_days: int = 365
     legacy_max_multiplier: int = 5
     rate_limits_enabled: bool = True
+    # Charge creation per MSN and minute, single and batch requests together (CHANGES §5: 500).
+    charges_per_minute: int = Field(default=500, ge=1)
+    # A batch's accepted charges are created this many seconds after the request (0: right after the answer).
+    batch_creation_delay_seconds: float = Field(default=0.0, ge=0)
+    # The share of a batch's accepted charges that then fail to be created (charge-creation-failed).
+    batch_creation_failure_rate: float = Field(default=0.0, ge=0, le=1)
+    # May the single merchant (and file merchants that do not say) create UNSCHEDULED charges? Vipps allow-lists.
+    unscheduled_charges_allowed: bool = False
     # Re-stopping a STOPPED agreement: False = 400 illegal-agreement-update (Dec-2023 docs),
     # True = 204 (later docs).
     idempotent_stop: bool = False
     skip_landing_page_allowed: bool = False
     # Emulate users who approve on the landing page this many seconds after the draft; None = never.
     auto_accept_after_seconds: float | None = None
-    list_page_size: int = Field(default=100, ge=1)
+    # A ListAgreements page without pageNumber/pageSize (Vipps's default pageSize: 500).
+    list_page_size: int = Field(default=500, ge=1)
     # How long a key is remembered; None = for the life of the process (Vipps documents no limit).
     idempotency_ttl_seconds: float | None = None
     public_url: str | None = None

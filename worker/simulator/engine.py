@@ -30,7 +30,7 @@ from worker.simulator.clock import midnight, utc_date
 from worker.simulator.config import SimulatorConfig
 from worker.simulator.effects import EffectLog
 from worker.simulator.merchants import Caller
-from worker.simulator.models import Agreement, Charge
+from worker.simulator.models import Agreement, Charge, QueuedCharge
 from worker.simulator.problems import Problem
 from worker.simulator.scripts import Scripts
 
@@ -55,6 +55,8 @@ class Engine:
         self.rng = random.Random(config.seed)
         self.agreements: dict[str, Agreement] = {}
         self.charges: dict[str, Charge] = {}
+        # Charges a batch accepted and has not created yet, by orderId (``batch``).
+        self.queued: dict[str, QueuedCharge] = {}
         self.effects = EffectLog()
         self.scripts = Scripts()
         # (when, sequence, transition, id); the sequence keeps equal times in scheduling order.
@@ -68,14 +70,16 @@ class Engine:
         self.listener: Callable[[WebhookEvent], None] | None = None
         # Webhook transaction ids come from their own RNG, so the ids above stay as they were without webhooks.
         self.event_rng = random.Random(f"{config.seed}:webhook-events")
+        # Which batch charges fail to be created: its own RNG too.
+        self.batch_rng = random.Random(f"{config.seed}:batch")
 
     @contextmanager
     def serving(self, caller: Caller) -> Iterator[None]:
-        self.caller = caller
+        before, self.caller = self.caller, caller
         try:
             yield
         finally:
-            self.caller = None
+            self.caller = before
 
     def caller_msn(self) -> str:
         if self.caller is None:

@@ -29,6 +29,8 @@ class Merchant:
     skip_landing_page_allowed: bool
     organization_number: str
     bank_account: str
+    # May create UNSCHEDULED charges (Vipps allow-lists MSNs for them).
+    unscheduled_allowed: bool = False
 
     def summary(self) -> dict[str, str]:
         return {"msn": self.msn, "name": self.name}
@@ -80,9 +82,10 @@ class Caller:
     credentials: str
 
 
-def _merchant(entry: MerchantEntry, skip_landing_page_allowed: bool) -> Merchant:
+def _merchant(entry: MerchantEntry, skip_landing_page_allowed: bool, unscheduled_allowed: bool) -> Merchant:
     digits = entry.msn.rjust(8, "0")[-8:]
     skip = entry.skip_landing_page_allowed
+    unscheduled = entry.unscheduled_allowed
     return Merchant(
         msn=entry.msn,
         name=entry.name,
@@ -92,12 +95,17 @@ def _merchant(entry: MerchantEntry, skip_landing_page_allowed: bool) -> Merchant
         skip_landing_page_allowed=skip_landing_page_allowed if skip is None else skip,
         organization_number=entry.organization_number or "9" + digits,
         bank_account=entry.bank_account or "860" + digits,
+        unscheduled_allowed=unscheduled_allowed if unscheduled is None else unscheduled,
     )
 
 
 class Merchants:
-    def __init__(self, file: MerchantsFile, skip_landing_page_allowed: bool = False) -> None:
-        self.merchants = {entry.msn: _merchant(entry, skip_landing_page_allowed) for entry in file.merchants}
+    def __init__(
+        self, file: MerchantsFile, skip_landing_page_allowed: bool = False, unscheduled_allowed: bool = False
+    ) -> None:
+        self.merchants = {
+            entry.msn: _merchant(entry, skip_landing_page_allowed, unscheduled_allowed) for entry in file.merchants
+        }
         key_sets = []
         for entry in file.merchants:
             keys = entry.keys()

@@ -45,6 +45,8 @@ class MerchantEntry(_Keyed):
     active: bool = True
     # None: the simulator-wide setting (SIMULATOR_SKIP_LANDING_PAGE_ALLOWED).
     skip_landing_page_allowed: bool | None = None
+    # Allow-listed for UNSCHEDULED charges; None: the simulator-wide setting (SIMULATOR_UNSCHEDULED_CHARGES_ALLOWED).
+    unscheduled_allowed: bool | None = None
     # Shown by the Management API; made up from the MSN when not given.
     organization_number: str | None = Field(default=None, pattern=r"^\d{9}$")
     bank_account: str | None = Field(default=None, pattern=r"^\d{11}$")

@@ -37,6 +37,32 @@ class ChargeEvent:
 
 
 @dataclass
+class AgreementEvent:
+    """One entry of an agreement's ``history`` (CHANGES §4.5): CREATE, ACTIVATE, STOP or EXPIRE."""
+
+    occurred: float
+    event: str
+    # MERCHANT, USER or ADMIN; None where no one acted (an expiry).
+    actor: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"occurred": iso(self.occurred), "event": self.event, "actor": self.actor}
+
+
+@dataclass(frozen=True)
+class QueuedCharge:
+    """A charge a batch accepted and has not created yet (``batch``)."""
+
+    order_id: str
+    agreement_id: str
+    # The validated item (``validation.create_charge``'s shape).
+    data: dict[str, Any]
+    # The batch request's Idempotency-Key and the key set that sent it.
+    key: str
+    credentials: str
+
+
+@dataclass
 class Charge:
     id: str
     agreement_id: str
@@ -58,6 +84,8 @@ class Charge:
     reserved_at: float | None = None
     captured_at: float | None = None
     attempts: int = 0
+    # SINGLE_ATTEMPT: the first failed attempt is final (CHANGES §3).
+    processing_mode: str = "MULTIPLE_ATTEMPTS"
     history: list[ChargeEvent] = field(default_factory=list)
 
     @property
@@ -122,6 +150,9 @@ class Agreement:
     stop: float | None = None
     initial_charge_id: str | None = None
     charge_ids: list[str] = field(default_factory=list)
+    # paymentMethod.blockedSources, set on draft only (CHANGES §4.1).
+    blocked_sources: list[str] | None = None
+    history: list[AgreementEvent] = field(default_factory=list)
 
     def pricing_json(self) -> dict[str, Any]:
         if self.pricing_type == "LEGACY":
@@ -171,4 +202,7 @@ class Agreement:
             body["productDescription"] = self.product_description
         if self.external_id is not None:
             body["externalId"] = self.external_id
+        if self.blocked_sources is not None:
+            body["paymentMethod"] = {"blockedSources": list(self.blocked_sources)}
+        body["history"] = [event.to_json() for event in self.history]
         return body

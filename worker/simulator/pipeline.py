@@ -18,6 +18,7 @@ from worker.simulator.faults import NO_FAULT, DropConnection, FaultPlan
 from worker.simulator.idempotency import Stored, fingerprint
 from worker.simulator.merchants import Caller, KeySet, Merchant
 from worker.simulator.problems import Problem
+from worker.simulator.ratelimit import CREATE_CHARGE_PER_MSN, LIMITS
 from worker.simulator.state import Simulator
 
 SYSTEM_HEADERS = (
@@ -79,6 +80,8 @@ class Operation:
     # call for one, or for every MSN of a partner that sends none.
     api: Literal["recurring", "management", "webhooks"] = "recurring"
     render: Render = Problem.response
+    # Counted once per request in the per-MSN charge creation bucket (``ratelimit.CREATE_CHARGE_PER_MSN``).
+    creates_charges: bool = False
 
     @property
     def has_body(self) -> bool:
@@ -112,7 +115,11 @@ def _admit(sim: Simulator, op: Operation, request: Request, body: bytes, now: fl
     if sim.config.rate_limits_enabled:
         params = request.path_params
         parts = [key if part == "Idempotency-Key" else params[part] for part in op.rate_key]
-        sim.limiter.hit(op.operation_id, "|".join([merchant.msn if merchant else keys.label, *parts]), now)
+        owner = merchant.msn if merchant else keys.label
+        buckets = [(op.operation_id, "|".join([owner, *parts]), LIMITS.get(op.operation_id))]
+        if op.creates_charges:
+            buckets.append((CREATE_CHARGE_PER_MSN, owner, sim.config.charges_per_minute))
+        sim.limiter.hit_all(buckets, now)
     return Call(sim, request, request.path_params, body, key, keys, merchant)
 
 
@@ -124,6 +131,8 @@ def _run(op: Operation, call: Call, now: float) -> Response:
     print_ = fingerprint(op.method, path, call.body)
     stored = sim.idempotency.lookup(msn, call.key, print_, now)
     if stored is not None:
+        # Marked for the request record: the answer is the first one's, nothing was done again.
+        call.request.state.replay = True
         return Response(stored.body, stored.status, media_type=stored.media_type)
     try:
         response = op.run(call)
@@ -165,7 +174,8 @@ def endpoint(op: Operation) -> Callable[[Request], Awaitable[Response]]:
         body = await request.body() if has_body else b""
         response = process(sim, op, request, body)
         sim.count(op.operation_id, response.status_code)
-        sim.log_request(op.operation_id, request.headers, response.status_code)
+        replay = bool(getattr(request.state, "replay", False))
+        sim.log_request(op.operation_id, request.headers, response.status_code, replay)
         if plan.drop_after:
             return DropConnection()
         if plan.timeout_after:

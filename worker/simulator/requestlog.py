@@ -26,6 +26,8 @@ class RequestEntry:
     # The key set the token was issued to (``merchant:123456``, ``partner:platform``); None for no known token.
     credentials: str | None
     idempotency_key: str | None
+    # The answer was the recorded one of an earlier request with the same Idempotency-Key and body.
+    replay: bool = False
 
 
 class RequestLog:
@@ -42,9 +44,12 @@ class RequestLog:
         msn: str | None,
         credentials: str | None,
         idempotency_key: str | None,
+        replay: bool = False,
     ) -> None:
         self.seq += 1
-        entry = RequestEntry(self.seq, iso(at), operation, status, msn_header, msn, credentials, idempotency_key)
+        entry = RequestEntry(
+            self.seq, iso(at), operation, status, msn_header, msn, credentials, idempotency_key, replay
+        )
         self.items.append(entry)
 
     def query(

@@ -19,7 +19,16 @@ FAILURE_REASONS = {
 }
 DEFAULT_REASON = "user_action_required"
 # Rules that stay until the scripts are cleared, and user actions carried out when posted.
-RULES = ("charge_amount_fails", "agreement_fails", "charge_fails", "agreement_never_accepts", "agreement_rejects")
+RULES = (
+    "charge_amount_fails",
+    "agreement_fails",
+    "charge_fails",
+    "agreement_never_accepts",
+    "agreement_rejects",
+    "charge_creation_fails",
+)
+# A batch charge that cannot be created for a reason of Vipps's own.
+CREATION_FAILURE_REASON = "technical_error"
 USER_ACTIONS = ("user_accepts", "user_rejects", "user_stops", "user_max_amount")
 
 
@@ -48,6 +57,8 @@ class Scripts:
     charge_fails: dict[str, ChargeRule] = field(default_factory=dict)
     never_accepts: set[str] = field(default_factory=set)
     rejects: set[str] = field(default_factory=set)
+    # orderId -> the failureReason of its charge-creation-failed (batch charges only).
+    creation_fails: dict[str, str] = field(default_factory=dict)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -58,6 +69,7 @@ class Scripts:
             },
             "agreement_never_accepts": sorted(self.never_accepts),
             "agreement_rejects": sorted(self.rejects),
+            "charge_creation_fails": dict(sorted(self.creation_fails.items())),
         }
 
     def add_rules(self, payload: dict[str, Any]) -> None:
@@ -79,6 +91,9 @@ class Scripts:
             self.never_accepts.add(str(item))
         for item in as_list(payload.get("agreement_rejects")):
             self.rejects.add(str(item))
+        for item in as_list(payload.get("charge_creation_fails")):
+            order_id, reason = _target(item, "charge_id")
+            self.creation_fails[str(order_id)] = reason if isinstance(item, dict) else CREATION_FAILURE_REASON
 
     def refuses(self, agreement: Agreement) -> bool:
         return agreement.id in self.never_accepts or (agreement.phone_number or "") in self.never_accepts

@@ -21,7 +21,9 @@ from worker.simulator.webhook_delivery import Webhooks
 class Simulator:
     def __init__(self, config: SimulatorConfig) -> None:
         self.config = config
-        self.merchants = Merchants(config.merchants_file(), config.skip_landing_page_allowed)
+        self.merchants = Merchants(
+            config.merchants_file(), config.skip_landing_page_allowed, config.unscheduled_charges_allowed
+        )
         self.clock = SimClock()
         self.tokens = TokenStore(self.merchants, config.token_lifetime_seconds)
         self.faults = Faults(config.faults, config.seed)
@@ -46,7 +48,7 @@ class Simulator:
     def count(self, operation: str, status: int) -> None:
         self.requests[(operation, status)] += 1
 
-    def log_request(self, operation: str, headers: Any, status: int) -> None:
+    def log_request(self, operation: str, headers: Any, status: int, replay: bool = False) -> None:
         """One Recurring or Management call in the request record (``requestlog``)."""
         keys = self.tokens.holder(headers)
         header = headers.get("merchant-serial-number")
@@ -58,6 +60,7 @@ class Simulator:
             keys.msn_for(header) if keys is not None else header,
             keys.label if keys is not None else None,
             headers.get("idempotency-key"),
+            replay,
         )
 
     def reset(self, tokens: bool = False) -> None:

@@ -23,6 +23,10 @@ CAMPAIGN_TYPES = ("PRICE_CAMPAIGN", "PERIOD_CAMPAIGN", "EVENT_CAMPAIGN", "FULL_F
 ORDER_ID = re.compile(r"^[a-zA-Z0-9-]{1,50}$")
 EXTERNAL_ID = re.compile(r"^.{1,64}$")
 DIGITS = re.compile(r"^-?\d+$")
+CHARGE_TYPES = ("RECURRING", "UNSCHEDULED")
+PROCESSING_MODES = ("MULTIPLE_ATTEMPTS", "SINGLE_ATTEMPT")
+# The only source a draft may block (CHANGES §4.1).
+BLOCKABLE_SOURCES = ("COMMERCIAL_CARDS",)
 IDEMPOTENCY_FORBIDDEN = re.compile(r"[#?/\\]")
 
 
@@ -193,6 +197,9 @@ def draft_agreement(body: Any, skip_landing_page_allowed: bool) -> dict[str, Any
     initial = c.obj(body, "initialCharge", "initialCharge")
     if initial is not None:
         out["initial_charge"] = _initial_charge(c, initial)
+    payment_method = c.obj(body, "paymentMethod", "paymentMethod")
+    if payment_method is not None:
+        out["blocked_sources"] = _blocked_sources(c, payment_method)
     campaign = c.obj(body, "campaign", "campaign")
     if campaign is not None:
         out["campaign"] = _campaign(c, campaign)
@@ -202,6 +209,20 @@ def draft_agreement(body: Any, skip_landing_page_allowed: bool) -> dict[str, Any
     if skip_landing and not skip_landing_page_allowed:
         raise Problem(403, "invalid-sale-unit", "skipLandingPage is not enabled for this sales unit")
     return out
+
+
+def _blocked_sources(c: Checker, payment_method: dict[str, Any]) -> list[str]:
+    path = "paymentMethod.blockedSources"
+    sources = payment_method.get("blockedSources")
+    if sources is None:
+        return []
+    if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+        c.fail(path, "must be a list of strings")
+        return []
+    unknown = [s for s in sources if s not in BLOCKABLE_SOURCES]
+    if unknown:
+        c.fail(path, f"must contain only {', '.join(BLOCKABLE_SOURCES)}")
+    return list(dict.fromkeys(sources))
 
 
 def _pricing(c: Checker, pricing: dict[str, Any]) -> dict[str, Any]:
@@ -278,6 +299,9 @@ def patch_agreement(body: Any) -> dict[str, Any]:
                 minimum=100,
                 maximum=2_000_000,
             )
+    if "paymentMethod" in body:
+        # Blocked sources are chosen when the agreement is drafted and never changed (CHANGES §4.1).
+        c.fail("paymentMethod", "cannot be changed after the agreement is created")
     interval = c.obj(body, "interval", "interval")
     if interval is not None:
         c.str_(interval, "type", "interval.type", enum=("RECURRING",))
@@ -301,16 +325,31 @@ def force_accept(body: Any) -> str:
 
 
 def create_charge(body: Any, today: date, min_lead_days: int, max_days: int) -> dict[str, Any]:
+    """A create-charge body: RECURRING (due, retryDays) or UNSCHEDULED (neither; processed at once)."""
     body = require_object(body)
     c = Checker()
+    kind = c.str_(body, "type", "type", enum=CHARGE_TYPES) or "RECURRING"
+    mode = c.str_(body, "processingMode", "processingMode", enum=PROCESSING_MODES) or "MULTIPLE_ATTEMPTS"
     out: dict[str, Any] = {
+        "type": kind,
+        "processing_mode": mode,
         "amount": c.int_(body, "amount", "amount", required=True, minimum=100),
         "transaction_type": c.str_(body, "transactionType", "transactionType", required=True, enum=TRANSACTION_TYPES),
         "description": c.str_(body, "description", "description", required=True, min_len=1, max_len=45),
-        "retry_days": c.int_(body, "retryDays", "retryDays", required=True, minimum=0, maximum=14),
         "order_id": c.str_(body, "orderId", "orderId", min_len=1, max_len=50, pattern=ORDER_ID),
         "external_id": c.str_(body, "externalId", "externalId", min_len=1, max_len=64, pattern=EXTERNAL_ID),
     }
+    if kind == "UNSCHEDULED":
+        for name in ("due", "retryDays"):
+            if body.get(name) is not None:
+                c.fail(name, "must not be given for an UNSCHEDULED charge")
+        c.raise_if_failed()
+        # One attempt at once, whatever processingMode says (it does not apply to UNSCHEDULED).
+        out.update(due=today, retry_days=0, processing_mode="SINGLE_ATTEMPT")
+        return out
+    out["retry_days"] = c.int_(body, "retryDays", "retryDays", required=True, minimum=0, maximum=14)
+    if mode == "SINGLE_ATTEMPT" and out["retry_days"] not in (None, 0):
+        c.fail("retryDays", "must be 0 when processingMode is SINGLE_ATTEMPT")
     due_text = c.str_(body, "due", "due", required=True)
     due: date | None = None
     if due_text is not None:
@@ -338,6 +377,36 @@ def create_charge(body: Any, today: date, min_lead_days: int, max_days: int) -> 
         )
     out["due"] = due
     return out
+
+
+def batch_item(item: Any, today: date, min_lead_days: int, max_days: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """One item of a batch: the validated charge (with ``agreement_id``), or None and the texts of what is wrong.
+
+    The single create's rules, plus a required ``orderId`` and ``agreementId``; only RECURRING charges.
+    """
+    if not isinstance(item, dict):
+        return None, ["the item must be a JSON object"]
+    c = Checker()
+    agreement_id = c.str_(item, "agreementId", "agreementId", required=True, min_len=1)
+    c.str_(item, "orderId", "orderId", required=True)
+    if item.get("type") not in (None, "RECURRING"):
+        c.fail("type", "only RECURRING charges can be created in a batch")
+    errors = texts(validation_error(c.errors)) if c.errors else []
+    try:
+        data = create_charge(item, today, min_lead_days, max_days)
+    except Problem as problem:
+        errors += [text for text in texts(problem) if text not in errors]
+    if errors:
+        return None, errors
+    data["agreement_id"] = agreement_id
+    return data, []
+
+
+def texts(problem: Problem) -> list[str]:
+    """A refusal as the error texts of a batch item: each field's, else the detail."""
+    if problem.kind == "validation-error" and problem.extra:
+        return [f"{error['field']}: {error['text']}" for error in problem.extra]
+    return [problem.detail]
 
 
 def amount_request(body: Any) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.simulator import agreements, charges, pipeline, validation
+from worker.simulator import agreements, batch, charges, pipeline, validation
 from worker.simulator.clock import utc_date
 from worker.simulator.models import Charge
 from worker.simulator.pipeline import Call, Handler, Operation, json_response
@@ -32,6 +32,9 @@ CHARGE_STATUSES = (
     "PROCESSING",
 )
 CONTINUATION_TTL = 300.0
+# ListAgreements paging (CHANGES §4.4).
+DEFAULT_PAGE_SIZE = 500
+MAX_PAGE_SIZE = 2000
 NO_CONTENT = 204
 
 
@@ -39,8 +42,11 @@ NO_CONTENT = 204
 
 
 def list_agreements(call: Call) -> Response:
+    """Paged by ``pageNumber``/``pageSize`` (CHANGES §4.4) when either is given; otherwise the first
+    ``list_page_size`` (500) and a ``Continuation-Token`` for the rest, which clients of the older paging follow."""
     sim, query, msn = call.sim, call.request.query_params, call.sales_unit().msn
     token = call.request.headers.get("continuation-token") or None
+    numbered = token is None and ("pageNumber" in query or "pageSize" in query)
     if token is not None:
         page = sim.continuations.get(token)
         # Another merchant's token is as unknown as one never issued.
@@ -58,12 +64,20 @@ def list_agreements(call: Call) -> Response:
             raise validation.validation_error(
                 [{"field": "createdAfter", "text": "must be an integer (epoch ms)"}]
             ) from None
+        c = validation.Checker()
+        paging = dict(query)
+        page_number = c.int_(paging, "pageNumber", "pageNumber", minimum=1) or 1
+        page_size = c.int_(paging, "pageSize", "pageSize", minimum=1, maximum=MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+        c.raise_if_failed()
         offset = 0
     items = [
         a
         for a in sim.engine.agreements.values()
         if a.msn == msn and a.status == status and a.created * 1000 > created_after
     ]
+    if numbered:
+        start = (page_number - 1) * page_size
+        return json_response([sim.engine.agreement_json(a) for a in items[start : start + page_size]])
     return _page(
         sim,
         [sim.engine.agreement_json(a) for a in items[offset : offset + sim.config.list_page_size]],
@@ -133,8 +147,21 @@ def create_charge(call: Call) -> Response:
     data = validation.create_charge(
         call.json(), utc_date(sim.engine.now), sim.config.min_due_lead_days, sim.config.max_due_days
     )
+    if data["type"] == "UNSCHEDULED" and not call.sales_unit().unscheduled_allowed:
+        # The text Vipps gives a merchant not allow-listed for them (CHANGES §3).
+        raise validation.validation_error(
+            [{"field": "type", "text": "this sales unit may not create UNSCHEDULED charges"}],
+            "Cannot create a charge with type 'UNSCHEDULED'",
+        )
     charge = charges.create(sim.engine, agreement_id, data, call.key)
     return json_response({"chargeId": charge.id}, 201)
+
+
+def create_charges(call: Call) -> Response:
+    """The batch: 202 with the items split into valid (queued) and invalid; only its shape refuses it whole."""
+    items = batch.check_shape(call.json())
+    engine = call.sim.engine
+    return json_response(batch.accept(engine, items, utc_date(engine.now), call.key), 202)
 
 
 def fetch_charge(call: Call) -> Response:
@@ -187,6 +214,16 @@ OPERATIONS = (
         create_charge,
         mutating=True,
         rate_key=("agreementId", "Idempotency-Key"),
+        creates_charges=True,
+    ),
+    # A later addition to the API (CHANGES §2); counted once per request in the per-MSN creation limit.
+    Operation(
+        "CreateChargesAsyncV3",
+        "POST",
+        AGREEMENTS + "/charges",
+        create_charges,
+        mutating=True,
+        creates_charges=True,
     ),
     Operation("FetchChargeV3", "GET", CHARGE, fetch_charge, rate_key=("agreementId", "chargeId")),
     Operation("CancelChargeV3", "DELETE", CHARGE, cancel_charge, mutating=True, rate_key=("agreementId", "chargeId")),

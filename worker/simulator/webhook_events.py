@@ -105,9 +105,8 @@ def charge_creation_failed(
 ) -> None:
     """``recurring.charge-creation-failed.v1``: a charge accepted for later creation could not be created.
 
-    Nothing calls this yet: the simulator creates every charge synchronously, so no creation fails after it
-    was accepted. The batch endpoint (``POST /recurring/v3/agreements/charges``, CHANGES §2) is to call it for
-    each charge of a batch it accepted and then could not create; ``data`` is that charge's validated body.
+    ``batch`` calls it for each charge of a batch it accepted and then could not create; ``data`` is that
+    charge's validated item.
     """
     payload = {
         "agreementId": agreement.id,

@@ -171,6 +171,23 @@ class Vipps:
         assert response.status_code == 201, response.text
         return str(response.json()["chargeId"])
 
+    def batch_item(self, agreement_id: str, order_id: str, amount: int = 10000, **changes: Any) -> dict[str, Any]:
+        """One item of a batch (``create_charges``), due tomorrow."""
+        return {
+            "agreementId": agreement_id,
+            "orderId": order_id,
+            "amount": amount,
+            "description": "Monthly",
+            "due": self.due(1),
+            "retryDays": 0,
+            "transactionType": "DIRECT_CAPTURE",
+            **changes,
+        }
+
+    def create_charges(self, items: Any, key: str | None = None) -> httpx.Response:
+        """The batch endpoint (CHANGES §2)."""
+        return self.call("POST", "/recurring/v3/agreements/charges", items, key=key)
+
     def charge(self, agreement_id: str, charge_id: str) -> dict[str, Any]:
         response = self.call("GET", f"/recurring/v3/agreements/{agreement_id}/charges/{charge_id}")
         assert response.status_code == 200, response.text

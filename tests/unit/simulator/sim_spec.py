@@ -56,10 +56,47 @@ def _errata(spec: dict[str, Any]) -> dict[str, Any]:
     }
     # A 204 cannot carry a body (RFC 9110), yet force-accept's 204 declares one.
     spec["paths"]["/recurring/v3/agreements/{agreementId}/accept"]["patch"]["responses"]["204"].pop("content", None)
+    _later_additions(spec)
     # YAML 1.1 reads the unquoted country code NO as the boolean false.
     for schema in (schemas["AgreementResponseV3"], schemas["DraftAgreementV3"]):
         schema["properties"]["countryCode"]["enum"] = ["NO"]
     return spec
+
+
+def _later_additions(spec: dict[str, Any]) -> None:
+    """What the API gained after this spec was published (CHANGES §2, §3): UNSCHEDULED charges and the batch
+    endpoint, whose answer is ``AsyncChargeResponse`` (deno-sdk types)."""
+    spec["components"]["schemas"]["ChargeType"]["enum"].append("UNSCHEDULED")
+    spec["components"]["schemas"]["AsyncChargeResponse"] = {
+        "type": "object",
+        "required": ["validCharges", "invalidCharges"],
+        "properties": {
+            "validCharges": {"type": "array", "items": {"type": "string"}},
+            "invalidCharges": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["chargeBatchItemDto", "errors"],
+                    "properties": {
+                        "chargeBatchItemDto": {},
+                        "errors": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    },
+                },
+            },
+        },
+    }
+    spec["paths"]["/recurring/v3/agreements/charges"] = {
+        "post": {
+            "operationId": "CreateChargesAsyncV3",
+            "responses": {
+                "202": {
+                    "description": "Accepted",
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AsyncChargeResponse"}}},
+                },
+                "default": {"$ref": "#/components/responses/ErrorResponseV3"},
+            },
+        }
+    }
 
 
 @functools.cache

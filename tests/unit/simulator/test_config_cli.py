@@ -140,3 +140,21 @@ def test_webhook_options_at_start_up_win_over_their_variables(environ: pytest.Mo
     assert config.webhook_faults.fail_rate == 0.5 and config.webhook_faults.seed == 2
     bad = CliRunner().invoke(root_app, ["simulator", "--webhook-order", "payment"])
     assert bad.exit_code == 2
+
+
+def test_charge_creation_options_at_start_up(environ: pytest.MonkeyPatch) -> None:
+    started: list[SimulatorConfig] = []
+    environ.setattr(simulator_cli, "listen", lambda host, port: None)
+    environ.setattr(simulator_cli, "run", lambda config, listener, log_level: started.append(config))
+    environ.setenv("SIMULATOR_CHARGES_PER_MINUTE", "100")
+    environ.setenv("SIMULATOR_BATCH_CREATION_DELAY_SECONDS", "2")
+    assert CliRunner().invoke(root_app, ["simulator"]).exit_code == 0
+    args = ["simulator", "--charges-per-minute", "300", "--batch-failure-rate", "0.25", "--unscheduled-charges"]
+    assert CliRunner().invoke(root_app, args).exit_code == 0
+    default, given = started
+    assert (default.charges_per_minute, default.batch_creation_delay_seconds) == (100, 2)
+    assert not default.unscheduled_charges_allowed and default.batch_creation_failure_rate == 0
+    assert (given.charges_per_minute, given.batch_creation_failure_rate) == (300, 0.25)
+    assert given.unscheduled_charges_allowed
+    assert CliRunner().invoke(root_app, ["simulator", "--batch-failure-rate", "2"]).exit_code == 2
+    assert CliRunner().invoke(root_app, ["simulator", "--charges-per-minute", "0"]).exit_code == 2
