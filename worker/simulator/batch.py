@@ -41,7 +41,7 @@ def accept(engine: Engine, items: list[Any], today: date, key: str) -> dict[str,
     invalid: list[dict[str, Any]] = []
     seen: set[str] = set()
     for item in items:
-        data, errors = validation.batch_item(item, today, config.min_due_lead_days, config.max_due_days)
+        data, errors = batch_item(item, today, config.min_due_lead_days, config.max_due_days)
         if data is not None:
             errors = _state_errors(engine, data, seen)
         order_id = data["order_id"] if data is not None else item.get("orderId") if isinstance(item, dict) else None
@@ -64,7 +64,7 @@ def _state_errors(engine: Engine, data: dict[str, Any], seen: set[str]) -> list[
         charges.check_creatable(engine, data["agreement_id"], data["amount"])
         charges.check_order_id(engine, order_id)
     except Problem as problem:
-        return validation.texts(problem)
+        return texts(problem)
     return []
 
 
@@ -106,3 +106,33 @@ def _creation_failure(engine: Engine, queued: QueuedCharge) -> str | None:
     if rate > 0 and engine.batch_rng.random() < rate:
         return "technical_error"
     return None
+
+
+def batch_item(item: Any, today: date, min_lead_days: int, max_days: int) -> tuple[dict[str, Any] | None, list[str]]:
+    """One item of a batch: the validated charge (with ``agreement_id``), or None and the texts of what is wrong.
+
+    The single create's rules, plus a required ``orderId`` and ``agreementId``; only RECURRING charges.
+    """
+    if not isinstance(item, dict):
+        return None, ["the item must be a JSON object"]
+    c = validation.Checker()
+    agreement_id = c.str_(item, "agreementId", "agreementId", required=True, min_len=1)
+    c.str_(item, "orderId", "orderId", required=True)
+    if item.get("type") not in (None, "RECURRING"):
+        c.fail("type", "only RECURRING charges can be created in a batch")
+    errors = texts(validation.validation_error(c.errors)) if c.errors else []
+    try:
+        data = validation.create_charge(item, today, min_lead_days, max_days)
+    except Problem as problem:
+        errors += [text for text in texts(problem) if text not in errors]
+    if errors:
+        return None, errors
+    data["agreement_id"] = agreement_id
+    return data, []
+
+
+def texts(problem: Problem) -> list[str]:
+    """A refusal as the error texts of a batch item: each field's, else the detail."""
+    if problem.kind == "validation-error" and problem.extra:
+        return [f"{error['field']}: {error['text']}" for error in problem.extra]
+    return [problem.detail]

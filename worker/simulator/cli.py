@@ -18,6 +18,9 @@ from typer.core import TyperGroup
 
 from worker.simulator import cli_admin
 from worker.simulator.cli_options import (
+    BatchCreationDelay,
+    BatchFailureRate,
+    ChargesPerMinute,
     DropAfterCommitRate,
     DropRate,
     Latency,
@@ -28,13 +31,13 @@ from worker.simulator.cli_options import (
     TimeoutAfterCommitRate,
     TimeoutSeconds,
     TokenEndpoint,
+    UnscheduledCharges,
     WebhookHttpsOnly,
     WebhookOrder,
     WebhookRetryWait,
     WebhookTimeout,
     accept_old_fault_flags,
     fault_config,
-    parse_rate,
 )
 from worker.simulator.cli_output import error, fail
 from worker.simulator.config import SimulatorConfig, SimulatorConfigError
@@ -115,24 +118,10 @@ def serve(
     rate_limits: Annotated[
         bool | None, typer.Option("--rate-limits/--no-rate-limits", help="Enforce the per-key Vipps rate limits.")
     ] = None,
-    charges_per_minute: Annotated[
-        int | None, typer.Option(min=1, help="Charge creations a minute per MSN, a batch counting once (Vipps: 500).")
-    ] = None,
-    batch_creation_delay: Annotated[
-        float | None,
-        typer.Option(min=0, metavar="SECONDS", help="A batch's charges are created this long after the answer."),
-    ] = None,
-    batch_failure_rate: Annotated[
-        float | None,
-        typer.Option(parser=parse_rate, metavar="RATE", help="Share of accepted batch charges that fail later."),
-    ] = None,
-    unscheduled_charges: Annotated[
-        bool | None,
-        typer.Option(
-            "--unscheduled-charges/--no-unscheduled-charges",
-            help="Allow-list the merchant for UNSCHEDULED charges (file merchants: their own flag wins).",
-        ),
-    ] = None,
+    charges_per_minute: ChargesPerMinute = None,
+    batch_creation_delay: BatchCreationDelay = None,
+    batch_failure_rate: BatchFailureRate = None,
+    unscheduled_charges: UnscheduledCharges = None,
     auto_accept_after: Annotated[
         float | None, typer.Option(min=0, help="Users approve drafts after this many seconds.")
     ] = None,

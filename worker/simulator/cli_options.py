@@ -181,3 +181,23 @@ def accept_old_fault_flags(name: str) -> str:
         if name.startswith(old):
             return new + name.removeprefix(old)
     return name
+
+# Charges at Vipps scale (CHANGES §2, §3, §5).
+ChargesPerMinute = Annotated[
+    int | None, typer.Option(min=1, help="Charge creations a minute per MSN, a batch counting once (Vipps: 500).")
+]
+BatchCreationDelay = Annotated[
+    float | None,
+    typer.Option(min=0, metavar="SECONDS", help="A batch's charges are created this long after the answer."),
+]
+BatchFailureRate = Annotated[
+    float | None,
+    typer.Option(parser=parse_rate, metavar="RATE", help="Share of accepted batch charges that fail later."),
+]
+UnscheduledCharges = Annotated[
+    bool | None,
+    typer.Option(
+        "--unscheduled-charges/--no-unscheduled-charges",
+        help="Allow-list the merchant for UNSCHEDULED charges (file merchants: their own flag wins).",
+    ),
+]

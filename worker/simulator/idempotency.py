@@ -6,9 +6,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 
 from worker.simulator.problems import Problem
+
+FORBIDDEN = re.compile(r"[#?/\\]")
+
+
+def idempotency_key(value: str | None) -> str:
+    if value is None or value == "":
+        raise Problem(400, "idempotency-key-header", "Missing Idempotency-Key header")
+    if len(value) > 40 or FORBIDDEN.search(value):
+        raise Problem(
+            400,
+            "idempotency-key-header",
+            "Invalid Idempotency-Key header: 1 to 40 characters, none of '#', '?', '/' or '\\'",
+        )
+    return value
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from worker.simulator import validation
+from worker.simulator import idempotency, validation
 from worker.simulator.faults import NO_FAULT, DropConnection, FaultPlan
 from worker.simulator.idempotency import Stored, fingerprint
 from worker.simulator.merchants import Caller, KeySet, Merchant
@@ -111,7 +111,7 @@ def _admit(sim: Simulator, op: Operation, request: Request, body: bytes, now: fl
     elif op.api == "webhooks":
         merchant = sim.merchants.webhooks_sales_unit(keys, headers.get("merchant-serial-number"))
     _check_headers(headers, op.has_body)
-    key = validation.idempotency_key(headers.get("idempotency-key")) if op.mutating else ""
+    key = idempotency.idempotency_key(headers.get("idempotency-key")) if op.mutating else ""
     if sim.config.rate_limits_enabled:
         params = request.path_params
         parts = [key if part == "Idempotency-Key" else params[part] for part in op.rate_key]

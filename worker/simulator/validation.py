@@ -27,7 +27,6 @@ CHARGE_TYPES = ("RECURRING", "UNSCHEDULED")
 PROCESSING_MODES = ("MULTIPLE_ATTEMPTS", "SINGLE_ATTEMPT")
 # The only source a draft may block (CHANGES §4.1).
 BLOCKABLE_SOURCES = ("COMMERCIAL_CARDS",)
-IDEMPOTENCY_FORBIDDEN = re.compile(r"[#?/\\]")
 
 
 class Checker:
@@ -379,36 +378,6 @@ def create_charge(body: Any, today: date, min_lead_days: int, max_days: int) -> 
     return out
 
 
-def batch_item(item: Any, today: date, min_lead_days: int, max_days: int) -> tuple[dict[str, Any] | None, list[str]]:
-    """One item of a batch: the validated charge (with ``agreement_id``), or None and the texts of what is wrong.
-
-    The single create's rules, plus a required ``orderId`` and ``agreementId``; only RECURRING charges.
-    """
-    if not isinstance(item, dict):
-        return None, ["the item must be a JSON object"]
-    c = Checker()
-    agreement_id = c.str_(item, "agreementId", "agreementId", required=True, min_len=1)
-    c.str_(item, "orderId", "orderId", required=True)
-    if item.get("type") not in (None, "RECURRING"):
-        c.fail("type", "only RECURRING charges can be created in a batch")
-    errors = texts(validation_error(c.errors)) if c.errors else []
-    try:
-        data = create_charge(item, today, min_lead_days, max_days)
-    except Problem as problem:
-        errors += [text for text in texts(problem) if text not in errors]
-    if errors:
-        return None, errors
-    data["agreement_id"] = agreement_id
-    return data, []
-
-
-def texts(problem: Problem) -> list[str]:
-    """A refusal as the error texts of a batch item: each field's, else the detail."""
-    if problem.kind == "validation-error" and problem.extra:
-        return [f"{error['field']}: {error['text']}" for error in problem.extra]
-    return [problem.detail]
-
-
 def amount_request(body: Any) -> tuple[int, str]:
     """Capture and refund bodies: ``{amount >= 100, description}``."""
     body = require_object(body)
@@ -418,15 +387,3 @@ def amount_request(body: Any) -> tuple[int, str]:
     c.raise_if_failed()
     assert amount is not None and description is not None
     return amount, description
-
-
-def idempotency_key(value: str | None) -> str:
-    if value is None or value == "":
-        raise Problem(400, "idempotency-key-header", "Missing Idempotency-Key header")
-    if len(value) > 40 or IDEMPOTENCY_FORBIDDEN.search(value):
-        raise Problem(
-            400,
-            "idempotency-key-header",
-            "Invalid Idempotency-Key header: 1 to 40 characters, none of '#', '?', '/' or '\\'",
-        )
-    return value
