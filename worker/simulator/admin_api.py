@@ -112,6 +112,18 @@ async def put_faults(request: Request) -> Response:
     return _json({"config": sim.faults.snapshot(), "injected": dict(sim.faults.counts)})
 
 
+async def put_limits(request: Request) -> Response:
+    """Switch the published rate limits on or off while running (a bench sets up without them)."""
+    sim = _sim(request)
+    body = await _body(request)
+    enabled = body.get("enabled")
+    if not isinstance(enabled, bool):
+        return _error(400, 'body must be {"enabled": true|false}')
+    sim.config.rate_limits_enabled = enabled
+    sim.limiter.clear()
+    return _json({"enabled": enabled})
+
+
 def _since(value: str) -> int:
     try:
         return int(value)
@@ -298,6 +310,7 @@ def routes() -> list[Route]:
         ("/clock/advance", advance_clock, "POST"),
         ("/faults", get_faults, "GET"),
         ("/faults", put_faults, "PUT"),
+        ("/limits", put_limits, "PUT"),
         ("/effects", get_effects, "GET"),
         ("/effects/charges", get_charge_effects, "GET"),
         ("/requests", get_requests, "GET"),
