@@ -62,7 +62,7 @@ def test_a_plain_dramatiq_actor_consumes_the_events(sim: Simulator, redis_url: s
 
 
 def test_events_survive_a_broken_relay(sim: Simulator, redis_url: str, redis_client: redis.Redis) -> None:
-    settings = WorkerSettings()
+    settings = WorkerSettings(charge_batch="off")  # each command carried out on its delivery
     broker = make_broker(settings, redis_url)
     runtime = Runtime(settings, broker, redis_url, load_settings(base_url=sim.url))
     # Break the relay: the events queue's message hash is taken by a value of the wrong type, so every

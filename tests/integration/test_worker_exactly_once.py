@@ -36,7 +36,8 @@ def outcome_ids(events: Events, command_id: str) -> set[str]:
 def test_kill_between_call_and_ack_and_duplicate_deliveries(sim: Simulator, redis_url: str,
                                                             redis_client: redis.Redis) -> None:
     events = Events(redis_client)
-    worker = Worker(redis_url, sim.url, threads=8)  # every command in flight at once
+    # Every command in flight at once, each through its own endpoint (test_charge_runs has the batch's case).
+    worker = Worker(redis_url, sim.url, threads=8, env={"CHARGE_BATCH": "off"})
     try:
         agreement_id = active_agreement(redis_url, events, "x")
         # Vipps applies the effect, then the response is held back: the worker is mid-call when it dies.

@@ -81,18 +81,19 @@ def _checklist(stack: Stack, state_file: Path, progress: Progress, task: object)
 
 
 def _show(report: Report, as_json: bool, extra: dict[str, object]) -> None:
-    """The checklist's report; in a narrow terminal without the observed column (`holds` says it), so the ids
-    stay on one line and event names are not broken."""
+    """The checklist's report; in a narrow terminal without the observed column (`holds` says it) and with a
+    charge under its agreement, so the ids stay whole and event names are not broken."""
     if as_json or not report.rows or console.width >= 120:
         show_report(report, as_json, extra)
         return
     table = Table(title=f"Go-live checklist ({report.state.env}, run {report.state.run_id})")
-    for column in ("state", "holds", "agreement", "charge"):
+    for column in ("state", "holds", "agreement / charge"):
         table.add_column(column, no_wrap=True)
     table.add_column("events seen", min_width=15, overflow="fold")
     for row in report.rows:
-        table.add_row(row["state"], "[green]yes[/green]" if row["holds"] else "[red]no[/red]",
-                      row["agreement_id"], row["charge_id"] or "-", _events(row["events"], row.get("seen_by")))
+        resource = row["agreement_id"] + (f"\n{row['charge_id']}" if row["charge_id"] else "")
+        table.add_row(row["state"], "[green]yes[/green]" if row["holds"] else "[red]no[/red]", resource,
+                      _events(row["events"], row.get("seen_by")))
     console.print(table)
     colour = {"passed": "green", "waiting": "yellow"}.get(report.status, "red")
     console.print(f"[{colour}]{report.status}[/{colour}]: {report.message}")

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from schemas import CommandAdapter
 from schemas import commands as c
@@ -118,14 +119,15 @@ class ChargeRuns:
                 continue
             by_order[order_id] = item
         if by_order:
-            self._request(ctx, by_order, models.ChargeBatchV3(body))
+            # In orderId order: the same charges make the same body, so the same key (a replay at Vipps).
+            self._request(ctx, by_order, models.ChargeBatchV3(sorted(body, key=lambda charge: charge.orderId)))
         for item in alone:
             self._alone(ctx, item)
 
     def _request(self, ctx: Context, by_order: dict[str, Item], body: models.ChargeBatchV3) -> None:
         started = time.perf_counter()
         try:
-            answer = ctx.client.create_charges(body, idempotency_key=batch_key(ctx.msn, list(by_order)))
+            answer = ctx.client.create_charges(body, idempotency_key=batch_key(ctx.msn, to_json(body.to_wire())))
         except errors.PermanentError as exc:
             for item in by_order.values():
                 self._failed(ctx, item, exc)

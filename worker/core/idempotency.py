@@ -8,6 +8,7 @@ the operation at most once. 35 characters of ``[a-z0-9-]``: within Vipps's
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 from worker.vipps.operations import Operation
@@ -22,16 +23,17 @@ def charge_order_id(msn: str, command_id: str) -> str:
     """The ``orderId`` of the charge a ``charge.create`` asks for, when the producer gives none.
 
     Vipps makes it the charge id and refuses a second charge with it for the merchant, so however often the
-    command is sent, through the single or the batch endpoint, it can create one charge. 32 characters of
-    ``[a-z0-9-]``: within the 8..50 both of Vipps's documented orderId rules allow.
+    command is sent, through the single or the batch endpoint, it can create one charge. ``vbc-`` and 16
+    base32 characters (80 bits: two commands of a merchant meet one orderId with odds of about 1e-8 in 100
+    million charges); 20 characters of ``[a-z0-9-]``, within the 8..50 both of Vipps's orderId rules allow.
     """
-    digest = hashlib.sha256(f"{msn}\x1f{command_id}\x1fcharge".encode()).hexdigest()
-    return f"vbc-{digest[:28]}"
+    digest = hashlib.sha256(f"{msn}\x1f{command_id}\x1fcharge".encode()).digest()
+    return "vbc-" + base64.b32encode(digest).decode().lower()[:16]
 
 
-def batch_key(msn: str, order_ids: list[str]) -> str:
-    """The Idempotency-Key of a batch request: the same charges (their orderIds) give the same key, so a batch
-    sent again after a lost answer gets Vipps's first answer back."""
-    joined = "\x1f".join(sorted(order_ids))
-    digest = hashlib.sha256(f"{msn}\x1fbatch\x1f{joined}".encode()).hexdigest()
+def batch_key(msn: str, body: bytes) -> str:
+    """The Idempotency-Key of a batch request, from its exact body: the same batch sent again after a lost
+    answer gets Vipps's first answer back, and another batch can never meet a key used for a different body
+    (which Vipps would refuse with 409 for the whole batch)."""
+    digest = hashlib.sha256(msn.encode() + b"\x1fbatch\x1f" + body).hexdigest()
     return f"vbb-{digest[:31]}"

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from schemas import CommandAdapter
 from schemas.problems import one_line
 from worker.core.handlers import FIRST_CALL
-from worker.core.idempotency import idempotency_key
+from worker.core.idempotency import charge_order_id, idempotency_key
 from worker.store.deadletters import DeadLetter
 from worker.store.keys import command_ref
 from worker.store.ledger import Ledger
@@ -89,8 +89,17 @@ def decide(letter: DeadLetter, ledger: Ledger, client: VippsClient,
         return Decision(letter, False, f"could not check Vipps now (try again later): {exc}")
     new_id = replay_id(letter.command_id, len(letter.replayed_as) + 1) if replay else None
     if new_id is not None:
+        if command["type"] == "charge.create":
+            # The original's orderId: should its charge exist after all, Vipps refuses a second one.
+            command = command | {"order_id": _order_id(command, client)}
         command = command | {"command_id": new_id, "issued_at": dt.datetime.now(dt.UTC).isoformat()}
     return Decision(letter, replay, why, new_id, command if replay else None)
+
+
+def _order_id(command: dict[str, Any], client: VippsClient) -> str:
+    """The orderId the charge.create was sent with: its own, or the one derived from it."""
+    return str(command.get("order_id") or charge_order_id(command.get("msn") or client.settings.msn or "",
+                                                          command["command_id"]))
 
 
 def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) -> tuple[bool, str]:
@@ -113,8 +122,9 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
         status = str(client.fetch_agreement(command["agreement_id"]).status)
         if status != "ACTIVE":
             return False, f"agreement is {status}: Vipps charges only ACTIVE agreements"
+        order_id = _order_id(command, client)
         for charge in client.list_charges(command["agreement_id"]):
-            same_order = command.get("order_id") and charge.id == command["order_id"]
+            same_order = charge.id == order_id
             same_external = command.get("external_id") and charge.externalId == command["external_id"]
             same_shape = (charge.amount == command["amount"] and charge.description == command["description"]
                           and charge.due is not None and str(charge.due)[:10] == command["due"])

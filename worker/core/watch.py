@@ -127,7 +127,7 @@ class Watcher:
                                      "due": due.isoformat() if due else None, "retry_days": retry_days,
                                      "interval": self.policy.agreement_start}
         if accepted:
-            check = self.policy.charge_every or self.policy.charge_created_check
+            check = min(self.policy.charge_created_check, self.policy.charge_every or float("inf"))
             state |= {"status": None, "sig": None, "interval": check,
                       "creation_until": now + int(self.policy.charge_creation_give_up * 1000)}
             return WatchChange(charge_member(agreement_id, charge_id), now + int(check * 1000), state)
@@ -269,9 +269,8 @@ class Watcher:
         tell the command that asked for it that Vipps did not create it."""
         now = self._ms()
         if now < int(state["creation_until"]):
-            interval = min(float(state.get("interval") or self.policy.charge_created_check) * 2, 900.0)
-            if self.policy.charge_every:
-                interval = self.policy.charge_every
+            interval = min(float(state.get("interval") or self.policy.charge_created_check) * 2, 900.0,
+                           self.policy.charge_every or float("inf"))
             state["interval"] = interval
             return [], WatchChange(member, min(now + int(interval * 1000), int(state["creation_until"])), state)
         event = self.events.charge_creation_failed(

@@ -56,7 +56,7 @@ class WorkerSettings(StoreSettings):
     charge_poll_give_up_days: int = 20
 
     # Charge runs: charge.create commands of one merchant go through the batch endpoint (see worker.core.batching).
-    charge_batch: BatchMode = Field(default=BatchMode.OFF, description="auto: batch charge.create (a lone one "
+    charge_batch: BatchMode = Field(default=BatchMode.AUTO, description="auto: batch charge.create (a lone one "
                                     "goes alone); off: every one to the single endpoint at once")
     charge_batch_size: int = Field(default=MAX_BATCH, ge=1, le=MAX_BATCH)
     charge_batch_linger_seconds: float = Field(default=0.5, ge=0)
