@@ -10,6 +10,8 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +36,27 @@ def webhooks(lab: Lab, stops: int, poll_every: float) -> dict[str, Any]:
         with lab.worker("full", url, env=polled):
             _ready(lab)
             out["polling"] = _stops(lab, url, by_polling, rate=20.0, timeout=poll_every * 3 + 60)
-        secrets = Path(tempfile.mkdtemp(prefix="hooks-", dir=lab.scratch))
-        public = receiver_url()
-        with VippsClient(load_settings(base_url=url)) as client:
-            made = client.register_webhook(public, list(RECURRING_EVENTS))
-        keep_secret(secrets, made.id, made.secret.get_secret_value())
-        with tempfile.NamedTemporaryFile(prefix="receiver-", suffix=".log", delete=False, dir=lab.scratch) as log:
-            receiver = start_receiver(log, public, redis_url=lab.target.url, secrets_dir=secrets,
-                                      settings=lab.target.settings)
-        try:
-            with lab.worker("full", url):
-                _ready(lab)
-                out["webhooks"] = _stops(lab, url, by_webhook, rate=20.0, timeout=60)
-        finally:
-            stop_group(receiver, 5.0)
+        with webhook_receiver(lab, url), lab.worker("full", url):
+            _ready(lab)
+            out["webhooks"] = _stops(lab, url, by_webhook, rate=20.0, timeout=60)
     return out
+
+
+@contextmanager
+def webhook_receiver(lab: Lab, url: str) -> Iterator[None]:
+    """A webhook registration at the simulator for every Recurring event, and the receiver it delivers to."""
+    secrets = Path(tempfile.mkdtemp(prefix="hooks-", dir=lab.scratch))
+    public = receiver_url()
+    with VippsClient(load_settings(base_url=url)) as client:
+        made = client.register_webhook(public, list(RECURRING_EVENTS))
+    keep_secret(secrets, made.id, made.secret.get_secret_value())
+    with tempfile.NamedTemporaryFile(prefix="receiver-", suffix=".log", delete=False, dir=lab.scratch) as log:
+        receiver = start_receiver(log, public, redis_url=lab.target.url, secrets_dir=secrets,
+                                  settings=lab.target.settings)
+    try:
+        yield
+    finally:
+        stop_group(receiver, 5.0)
 
 
 def _stops(lab: Lab, sim_url: str, agreements: list[str], *, rate: float, timeout: float) -> dict[str, float]:

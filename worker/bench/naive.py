@@ -7,6 +7,7 @@ and threads; ``setup`` is the naive process's composition root (dramatiq calls i
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
@@ -65,4 +66,8 @@ def setup() -> None:
     broker = RedisBroker(url=redis_url, namespace=settings.dramatiq_namespace)
     dramatiq.set_broker(broker)
     charger = NaiveCharger(load_settings(), redis.Redis.from_url(redis_url))
-    dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name=ACTOR, max_retries=0)(charger.charge_create)
+    # No retries where the simulator has no limits; under Vipps's limits, dramatiq's own retries with backoff,
+    # as a hand-written actor would have them.
+    retries = int(os.environ.get("NAIVE_MAX_RETRIES", "0"))
+    dramatiq.actor(broker=broker, queue_name=QUEUE, actor_name=ACTOR, max_retries=retries, min_backoff=1000,
+                   max_backoff=60_000)(charger.charge_create)

@@ -22,14 +22,26 @@ def machine() -> str:
 def verdicts(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     """(scenario, result, target, met) for each scenario that ran."""
     rows: list[tuple[str, str, str, bool | None]] = []
+    if "charge-run" in results:
+        r = results["charge-run"]
+        ratio = r["ratio"]
+        rows.append((f"charge run, {r['charges']:,} (limits on)",
+                     f"{r['seconds']:,.0f} s = {r['charges_per_s']:,.0f}/s vs naive {r['naive']['charges_per_s']:.1f}/s"
+                     f" (over {r['naive']['window_s']:.0f} s, extrapolated {r['naive_extrapolated_seconds']:,.0f} s):"
+                     f" {ratio}x; {r['vipps_429']} 429s", ">= 50x, 0 429s",
+                     ratio is not None and ratio >= 50 and r["vipps_429"] == 0))
+    if "calls-per-charge" in results:
+        c = results["calls-per-charge"]
+        rows.append(("Vipps calls per charge", f"{c['calls_per_charge']:.2f} (webhooks on; {c['calls']})", "<= 3",
+                     c["calls_per_charge"] <= 3))
     if "simulator" in results:
         rate = results["simulator"]["requests_per_s"]
         rows.append(("simulator alone", f"{rate:,.0f} charge POSTs/s", "not the bottleneck", None))
     if "throughput" in results:
         t = results["throughput"]
-        rows.append(("throughput vs naive", f"{t['ratio']:.2f}x ({t['full']['commands_per_s']:,.0f} vs "
+        rows.append(("throughput, no limits (extra)", f"{t['ratio']:.2f}x ({t['full']['commands_per_s']:,.0f} vs "
                      f"{t['naive']['commands_per_s']:,.0f} cmd/s), {t['duplicate_effects']} effects twice",
-                     ">= 0.70x, 0 twice", t["ratio"] >= 0.7 and t["duplicate_effects"] == 0))
+                     ">= 1.5x, 0 twice", t["ratio"] >= 1.5 and t["duplicate_effects"] == 0))
     if "latency" in results:
         lat = results["latency"]
         rows.append(("latency-bound (100 ms)", f"{lat['share_of_bound']:.0%} of {lat['bound_per_s']:.0f}/s; "
@@ -81,7 +93,8 @@ def table(results: dict[str, Any]) -> str:
 
 
 def _throughput_sides(t: dict[str, Any]) -> list[str]:
-    lines = [f"throughput: charge.create, first completion to last, medians of {t['naive']['rounds']} rounds",
+    lines = [f"throughput (simulator without limits): charge.create, first completion to last, medians of "
+             f"{t['naive']['rounds']} rounds",
              f"  {'':<28} {'naive':>12} {'full':>12}"]
     for label, key, scale in (("commands/s", "commands_per_s", 1), ("CPU ms per command", "cpu_s_per_command",
                               1000), ("Redis CPU ms per command", "redis_cpu_s_per_command", 1000),

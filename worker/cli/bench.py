@@ -29,6 +29,11 @@ def bench(
     poll_every: Annotated[float, typer.Option(help="ACTIVE re-check of the polling-only side, s (webhooks)")] = 30.0,
     latency_commands: Annotated[int, typer.Option(help="commands in the latency scenario")] = 2_000,
     recovery_commands: Annotated[int, typer.Option(help="commands in the recovery scenario")] = 1_000,
+    run_charges: Annotated[int, typer.Option(help="charge.create commands of the charge run")] = 100_000,
+    run_agreements: Annotated[int, typer.Option(help="ACTIVE agreements the charge run bills")] = 20_000,
+    naive_window: Annotated[float, typer.Option(help="seconds the naive actor's rate is measured over, under "
+                                                     "the limits (charge-run)")] = 120.0,
+    calls_charges: Annotated[int, typer.Option(help="charges followed to CHARGED (calls-per-charge)")] = 2_000,
     processes: Annotated[int, typer.Option(help="worker processes")] = 2,
     threads: Annotated[int, typer.Option(help="threads per worker process")] = 8,
     redis_url: Annotated[str | None, typer.Option(help="Redis to use (FLUSHED); default: an embedded one")] = None,
@@ -44,7 +49,8 @@ def bench(
         raise typer.BadParameter(f"unknown scenario(s): {', '.join(sorted(unknown))}")
     sizes = Sizes(charges=charges, rounds=rounds, backlog=backlog, latency_commands=latency_commands,
                   recovery_commands=recovery_commands, processes=processes, threads=threads, share=share,
-                  stops=stops, poll_every=poll_every)
+                  stops=stops, poll_every=poll_every, run_charges=run_charges, run_agreements=run_agreements,
+                  naive_window=naive_window, calls_charges=calls_charges)
     results = run_bench(chosen, sizes, redis_url=redis_url, settings=get_settings(), output=output,
                         say=lambda text: typer.echo(text, err=True))
     typer.echo(f"machine: {results['machine']}")
