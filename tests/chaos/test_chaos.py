@@ -11,7 +11,9 @@ restarted once while commands are in flight. Then:
 - no event was lost (every outcome published, the outbox drained, nothing left in flight);
 - dead letters exist only for commands whose error was permanent (invalid input, Vipps 4xx);
 - webhooks are on (a receiver registered for both merchants; deliveries failed, duplicated and delayed, the
-  receiver SIGKILLed once): every agreement and charge transition is published once, however many saw it.
+  receiver SIGKILLed once): every agreement and charge transition is published once, however many saw it;
+- charge creations go through the batch endpoint (its answers lost and failed like any other's, both worker
+  groups SIGKILLed once while a batch is being sent): no charge is created twice.
 
 CI size by default; larger by hand:
 
@@ -181,6 +183,8 @@ class Run:
     log: list[str] = field(default_factory=list)
     transitions: list[dict[str, Any]] = field(default_factory=list)  # published agreement and charge changes
     deliveries: list[dict[str, Any]] = field(default_factory=list)   # the simulator's webhook delivery record
+    charges: dict[str, Any] = field(default_factory=dict)            # the simulator's per-charge creations
+    created: dict[str, str] = field(default_factory=dict)            # command_id -> the charge it created
 
     @property
     def expected(self) -> dict[str, str]:
@@ -239,7 +243,8 @@ def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], r
             done: Callable[[], int], started: float) -> list[str]:
     """The disasters, spread over the run by progress: three worker SIGKILLs, one Redis SIGKILL and one of the
     webhook receiver."""
-    disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", 0), (0.60, "receiver", 0), (0.70, "kill", 0)]
+    disasters = [(0.15, "kill", 0), (0.35, "kill", 1), (0.50, "redis", 0), (0.60, "receiver", 0),
+                 (0.70, "mid-batch", 0)]
     log: list[str] = []
     deadline = time.monotonic() + 600
     while disasters and time.monotonic() < deadline:
@@ -254,6 +259,15 @@ def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], r
                 log.append(f"{at_text}: SIGKILL worker group {which} ({inflight} commands in flight)")
                 time.sleep(1.0)
                 workers[which].restart()
+            elif what == "mid-batch":
+                held = wait_for(lambda: held_by_batch_senders(client), 60, interval=0.02,
+                                what="a batch being sent")
+                for worker in workers:
+                    worker.kill()
+                log.append(f"{at_text}: SIGKILL both worker groups while a batch of {held} charges is sent")
+                time.sleep(1.0)
+                for worker in workers:
+                    worker.restart()
             elif what == "receiver":
                 receiver.kill_and_restart()
                 log.append(f"{at_text}: SIGKILL the webhook receiver, restart")
@@ -266,6 +280,15 @@ def unleash(server: EmbeddedRedis, client: redis.Redis, workers: list[Worker], r
         time.sleep(0.2)
     assert not disasters, "the run ended before every disaster happened"
     return log
+
+
+def held_by_batch_senders(client: redis.Redis) -> int:
+    """Commands a batch sender holds right now (taken from a merchant's batch, the request not answered yet)."""
+    refs = client.zrangebyscore(KEYS.inflight, "(" + str(int(time.time() * 1000)), "+inf")
+    pipe = client.pipeline(transaction=False)
+    for ref in refs:
+        pipe.hget(KEYS.command(ref.decode()), "owner")
+    return sum(1 for owner in pipe.execute() if owner and owner.startswith(b"batch-"))
 
 
 def await_outcomes(client: redis.Redis, terminal: Terminal, expected: dict[str, str], msn: dict[str, str],
@@ -336,7 +359,10 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                   [json.loads(v) for v in client.hvals(KEYS.dead_letters)],
                   simulator.admin.get("/stats").raise_for_status().json(), log,
                   transitions=[e for e in terminal.events.all() if e.get("transition")],
-                  deliveries=simulator.webhook_deliveries())
+                  deliveries=simulator.webhook_deliveries(),
+                  charges=simulator.admin.get("/effects/charges").raise_for_status().json(),
+                  created={e["command_id"]: e["charge_id"] for e in terminal.events.all()
+                           if e.get("type") == "charge.created"})
     finally:
         for w in workers:
             w.stop()
@@ -375,6 +401,20 @@ def test_every_command_has_exactly_one_terminal_outcome_of_its_kind(run: Run) ->
 
 def test_no_effect_at_vipps_twice(run: Run) -> None:
     assert run.duplicates == [], run.duplicates[:5]
+
+
+def test_charge_runs_went_through_batches_and_no_charge_was_created_twice(run: Run) -> None:
+    batches = run.stats["requests"].get("CreateChargesAsyncV3", {})
+    print(f"\n  batch requests by answer: {batches}; single creations: "
+          f"{run.stats['requests'].get('CreateChargeV3', {})}")
+    assert sum(batches.values()) > 0 and set(batches) - {"202"}, "batches were sent, and some met a fault"
+    assert any("while a batch of" in line for line in run.log)
+    assert run.charges["created_more_than_once"] == [] and run.charges["queued"] == []
+    made = {cid for cid, c in run.charges["charges"].items() if "charge.create" in c["operations"]}
+    wanted = [c["command_id"] for c, expected in run.commands if c["type"] == "charge.create" and expected == "ok"]
+    mine = [run.created[cid] for cid in wanted]
+    assert len(set(mine)) == len(mine), "one charge per command"
+    assert set(mine) <= made, sorted(set(mine) - made)[:5]  # each exists at Vipps, and once (above)
 
 
 def test_dead_letters_only_for_permanent_errors(run: Run) -> None:
