@@ -12,7 +12,9 @@ from schemas import CommandAdapter, EventType
 from schemas import commands as c
 from worker.core import handlers
 from worker.core.events import EventBuilder
+from worker.core.replay import decide
 from worker.core.watch import Hint, PollPolicy, Watcher
+from worker.store.deadletters import DeadLetter
 from worker.store.watchlist import agreement_member, charge_member
 from worker.vipps import Completion, models
 
@@ -211,3 +213,33 @@ def test_charge_events_carry_the_transaction_id() -> None:
                                 command(type="charge.fetch", agreement_id=AGR, charge_id="chr-1"))
     assert out.events[0].type is EventType.CHARGE_SNAPSHOT
     assert out.events[0].wire()["charge"]["transactionId"] == "5001419121"
+
+
+# --- replay of a dead-lettered UNSCHEDULED charge --------------------------------------------------
+
+
+class ReplayClient:
+    def __init__(self, charges: list[dict[str, Any]]) -> None:
+        self.charges = charges
+
+    def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
+        return models.AgreementResponseV3(id=agreement_id, status="ACTIVE")
+
+    def list_charges(self, agreement_id: str) -> list[models.ChargeResponseV3]:
+        return [models.ChargeResponseV3.model_validate(ch) for ch in self.charges]
+
+
+@pytest.mark.parametrize(("charges", "replay"), [
+    ([], True),
+    ([CHARGED | {"amount": 29900, "description": "March"}], False),                       # it was made
+    ([CHARGED | {"amount": 29900, "description": "March", "type": "RECURRING",
+                 "due": "2026-12-05"}], True),                                            # a recurring one
+    ([CHARGED | {"amount": 100, "description": "March"}], True),                           # another amount
+])
+def test_an_unscheduled_charge_is_replayed_only_when_no_such_charge_exists(charges: list[dict[str, Any]],
+                                                                          replay: bool) -> None:
+    payload = charge_command(charge_type="UNSCHEDULED").model_dump(mode="json")
+    letter = DeadLetter(id="d-1", reason="retries_exhausted", detail="timeouts", at_ms=0, command_id="c-1",
+                        command_type="charge.create", payload=payload, msn="123456")
+    decision = decide(letter, None, ReplayClient(charges))  # type: ignore[arg-type]
+    assert decision.replay is replay, decision.why
