@@ -11,7 +11,17 @@ import datetime as dt
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 AgreementId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -29,6 +39,20 @@ HttpsUrl = Annotated[str, Field(min_length=9, max_length=1024, pattern=r"^https:
 class TransactionType(StrEnum):
     DIRECT_CAPTURE = "DIRECT_CAPTURE"
     RESERVE_CAPTURE = "RESERVE_CAPTURE"
+
+
+class ChargeCreationType(StrEnum):
+    RECURRING = "RECURRING"
+    UNSCHEDULED = "UNSCHEDULED"  # ad hoc, right away: no due date, one attempt; the MSN must be allow-listed
+
+
+class ProcessingMode(StrEnum):
+    MULTIPLE_ATTEMPTS = "MULTIPLE_ATTEMPTS"
+    SINGLE_ATTEMPT = "SINGLE_ATTEMPT"
+
+
+class BlockedSource(StrEnum):
+    COMMERCIAL_CARDS = "COMMERCIAL_CARDS"
 
 
 class PricingType(StrEnum):
@@ -58,6 +82,22 @@ class ChargeStatus(StrEnum):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _unique(items: list[BlockedSource]) -> list[BlockedSource]:
+    if len(set(items)) != len(items):
+        raise ValueError("each value may be given once")
+    return items
+
+
+BlockedSources = Annotated[list[BlockedSource], AfterValidator(_unique), Field(json_schema_extra={"uniqueItems": True})]
+
+
+# Fields added after commands were first recorded are left out of the dump while at their default, so a
+# command's fingerprint in the ledger is the same whichever worker version read it (a redelivery across an
+# upgrade is the same command, not a reused command_id).
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 class Interval(_Strict):
@@ -152,6 +192,9 @@ class AgreementCreate(CommandBase):
     scope: Scope | None = None
     is_app: bool = False
     campaign: Campaign | None = None
+    blocked_sources: BlockedSources | None = Field(
+        default=None, exclude_if=_is_none,
+        description="payment sources the user may not pay with; set at creation only, no update changes it")
 
     @model_validator(mode="after")
     def _no_campaign_with_variable_pricing(self) -> AgreementCreate:
@@ -210,15 +253,47 @@ class AgreementListCharges(CommandBase):
 
 
 class ChargeCreate(CommandBase):
+    """A RECURRING charge is due on ``due`` and retried for ``retry_days``; an UNSCHEDULED one is made at once,
+    once. The fields each kind needs or forbids are checked where they are declared, after ``charge_type`` and
+    ``processing_mode``, so an error names the field."""
+
     type: Literal["charge.create"]
     agreement_id: AgreementId
     amount: Amount
     description: Annotated[str, Field(min_length=1, max_length=45)]
-    due: dt.date
-    retry_days: Annotated[int, Field(ge=0, le=14, strict=True)]
+    charge_type: ChargeCreationType = Field(
+        default=ChargeCreationType.RECURRING, exclude_if=lambda v: v is ChargeCreationType.RECURRING,
+        description="RECURRING (needs due and retry_days) or UNSCHEDULED (none of due, retry_days, "
+                    "processing_mode)")
+    processing_mode: ProcessingMode | None = Field(
+        default=None, exclude_if=_is_none,
+        description="RECURRING only; Vipps's default is MULTIPLE_ATTEMPTS; SINGLE_ATTEMPT needs retry_days 0")
+    due: dt.date | None = Field(default=None, validate_default=True, description="RECURRING: required")
+    retry_days: Annotated[int, Field(ge=0, le=14, strict=True)] | None = Field(
+        default=None, validate_default=True, description="RECURRING: required")
     transaction_type: TransactionType
     order_id: Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[a-zA-Z0-9-]+$")] | None = None
     external_id: ExternalId | None = None
+
+    @field_validator("processing_mode")
+    @classmethod
+    def _mode_only_when_recurring(cls, value: ProcessingMode | None, info: ValidationInfo) -> ProcessingMode | None:
+        if value is not None and info.data.get("charge_type") is ChargeCreationType.UNSCHEDULED:
+            raise ValueError("an UNSCHEDULED charge takes no processing_mode (it is tried once)")
+        return value
+
+    @field_validator("due", "retry_days")
+    @classmethod
+    def _by_charge_type(cls, value: object, info: ValidationInfo) -> object:
+        kind = info.data.get("charge_type")
+        if kind is ChargeCreationType.UNSCHEDULED and value is not None:
+            raise ValueError(f"an UNSCHEDULED charge takes no {info.field_name} (it is made at once, once)")
+        if kind is ChargeCreationType.RECURRING and value is None:
+            raise ValueError(f"a RECURRING charge needs {info.field_name}")
+        if (info.field_name == "retry_days" and value not in (None, 0)
+                and info.data.get("processing_mode") is ProcessingMode.SINGLE_ATTEMPT):
+            raise ValueError("SINGLE_ATTEMPT needs retry_days 0")
+        return value
 
 
 class ChargeFetch(CommandBase):

@@ -91,8 +91,9 @@ class Event(BaseModel):
     audit: Audit | None = Field(default=None, description="a command's outcome: its operator and reason, when given")
     observed_by: str | None = Field(default=None, description="a transition: what saw it first: webhook, poll or "
                                                               "command (a fetch)")
-    actor: str | None = Field(default=None, description="agreement.stopped: who stopped it, when Vipps said "
-                                                        "(USER, MERCHANT, ADMIN)")
+    actor: str | None = Field(default=None, description="agreement.stopped: who stopped it: USER (in the Vipps "
+                                                        "app), MERCHANT (a stop command), ADMIN (Vipps, e.g. a "
+                                                        "deleted profile); absent when Vipps did not say")
 
     def wire(self) -> dict[str, Any]:
         """The event as published: JSON types, ``from``/``to`` in transitions; the common fields always

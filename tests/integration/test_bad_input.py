@@ -56,6 +56,23 @@ def is_valid(command: Any) -> bool:
     return True
 
 
+# Combinations each field is valid in alone but not together: (label, command, the field the rejection names).
+FIELD_RULE_CASES: list[tuple[str, dict[str, Any], str]] = [
+    ("single attempt with retry days", VALID["charge.create"] | {"processing_mode": "SINGLE_ATTEMPT", "retry_days": 2},
+     "retry_days"),
+    ("unscheduled with due", {k: v for k, v in VALID["charge.create"].items() if k != "retry_days"}
+     | {"charge_type": "UNSCHEDULED"}, "due"),
+    ("unscheduled with processing mode", {k: v for k, v in VALID["charge.create"].items()
+                                          if k not in ("due", "retry_days")}
+     | {"charge_type": "UNSCHEDULED", "processing_mode": "SINGLE_ATTEMPT"}, "processing_mode"),
+    ("recurring without due", {k: v for k, v in VALID["charge.create"].items() if k != "due"}
+     | {"charge_type": "RECURRING"}, "due"),
+    ("blocked source unknown", VALID["agreement.create"] | {"blocked_sources": ["PREPAID_CARDS"]},
+     "blocked_sources.0"),
+]
+FIELD_RULES = [(label, command) for label, command, _ in FIELD_RULE_CASES]
+
+
 def hand_written() -> list[tuple[str, dict[str, Any]]]:
     """(label, command) pairs; every command_id is valid and unique unless the case is about the id."""
     charge = VALID["charge.create"]
@@ -97,6 +114,7 @@ def hand_written() -> list[tuple[str, dict[str, Any]]]:
         ("oversized payload", charge | {"description": "x", "padding": "p" * 40_000}),
         ("deeply nested", charge | {"description": {"a": {"b": {"c": [[[[1]]]]}}}}),
         ("issued_at garbage", charge | {"issued_at": "yesterday"}),
+        *FIELD_RULES,
     ]
     out = [(label, {"command_id": f"bad-{i}"} | cmd) for i, (label, cmd) in enumerate(cases)]
     # Cases about the command id itself: the rejection cannot name a command.
@@ -316,6 +334,16 @@ class TestBadInput:
                 assert event["problem"]["reason"] == "invalid_command" and event["problem"]["detail"], label
         oversized = [letter for letter in letters.values() if "larger than" in letter.detail]
         assert oversized and max(len(json.dumps(c)) for _, c in bad_run.bad) > 16_384
+
+    def test_a_field_rule_names_its_field(self, bad_run: BadRun) -> None:
+        """Fields that are valid alone but not together: the rejection names the field to fix."""
+        labels = {label for label, _, _ in FIELD_RULE_CASES}
+        ids = {label: cid for label, c in bad_run.hand if label in labels and (cid := own_id(c))}
+        assert len(ids) == len(FIELD_RULE_CASES)
+        for label, command, field_name in FIELD_RULE_CASES:
+            rejected = bad_run.events.wait(command_id=ids[label], type="command.rejected")
+            named = {e["field"] for e in rejected["problem"]["errors"]} - {f"{command['type']}.issued_at"}
+            assert named == {f"{command['type']}.{field_name}"}, label  # sent raw: without issued_at as well
 
     def test_a_command_for_no_actor_is_dead_lettered(self, bad_run: BadRun) -> None:
         def letters() -> dict[str, DeadLetter]:

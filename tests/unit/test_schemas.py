@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from schemas import COMMAND_TYPES, CommandAdapter, actor_name
 from schemas.export import JSON_DIR, render, schemas
+from schemas.problems import field_errors
 
 NOW = "2026-11-24T08:00:00Z"
 
@@ -117,3 +118,73 @@ def test_no_campaign_with_variable_pricing() -> None:
             pricing={"type": "VARIABLE", "suggested_max_amount": 50000}, merchant_redirect_url="https://e.com/b",
             merchant_agreement_url="https://example.com/a",
             campaign={"type": "PERIOD_CAMPAIGN", "price": 0, "period": {"unit": "WEEK", "count": 2}}))
+
+
+CHARGE = cmd(type="charge.create", agreement_id="agr_1", amount=49900, description="November",
+             transaction_type="DIRECT_CAPTURE")
+
+
+@pytest.mark.parametrize("given", [
+    {"due": "2026-12-01", "retry_days": 3},
+    {"due": "2026-12-01", "retry_days": 3, "charge_type": "RECURRING", "processing_mode": "MULTIPLE_ATTEMPTS"},
+    {"due": "2026-12-01", "retry_days": 0, "processing_mode": "SINGLE_ATTEMPT"},
+    {"charge_type": "UNSCHEDULED"},
+])
+def test_charge_types_and_processing_modes(given: dict[str, Any]) -> None:
+    charge = CommandAdapter.validate_python(CHARGE | given)
+    assert charge.type == "charge.create"
+    assert charge.charge_type == given.get("charge_type", "RECURRING")
+
+
+@pytest.mark.parametrize(("given", "field", "text"), [
+    ({"due": "2026-12-01", "retry_days": 2, "processing_mode": "SINGLE_ATTEMPT"}, "retry_days", "SINGLE_ATTEMPT"),
+    ({"charge_type": "UNSCHEDULED", "due": "2026-12-01"}, "due", "UNSCHEDULED"),
+    ({"charge_type": "UNSCHEDULED", "retry_days": 0}, "retry_days", "UNSCHEDULED"),
+    ({"charge_type": "UNSCHEDULED", "processing_mode": "SINGLE_ATTEMPT"}, "processing_mode", "UNSCHEDULED"),
+    ({"retry_days": 2}, "due", "RECURRING"),
+    ({"charge_type": "RECURRING", "due": "2026-12-01"}, "retry_days", "RECURRING"),
+    ({"charge_type": "ONE_OFF", "due": "2026-12-01", "retry_days": 2}, "charge_type", "RECURRING"),
+    ({"due": "2026-12-01", "retry_days": 2, "processing_mode": "TWICE"}, "processing_mode", "SINGLE_ATTEMPT"),
+])
+def test_charge_type_rules_name_the_field(given: dict[str, Any], field: str, text: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        CommandAdapter.validate_python(CHARGE | given)
+    errors = field_errors(info.value)
+    assert [e["field"] for e in errors] == [f"charge.create.{field}"]
+    assert text in errors[0]["text"]
+
+
+def test_fields_at_their_defaults_leave_the_recorded_command_as_it_was() -> None:
+    """The ledger fingerprints the dump: a command recorded before these fields existed is still the same."""
+    plain = CommandAdapter.validate_python(CHARGE | {"due": "2026-12-01", "retry_days": 3})
+    explicit = CommandAdapter.validate_python(CHARGE | {"due": "2026-12-01", "retry_days": 3,
+                                                        "charge_type": "RECURRING"})
+    assert plain.model_dump(mode="json") == explicit.model_dump(mode="json")
+    assert not {"charge_type", "processing_mode"} & set(plain.model_dump(mode="json"))
+    agreement = CommandAdapter.validate_python(AGREEMENT)
+    assert "blocked_sources" not in agreement.model_dump(mode="json")
+    blocked = CommandAdapter.validate_python(AGREEMENT | {"blocked_sources": ["COMMERCIAL_CARDS"]})
+    assert blocked.model_dump(mode="json")["blocked_sources"] == ["COMMERCIAL_CARDS"]
+
+
+AGREEMENT = cmd(type="agreement.create", product_name="Gym", interval={"unit": "MONTH", "count": 1},
+                pricing={"amount": 29900}, merchant_redirect_url="https://example.com/back",
+                merchant_agreement_url="https://example.com/a")
+
+
+@pytest.mark.parametrize(("blocked", "field"), [
+    (["CORPORATE"], "agreement.create.blocked_sources.0"),
+    (["COMMERCIAL_CARDS", "COMMERCIAL_CARDS"], "agreement.create.blocked_sources"),
+    ("COMMERCIAL_CARDS", "agreement.create.blocked_sources"),
+])
+def test_blocked_sources_are_known_and_unique(blocked: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        CommandAdapter.validate_python(AGREEMENT | {"blocked_sources": blocked})
+    assert [e["field"] for e in field_errors(info.value)] == [field]
+
+
+def test_blocked_sources_cannot_be_updated() -> None:
+    with pytest.raises(ValidationError) as info:
+        CommandAdapter.validate_python(cmd(type="agreement.update", agreement_id="agr_1", product_name="New",
+                                           blocked_sources=["COMMERCIAL_CARDS"]))
+    assert [e["field"] for e in field_errors(info.value)] == ["agreement.update.blocked_sources"]

@@ -31,7 +31,7 @@ def batch_item(ctx: Context, cmd: c.ChargeCreate) -> models.CreateChargeAsyncV3:
     return models.CreateChargeAsyncV3(
         agreementId=cmd.agreement_id, amount=cmd.amount, transactionType=cmd.transaction_type.value,
         description=cmd.description, due=cmd.due, retryDays=cmd.retry_days, orderId=order_id(ctx, cmd),
-        externalId=cmd.external_id)
+        externalId=cmd.external_id, processingMode=cmd.processing_mode)
 
 
 def created(ctx: Context, cmd: c.ChargeCreate, charge_id: str, completion: Completion,
@@ -44,7 +44,7 @@ def created(ctx: Context, cmd: c.ChargeCreate, charge_id: str, completion: Compl
     return Outcome(events=[ctx.event(cmd, EventType.CHARGE_CREATED, agreement_id=cmd.agreement_id,
                                      charge_id=charge_id, completion=completion.value, charge=charge)],
                    watch=[ctx.watcher.start_charge(cmd.agreement_id, charge_id, cmd, due=cmd.due,
-                                                   retry_days=cmd.retry_days,
+                                                   retry_days=cmd.retry_days or 0,
                                                    accepted=completion is Completion.ACCEPTED)])
 
 

@@ -39,7 +39,8 @@ def agreement_create(ctx: Context, cmd: c.AgreementCreate) -> Outcome:
         merchantAgreementUrl=cmd.merchant_agreement_url, merchantRedirectUrl=cmd.merchant_redirect_url,
         productName=cmd.product_name, productDescription=cmd.product_description, phoneNumber=cmd.phone_number,
         initialCharge=initial, isApp=cmd.is_app or None, scope=cmd.scope, externalId=cmd.external_id,
-        campaign=campaign(cmd.campaign) if cmd.campaign else None)
+        campaign=campaign(cmd.campaign) if cmd.campaign else None,
+        paymentMethod=models.PaymentMethodV3(blockedSources=cmd.blocked_sources) if cmd.blocked_sources else None)
     draft = ctx.client.draft_agreement(body, idempotency_key=ctx.key(cmd, op.DRAFT_AGREEMENT))
     out = Outcome(events=[ctx.event(cmd, EventType.AGREEMENT_CREATED, agreement_id=draft.agreementId,
                                     charge_id=draft.chargeId, vipps_confirmation_url=draft.vippsConfirmationUrl,
@@ -81,7 +82,7 @@ def agreement_update(ctx: Context, cmd: c.AgreementUpdate) -> Outcome:
         if done is Completion.DONE:
             # Vipps has stopped it: report the transition now instead of waiting for the next poll.
             out.events.append(ctx.events.agreement_status(cmd.agreement_id, None, "STOPPED",
-                                                          Origin.of(cmd, ctx.msn)))
+                                                          Origin.of(cmd, ctx.msn), actor="MERCHANT"))
             out.watch.append(ctx.watcher.settle_agreement(cmd.agreement_id, "STOPPED"))
         else:
             out.watch.append(ctx.watcher.start_agreement(cmd.agreement_id, cmd, last_status=None, soon=True))
@@ -119,8 +120,9 @@ def agreement_list_charges(ctx: Context, cmd: c.AgreementListCharges) -> Outcome
 
 def charge_create(ctx: Context, cmd: c.ChargeCreate) -> Outcome:
     body = models.CreateChargeV3(amount=cmd.amount, transactionType=cmd.transaction_type.value,
-                                 description=cmd.description, due=cmd.due, retryDays=cmd.retry_days,
-                                 orderId=charge_creation.order_id(ctx, cmd), externalId=cmd.external_id)
+                                 description=cmd.description, type=cmd.charge_type, processingMode=cmd.processing_mode,
+                                 due=cmd.due, retryDays=cmd.retry_days, orderId=charge_creation.order_id(ctx, cmd),
+                                 externalId=cmd.external_id)
     ref = ctx.client.create_charge(cmd.agreement_id, body, idempotency_key=ctx.key(cmd, op.CREATE_CHARGE))
     return charge_creation.created(ctx, cmd, ref.chargeId, Completion.DONE)
 

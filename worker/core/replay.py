@@ -25,7 +25,7 @@ from worker.store.deadletters import DeadLetter
 from worker.store.keys import command_ref
 from worker.store.ledger import Ledger
 from worker.vipps import VippsClient, errors
-from worker.vipps.models import CANCELLABLE_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
+from worker.vipps.models import CANCELLABLE_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES, ChargeType
 
 NEVER = {"invalid_command", "command_id_reused", "undecodable", "unknown_actor"}
 READS = {"agreement.fetch", "agreement.list_charges", "charge.fetch"}
@@ -126,8 +126,12 @@ def _still_needed(command: dict[str, Any], ledger: Ledger, client: VippsClient) 
         for charge in client.list_charges(command["agreement_id"]):
             same_order = charge.id == order_id
             same_external = command.get("external_id") and charge.externalId == command["external_id"]
+            if command.get("due"):
+                same_when = charge.due is not None and str(charge.due)[:10] == command["due"]
+            else:  # UNSCHEDULED: no due date to tell it by
+                same_when = str(charge.type) == ChargeType.UNSCHEDULED
             same_shape = (charge.amount == command["amount"] and charge.description == command["description"]
-                          and charge.due is not None and str(charge.due)[:10] == command["due"])
+                          and same_when)
             if same_order or same_external or same_shape:
                 return False, f"charge {charge.id} already exists ({charge.status})"
         return True, "no such charge on the agreement"

@@ -30,7 +30,7 @@ from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agree
 from worker.vipps import VippsClient, errors
 from worker.vipps.merchant_clients import MerchantClients
 from worker.vipps.merchants import UnknownMerchant
-from worker.vipps.models import CHANGING_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES
+from worker.vipps.models import CHANGING_CHARGE_STATUSES, FINAL_AGREEMENT_STATUSES, stop_actor
 
 log = logging.getLogger("worker.core.watch")
 
@@ -167,7 +167,8 @@ class Watcher:
             via = _via(origin, hint)
             events.append(self.events.agreement_status(agreement["id"], state.get("status"), status,
                                                        self._cause(origin, state), agreement,
-                                                       via=via, actor=hint.actor if hint else None))
+                                                       via=via,
+                                                       actor=(hint.actor if hint else None) or stop_actor(agreement)))
             self.observer.transition_seen(via)
         if status in FINAL_AGREEMENT_STATUSES:
             return events, WatchChange(member, SETTLE, state | {"status": status})

@@ -47,6 +47,10 @@ log = logging.getLogger("worker.vipps")
 M = TypeVar("M", bound=BaseModel)
 
 _AGREEMENTS = TypeAdapter(list[models.AgreementResponseV3])
+
+# ListAgreements pages: Vipps's default size (also what a call without paging gets since 2025-02) and its limit.
+LIST_AGREEMENTS_PAGE_SIZE = 500
+LIST_AGREEMENTS_MAX_PAGE_SIZE = 2000
 _CHARGES = TypeAdapter(list[models.ChargeResponseV3])
 
 
@@ -134,10 +138,17 @@ class VippsClient:
         return self._fetch(ops.FETCH_AGREEMENT, models.AgreementResponseV3, agreement_id=agreement_id)
 
     def list_agreements(
-        self, *, status: models.AgreementStatus | None = None, created_after: int | None = None
+        self, *, status: models.AgreementStatus | None = None, created_after: int | None = None,
+        page_size: int = LIST_AGREEMENTS_PAGE_SIZE,
     ) -> list[models.AgreementResponseV3]:
+        """Every agreement in ``status`` (Vipps's default: ACTIVE), ``page_size`` (1..2000) a request."""
         op = ops.LIST_AGREEMENTS
         with self._logged(op.id):
+            if isinstance(page_size, bool) or not isinstance(page_size, int) or \
+                    not 1 <= page_size <= LIST_AGREEMENTS_MAX_PAGE_SIZE:
+                raise RequestValidationError(
+                    f"{op.id}: page_size must be an integer 1..{LIST_AGREEMENTS_MAX_PAGE_SIZE}", operation=op.id
+                )
             params: dict[str, str] = {}
             if status is not None:
                 params["status"] = self._enum_value(op.id, "status", status, models.AgreementStatus)
@@ -147,7 +158,7 @@ class VippsClient:
                         f"{op.id}: created_after must be epoch milliseconds >= 0", operation=op.id
                     )
                 params["createdAfter"] = str(created_after)
-            return self._all_pages(op, _AGREEMENTS, params)
+            return self._all_pages(op, _AGREEMENTS, params, page_size=page_size)
 
     def update_agreement(self, agreement_id: str, body: models.PatchAgreementV3, *, idempotency_key: str) -> Completion:
         op = ops.UPDATE_AGREEMENT
@@ -309,12 +320,12 @@ class VippsClient:
 
     def _all_pages(
         self, op: ops.Operation, adapter: TypeAdapter[list[M]], params: Mapping[str, str], *,
-        agreement_id: str | None = None,
+        agreement_id: str | None = None, page_size: int | None = None,
     ) -> list[M]:
         """The items of every page of a list."""
         return [
             item
-            for response in self._sender.pages(op, agreement_id=agreement_id, params=params)
+            for response in self._sender.pages(op, agreement_id=agreement_id, params=params, page_size=page_size)
             for item in parse_list(op.id, response, adapter)
         ]
 

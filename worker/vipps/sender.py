@@ -104,18 +104,33 @@ class Sender:
                 self._sleep(pause)
 
     def pages(
-        self, op: ops.Operation, *, agreement_id: str | None = None, params: Mapping[str, str] | None = None
+        self, op: ops.Operation, *, agreement_id: str | None = None, params: Mapping[str, str] | None = None,
+        page_size: int | None = None,
     ) -> Iterator[httpx.Response]:
-        """Every page of a list, following Continuation-Token until there is none (or it repeats)."""
+        """Every page of a list, following Continuation-Token until there is none (or it repeats). With
+        ``page_size``, pages are also asked for by ``pageNumber``/``pageSize``: a full page without a token is
+        followed by the next number, until a page comes back shorter (or empty, or the same page again, from
+        a server that ignores pageNumber)."""
         seen: set[str] = set()
         continuation: str | None = None
+        number, previous = 1, b""
         for _ in range(MAX_PAGES):
-            response = self.send(op, agreement_id=agreement_id, params=params, continuation=continuation)
+            query = dict(params or {})
+            if page_size is not None:
+                query |= {"pageNumber": str(number), "pageSize": str(page_size)}
+            response = self.send(op, agreement_id=agreement_id, params=query, continuation=continuation)
+            if number > 1 and continuation is None and response.content == previous:
+                return
             yield response
             continuation = response.headers.get("Continuation-Token") or None
-            if continuation is None or continuation in seen:
+            if continuation is not None:
+                if continuation in seen:
+                    return
+                seen.add(continuation)
+                continue
+            if page_size is None or _item_count(response) < page_size:
                 return
-            seen.add(continuation)
+            number, previous = number + 1, response.content
 
     def _request(
         self,
@@ -186,3 +201,12 @@ def short_pause(error: TransientError) -> float | None:
     if error.retry_after is None:
         return None if isinstance(error, RateLimitedError) else SERVER_ERROR_PAUSE
     return error.retry_after if error.retry_after <= SHORT_WAIT else None
+
+
+def _item_count(response: httpx.Response) -> int:
+    """How many items a list page holds (0 when it is no JSON array: parsing it reports that)."""
+    try:
+        items = response.json()
+    except ValueError:
+        return 0
+    return len(items) if isinstance(items, list) else 0

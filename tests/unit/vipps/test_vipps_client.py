@@ -4,6 +4,7 @@ the error taxonomy, pagination, budgets and secret-free logging."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import pickle
 import time
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from pydantic import ValidationError
 from vipps_support import ACCESS_TOKEN, BASE, SECRETS, token_body
 
 from worker.vipps import Completion, NullObserver, VippsClient, VippsSettings, errors, load_settings, models
@@ -574,3 +576,104 @@ def test_errors_survive_pickling() -> None:
 def test_settings_repr_hides_secrets(settings: VippsSettings) -> None:
     text = repr(settings) + str(settings.model_dump())
     assert not [s for s in SECRETS.values() if s in text]
+
+
+def agreements(first: int, count: int) -> list[dict[str, Any]]:
+    return [{"id": f"agr_{n}"} for n in range(first, first + count)]
+
+
+def test_list_agreements_pages_by_number_until_a_short_page(client: VippsClient, vipps: respx.MockRouter) -> None:
+    route = vipps.get("/recurring/v3/agreements")
+    route.side_effect = [httpx.Response(200, json=agreements(0, 2)), httpx.Response(200, json=agreements(2, 2)),
+                         httpx.Response(200, json=agreements(4, 1))]
+    found = client.list_agreements(status=models.AgreementStatus.ACTIVE, page_size=2)
+    assert [a.id for a in found] == [f"agr_{n}" for n in range(5)]
+    sent = [dict(call.request.url.params) for call in route.calls]
+    assert sent == [{"status": "ACTIVE", "pageNumber": str(n), "pageSize": "2"} for n in (1, 2, 3)]
+
+
+def test_list_agreements_asks_for_500_a_page_and_stops_on_an_empty_page(
+    client: VippsClient, vipps: respx.MockRouter
+) -> None:
+    route = vipps.get("/recurring/v3/agreements")
+    route.side_effect = [httpx.Response(200, json=agreements(0, 500)), httpx.Response(200, json=[])]
+    assert len(client.list_agreements()) == 500
+    assert [call.request.url.params["pageSize"] for call in route.calls] == ["500", "500"]
+    assert [call.request.url.params["pageNumber"] for call in route.calls] == ["1", "2"]
+
+
+def test_list_agreements_stops_when_the_server_ignores_the_page_number(
+    client: VippsClient, vipps: respx.MockRouter
+) -> None:
+    route = vipps.get("/recurring/v3/agreements").respond(200, json=agreements(0, 2))
+    assert [a.id for a in client.list_agreements(page_size=2)] == ["agr_0", "agr_1"]
+    assert route.call_count == 2
+
+
+@pytest.mark.parametrize("size", [0, 2001, -1, True, 2.5, "500"])
+def test_list_agreements_page_size_is_1_to_2000(client: VippsClient, vipps: respx.MockRouter, size: Any) -> None:
+    route = vipps.get("/recurring/v3/agreements").respond(200, json=[])
+    with pytest.raises(errors.RequestValidationError, match=r"page_size must be an integer 1\.\.2000"):
+        client.list_agreements(page_size=size)
+    assert route.call_count == 0
+    client.list_agreements(page_size=2000)
+    assert route.calls.last.request.url.params["pageSize"] == "2000"
+
+
+def test_create_charge_sends_type_and_processing_mode_only_when_given(
+    client: VippsClient, vipps: respx.MockRouter
+) -> None:
+    route = vipps.post(f"/recurring/v3/agreements/{AGR}/charges").respond(201, json={"chargeId": "c"})
+    client.create_charge(AGR, charge_body(), idempotency_key="k1")
+    assert not {"type", "processingMode"} & set(json.loads(route.calls.last.request.content))
+    unscheduled = models.CreateChargeV3(amount=1000, transactionType="DIRECT_CAPTURE", description="Now",
+                                        type="UNSCHEDULED")
+    client.create_charge(AGR, unscheduled, idempotency_key="k2")
+    assert json.loads(route.calls.last.request.content) == {"amount": 1000, "transactionType": "DIRECT_CAPTURE",
+                                                            "description": "Now", "type": "UNSCHEDULED"}
+    single = models.CreateChargeV3(amount=1000, transactionType="DIRECT_CAPTURE", description="Once",
+                                   due=dt.date(2030, 1, 1), retryDays=0, processingMode="SINGLE_ATTEMPT")
+    client.create_charge(AGR, single, idempotency_key="k3")
+    assert json.loads(route.calls.last.request.content)["processingMode"] == "SINGLE_ATTEMPT"
+
+
+@pytest.mark.parametrize(("fields", "text"), [
+    ({"type": "UNSCHEDULED", "due": dt.date(2030, 1, 1)}, "UNSCHEDULED charge takes no due"),
+    ({"type": "UNSCHEDULED", "processingMode": "SINGLE_ATTEMPT"}, "UNSCHEDULED charge takes no processingMode"),
+    ({"due": dt.date(2030, 1, 1)}, "RECURRING charge needs due and retryDays"),
+    ({"due": dt.date(2030, 1, 1), "retryDays": 2, "processingMode": "SINGLE_ATTEMPT"}, "needs retryDays 0"),
+    ({"type": "INITIAL"}, "RECURRING"),  # a response type, not one to create
+])
+def test_create_charge_body_rules(fields: dict[str, Any], text: str) -> None:
+    with pytest.raises(ValidationError, match=text):
+        models.CreateChargeV3(amount=1000, transactionType="DIRECT_CAPTURE", description="d", **fields)
+
+
+def test_draft_agreement_sends_blocked_sources(client: VippsClient, vipps: respx.MockRouter) -> None:
+    route = vipps.post("/recurring/v3/agreements").respond(201, json={"agreementId": AGR})
+    body = models.DraftAgreementV3(
+        pricing=models.PricingRequest(amount=49900), interval=models.TimePeriod(unit="MONTH", count=1),
+        merchantAgreementUrl="https://example.com/a", merchantRedirectUrl="https://example.com/r",
+        productName="Gym", paymentMethod=models.PaymentMethodV3(blockedSources=["COMMERCIAL_CARDS"]))
+    client.draft_agreement(body, idempotency_key="d1")
+    assert json.loads(route.calls.last.request.content)["paymentMethod"] == {"blockedSources": ["COMMERCIAL_CARDS"]}
+    for bad in ([], ["COMMERCIAL_CARDS", "COMMERCIAL_CARDS"], ["PREPAID"]):
+        with pytest.raises(ValidationError):
+            models.PaymentMethodV3(blockedSources=bad)
+
+
+def test_agreement_history_and_payment_method_are_read(client: VippsClient, vipps: respx.MockRouter) -> None:
+    vipps.get(f"/recurring/v3/agreements/{AGR}").respond(200, json={
+        "id": AGR, "status": "STOPPED", "paymentMethod": {"blockedSources": ["COMMERCIAL_CARDS", "LATER_SOURCE"]},
+        "history": [{"occurred": "2026-10-01T10:00:00Z", "event": "CREATE", "actor": "MERCHANT"},
+                    {"occurred": "2026-10-01T10:01:00Z", "event": "ACTIVATE", "actor": "USER"},
+                    {"occurred": "2026-10-09T08:00:00Z", "event": "SOME_NEW_EVENT", "extra": 1},
+                    {"occurred": "2026-10-20T08:00:00Z", "event": "STOP", "actor": "ADMIN"}]})
+    agreement = client.fetch_agreement(AGR)
+    assert [h.event for h in agreement.history] == ["CREATE", "ACTIVATE", "SOME_NEW_EVENT", "STOP"]
+    assert agreement.history[2].actor is None
+    assert agreement.paymentMethod is not None and agreement.paymentMethod.blockedSources[0] == "COMMERCIAL_CARDS"
+    assert models.stop_actor(agreement.model_dump(mode="json")) == "ADMIN"
+    vipps.get("/recurring/v3/agreements/agr_old").respond(200, json={"id": "agr_old", "history": None})
+    old = client.fetch_agreement("agr_old")
+    assert old.history == [] and old.paymentMethod is None

@@ -4,10 +4,19 @@
 `management` the one Management API answer the CLI reads; everything is also available here, as ``models.X``.
 """
 
-from schemas.commands import ChargeStatus, IntervalUnit, PricingType, TransactionType
+from schemas.commands import (
+    BlockedSource,
+    ChargeCreationType,
+    ChargeStatus,
+    IntervalUnit,
+    PricingType,
+    ProcessingMode,
+    TransactionType,
+)
 from worker.vipps.models.agreements import (
     FINAL_AGREEMENT_STATUSES,
     SCOPES,
+    AgreementEvent,
     AgreementResponseV3,
     AgreementStatus,
     CampaignResponseV3,
@@ -21,6 +30,8 @@ from worker.vipps.models.agreements import (
     InitialChargeV3,
     IntervalUpdate,
     PatchAgreementV3,
+    PaymentMethodResponse,
+    PaymentMethodV3,
     PeriodCampaignV3,
     PriceCampaignV3,
     PricingRequest,
@@ -28,6 +39,7 @@ from worker.vipps.models.agreements import (
     PricingUpdateRequest,
     TolerantAgreementStatus,
     TolerantCampaignType,
+    stop_actor,
 )
 from worker.vipps.models.batch import (
     MAX_BATCH,
@@ -96,16 +108,19 @@ __all__ = [
     "SCOPES",
     "SUGGESTED_MAX_AMOUNT_LIMIT",
     "AccessTokenResponse",
+    "AgreementEvent",
     "AgreementResponseV3",
     "AgreementStatus",
     "Amount",
     "AsyncChargeResponseV3",
+    "BlockedSource",
     "CampaignResponseV3",
     "CampaignType",
     "CampaignV3",
     "CaptureRequestV3",
     "CaptureType",
     "ChargeBatchV3",
+    "ChargeCreationType",
     "ChargeEvent",
     "ChargeEventType",
     "ChargeReference",
@@ -130,6 +145,8 @@ __all__ = [
     "LenientDate",
     "ModifyChargeV3",
     "PatchAgreementV3",
+    "PaymentMethodResponse",
+    "PaymentMethodV3",
     "PeriodCampaignV3",
     "Price",
     "PriceCampaignV3",
@@ -137,6 +154,7 @@ __all__ = [
     "PricingResponse",
     "PricingType",
     "PricingUpdateRequest",
+    "ProcessingMode",
     "RefundRequest",
     "RegisterWebhook",
     "RegisteredWebhook",
@@ -163,4 +181,5 @@ __all__ = [
     "UtcDateTime",
     "Webhook",
     "Webhooks",
+    "stop_actor",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from schemas.commands import PricingType, TransactionType
+from schemas.commands import BlockedSource, PricingType, TransactionType
 from worker.vipps.models.common import (
     EXTERNAL_ID,
     ORDER_ID,
@@ -109,6 +110,19 @@ class InitialChargeV3(RequestModel):
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
 
 
+class PaymentMethodV3(RequestModel):
+    """Set on the draft only: Vipps refuses to change it later."""
+
+    blockedSources: list[BlockedSource] = Field(min_length=1)
+
+    @field_validator("blockedSources")
+    @classmethod
+    def _unique(cls, value: list[BlockedSource]) -> list[BlockedSource]:
+        if len(set(value)) != len(value):
+            raise ValueError("blockedSources must not repeat a value")
+        return value
+
+
 class DraftAgreementV3(RequestModel):
     pricing: PricingRequest
     interval: TimePeriod
@@ -124,6 +138,7 @@ class DraftAgreementV3(RequestModel):
     scope: str | None = None
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
     countryCode: Literal["NO"] | None = None
+    paymentMethod: PaymentMethodV3 | None = None
 
     @field_validator("scope")
     @classmethod
@@ -219,6 +234,29 @@ class CampaignResponseV3(ResponseModel):
     explanation: str | None = None
 
 
+class AgreementEvent(ResponseModel):
+    """One entry of an agreement's ``history`` (oldest first). Known events are CREATE (actor MERCHANT) and
+    ACTIVATE (actor USER); the full list is not published, so any string is kept."""
+
+    occurred: TolerantDateTime | None = None
+    event: str | None = None
+    actor: str | None = None
+
+
+class PaymentMethodResponse(ResponseModel):
+    blockedSources: list[str] = Field(default_factory=list)
+
+
+def stop_actor(agreement: Mapping[str, Any]) -> str | None:
+    """Who stopped the agreement (USER, MERCHANT, ADMIN), by the last stop in the ``history`` of its snapshot, when
+    Vipps recorded one. Vipps has not published the event names: any containing STOP, in any case, counts."""
+    for entry in reversed(agreement.get("history") or []):
+        if isinstance(entry, Mapping) and "STOP" in str(entry.get("event", "")).upper():
+            actor = entry.get("actor")
+            return str(actor) if actor else None
+    return None
+
+
 class AgreementResponseV3(ResponseModel):
     id: str
     uuid: str | None = None
@@ -238,3 +276,10 @@ class AgreementResponseV3(ResponseModel):
     externalId: str | None = None
     countryCode: str | None = None
     vippsConfirmationUrl: str | None = None
+    paymentMethod: PaymentMethodResponse | None = None
+    history: list[AgreementEvent] = Field(default_factory=list)
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, RootModel, Strict, field_validator
 
-from schemas.commands import TransactionType
+from schemas.commands import ProcessingMode, TransactionType
 from worker.vipps.models.common import EXTERNAL_ID, ORDER_ID, Amount, RequestModel, ResponseModel
 
 MAX_BATCH = 2000  # charges per request (CHANGES §2, since May 2024)
@@ -28,7 +28,7 @@ class CreateChargeAsyncV3(RequestModel):
     retryDays: Annotated[int, Strict(), Field(ge=0, le=14)]
     orderId: str = Field(pattern=ORDER_ID)  # required here, unlike on the single endpoint
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
-    processingMode: Literal["MULTIPLE_ATTEMPTS", "SINGLE_ATTEMPT"] | None = None
+    processingMode: ProcessingMode | None = None
 
     @field_validator("due", mode="before")
     @classmethod

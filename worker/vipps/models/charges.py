@@ -7,9 +7,9 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import Field, Strict, field_validator
+from pydantic import Field, Strict, field_validator, model_validator
 
-from schemas.commands import ChargeStatus, TransactionType
+from schemas.commands import ChargeCreationType, ChargeStatus, ProcessingMode, TransactionType
 from worker.vipps.models.common import (
     EXTERNAL_ID,
     ORDER_ID,
@@ -40,6 +40,7 @@ CANCELLABLE_CHARGE_STATUSES: frozenset[str] = frozenset(
 class ChargeType(StrEnum):
     INITIAL = "INITIAL"
     RECURRING = "RECURRING"
+    UNSCHEDULED = "UNSCHEDULED"
 
 
 class ChargeEventType(StrEnum):
@@ -71,8 +72,13 @@ class CreateChargeV3(RequestModel):
     amount: Amount
     transactionType: TransactionType
     description: str = Field(min_length=1, max_length=45)
-    due: date
-    retryDays: Annotated[int, Strict(), Field(ge=0, le=14)]
+    # RECURRING is Vipps's default and left out: a plain charge's body stays what it was before this field, so a
+    # retry across an upgrade sends the same body under the same Idempotency-Key (not a 409 conflict).
+    type: ChargeCreationType = Field(default=ChargeCreationType.RECURRING,
+                                     exclude_if=lambda v: v is ChargeCreationType.RECURRING)
+    processingMode: ProcessingMode | None = None
+    due: date | None = None
+    retryDays: Annotated[int, Strict(), Field(ge=0, le=14)] | None = None
     orderId: str | None = Field(default=None, pattern=ORDER_ID)
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
 
@@ -85,6 +91,18 @@ class CreateChargeV3(RequestModel):
         if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
             raise ValueError("due must be formatted YYYY-MM-DD")
         return value
+
+    @model_validator(mode="after")
+    def _by_type(self) -> CreateChargeV3:
+        if self.type is ChargeCreationType.UNSCHEDULED:
+            given = [name for name in ("due", "retryDays", "processingMode") if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"an UNSCHEDULED charge takes no {', '.join(given)}")
+        elif self.due is None or self.retryDays is None:
+            raise ValueError("a RECURRING charge needs due and retryDays")
+        if self.processingMode is ProcessingMode.SINGLE_ATTEMPT and self.retryDays != 0:
+            raise ValueError("processingMode SINGLE_ATTEMPT needs retryDays 0")
+        return self
 
 
 class ModifyChargeV3(RequestModel):
