@@ -38,6 +38,7 @@ def charge_run(lab: Lab, n: int, agreements: int, window: float) -> dict[str, An
         ids = _agreements(lab, url, admin, agreements, "cr")
         naive = _naive_window(lab, url, ids, window)
         target.client.flushdb()  # the naive side's leftovers (failed messages) are not the full side's
+        admin.put("/limits", json={"enabled": True}).raise_for_status()  # and its used limits neither: fresh windows
         target.enqueue([charge_command(ids[i % len(ids)], i, "run") for i in range(n)])
         before = admin.get("/stats").json()
         done = published_since(target)

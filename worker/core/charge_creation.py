@@ -63,6 +63,16 @@ def already_created(ctx: Context, cmd: c.ChargeCreate, refusal: errors.VippsErro
     command asks for; None when it is not there, or is another charge (then the refusal stands)."""
     if not may_exist(refusal, attempts):
         return None
+    if isinstance(refusal, errors.IdempotencyConflictError):
+        # The command's key was first sent with another body: by a version of this worker that sent no
+        # orderId. Its charge, if that send made one, has Vipps's id: look for it by what it is.
+        try:
+            found = [ch for ch in ctx.client.list_charges(cmd.agreement_id) if same_charge(ch, cmd)]
+        except errors.PermanentError:
+            return None
+        if len(found) != 1:
+            return None
+        return created(ctx, cmd, found[0].id, Completion.DONE, status=str(found[0].status))
     charge_id = order_id(ctx, cmd)
     try:
         charge = ctx.client.fetch_charge(cmd.agreement_id, charge_id)

@@ -12,11 +12,12 @@ from schemas import CommandAdapter, EventType
 from schemas import commands as c
 from worker.core import handlers
 from worker.core.events import EventBuilder
+from worker.core.idempotency import charge_order_id
 from worker.core.replay import decide
 from worker.core.watch import Hint, PollPolicy, Watcher
 from worker.store.deadletters import DeadLetter
 from worker.store.watchlist import agreement_member, charge_member
-from worker.vipps import Completion, models
+from worker.vipps import Completion, load_settings, models
 
 NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 AGR = "agr_5kSeqz"
@@ -57,6 +58,9 @@ class States:
         return dict(found) if found is not None else None
 
 
+MSN = "123456"
+
+
 def watcher(states: dict[str, dict[str, Any]] | None = None) -> Watcher:
     return Watcher(None, States(states), None, EventBuilder(msn="123456", now=lambda: NOW),  # type: ignore[arg-type]
                    policy=PollPolicy(), clock=NOW.timestamp)
@@ -90,11 +94,13 @@ def agreement_command(**fields: Any) -> c.AgreementCreate:
 
 
 def test_a_plain_recurring_charge_sends_the_body_it_always_sent() -> None:
-    """No type, no processingMode: a retry of a charge sent by an older worker carries the same body."""
+    """No type, no processingMode: the body it always sent, with the orderId derived from the command."""
     client = FakeClient()
-    handlers.charge_create(context(client), charge_command(due="2026-12-05", retry_days=2))
+    cmd = charge_command(due="2026-12-05", retry_days=2)
+    handlers.charge_create(context(client), cmd)
     assert client.bodies == [{"amount": 29900, "transactionType": "DIRECT_CAPTURE", "description": "March",
-                              "due": "2026-12-05", "retryDays": 2}]
+                              "due": "2026-12-05", "retryDays": 2,
+                              "orderId": charge_order_id(cmd.msn or MSN, cmd.command_id)}]
 
 
 def test_single_attempt_is_sent_as_processing_mode() -> None:
@@ -107,9 +113,10 @@ def test_single_attempt_is_sent_as_processing_mode() -> None:
 
 def test_an_unscheduled_charge_has_no_due_date_and_is_polled_on_the_fixed_interval() -> None:
     client = FakeClient()
-    out = handlers.charge_create(context(client), charge_command(charge_type="UNSCHEDULED"))
+    cmd = charge_command(charge_type="UNSCHEDULED")
+    out = handlers.charge_create(context(client), cmd)
     assert client.bodies == [{"amount": 29900, "transactionType": "DIRECT_CAPTURE", "description": "March",
-                              "type": "UNSCHEDULED"}]
+                              "type": "UNSCHEDULED", "orderId": charge_order_id(cmd.msn or MSN, cmd.command_id)}]
     assert out.events[0].type is EventType.CHARGE_CREATED and out.events[0].charge is not None
     assert out.events[0].charge["due"] is None
     (watch,) = out.watch
@@ -221,6 +228,7 @@ def test_charge_events_carry_the_transaction_id() -> None:
 class ReplayClient:
     def __init__(self, charges: list[dict[str, Any]]) -> None:
         self.charges = charges
+        self.settings = load_settings(msn=MSN)
 
     def fetch_agreement(self, agreement_id: str) -> models.AgreementResponseV3:
         return models.AgreementResponseV3(id=agreement_id, status="ACTIVE")
