@@ -148,6 +148,7 @@ WORKER_METRICS = frozenset({
     "vipps_billing_orphaned_messages_requeued_total", "vipps_billing_redis_up",
     "vipps_billing_dead_letters_added_total", "vipps_billing_webhook_hints_total",
     "vipps_billing_webhook_to_event_seconds", "vipps_billing_transitions_seen_total",
+    "vipps_billing_charge_batches_total", "vipps_billing_charge_batch_size", "vipps_billing_charge_batch_waiting",
 })
 # The webhook receiver's own registry (worker/webhooks/metrics.py), served on its metrics port and scraped as
 # the job RECEIVER_JOB (deploy/README.md).
@@ -164,12 +165,14 @@ MERCHANT_METRICS = frozenset({
     "vipps_billing_vipps_rate_limited_total", "vipps_billing_rate_budget_waits_total",
     "vipps_billing_token_refreshes_total", "vipps_billing_commands_total", "vipps_billing_command_retries_total",
     "vipps_billing_idempotent_replays_total", "vipps_billing_dead_letters_added_total", "vipps_billing_queue_depth",
-    "vipps_billing_queue_oldest_age_seconds",
+    "vipps_billing_queue_oldest_age_seconds", "vipps_billing_charge_batches_total",
+    "vipps_billing_charge_batch_waiting",
 })
 HISTOGRAMS = frozenset({
     "dramatiq_message_duration_milliseconds", "vipps_billing_vipps_request_duration_seconds",
     "vipps_billing_command_end_to_end_seconds", "vipps_billing_queue_wait_seconds",
     "vipps_billing_webhook_to_event_seconds", "vipps_billing_webhook_answer_seconds",
+    "vipps_billing_charge_batch_size",
 })
 
 # Grafana's built-in interval/range macros and the dashboard's template variables, replaced so that a

@@ -57,16 +57,15 @@ def setup_agreements(lab: Lab, sim_url: str, count: int, prefix: str, *, msn: st
         commands = [{"command_id": f"{prefix}-agr-{i}", **AGREEMENT, "issued_at": now()} | mine
                     for i in range(count)]
         target.enqueue(commands)
-        timeout = max(120.0, count / 20)
-        wait_until(target.all_succeeded([c["command_id"] for c in commands], msn), timeout, "agreements created",
-                   every=0.5)
+        wait_until(target.all_succeeded([c["command_id"] for c in commands], msn), 120, "agreements created",
+                   every=0.05)
         ids = [next(e["agreement_id"] for e in target.events(c["command_id"], msn) if e["type"] == "agreement.created")
                for c in commands]
         accepts = [{"command_id": f"{prefix}-acc-{i}", "type": "agreement.force_accept", "agreement_id": a,
                     "phone_number": "4791234567", "issued_at": now()} | mine for i, a in enumerate(ids)]
         target.enqueue(accepts)
-        wait_until(target.all_succeeded([c["command_id"] for c in accepts], msn), timeout, "agreements accepted",
-                   every=0.5)
+        wait_until(target.all_succeeded([c["command_id"] for c in accepts], msn), 120, "agreements accepted",
+                   every=0.05)
         return ids
 
 

@@ -6,8 +6,8 @@
 - ``calls_per_charge``: with webhooks on, the Vipps calls the worker makes per charge, from its creation to
   CHARGED.
 
-Agreements are set up with the simulator's limits off (300 drafts a minute would make that the longest part);
-the limits are on again before anything is measured.
+Agreements are made straight at the simulator with its limits off (300 drafts a minute would make that the
+longest part); the limits are on again before anything is measured.
 """
 
 from __future__ import annotations
@@ -15,15 +15,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 
 from worker.bench.hooks import webhook_receiver
-from worker.bench.lab import Lab, published_since, setup_agreements
+from worker.bench.lab import Lab, published_since
 from worker.bench.load import charge_command
 from worker.bench.processes import Sampler
+from worker.bench.scenarios import active_agreement, simulator_headers
 from worker.local.wait import wait_until
 
 # The worker keeps Vipps's per-merchant cap on charge creation, as in production.
@@ -35,7 +37,7 @@ CHARGE_CALLS = ("CreateChargesAsyncV3", "CreateChargeV3", "FetchChargeV3", "Fetc
 def charge_run(lab: Lab, n: int, agreements: int, window: float) -> dict[str, Any]:
     target = lab.target
     with lab.simulator() as (url, _), httpx.Client(base_url=f"{url}/_simulator", timeout=120) as admin:
-        ids = _agreements(lab, url, admin, agreements, "cr")
+        ids = _agreements(url, admin, agreements, "cr")
         naive = _naive_window(lab, url, ids, window)
         target.client.flushdb()  # the naive side's leftovers (failed messages) are not the full side's
         admin.put("/limits", json={"enabled": True}).raise_for_status()  # and its used limits neither: fresh windows
@@ -86,7 +88,7 @@ def calls_per_charge(lab: Lab, n: int, agreements: int) -> dict[str, Any]:
     """From creation to CHARGED, with webhooks on: the worker's Vipps calls about charges, per charge."""
     target = lab.target
     with lab.simulator() as (url, _), httpx.Client(base_url=f"{url}/_simulator", timeout=120) as admin:
-        ids = _agreements(lab, url, admin, agreements, "cc")
+        ids = _agreements(url, admin, agreements, "cc")
         with webhook_receiver(lab, url):
             # Charge polling as in production (none until the processing rounds of the due date, an hour
             # here); a charge the batch endpoint accepted is first looked for after 5 s instead of 60.
@@ -121,16 +123,21 @@ def _transitions(lab: Lab) -> Callable[[str | None], set[str]]:
     return charges
 
 
-def _agreements(lab: Lab, url: str, admin: httpx.Client, count: int, prefix: str) -> list[str]:
-    """``count`` ACTIVE agreements, made with the simulator's limits off and no watch left on them."""
+def _agreements(url: str, admin: httpx.Client, count: int, prefix: str, threads: int = 8) -> list[str]:
+    """``count`` ACTIVE agreements, made straight at the simulator with its limits off: the worker's own budget
+    keeps Vipps's 300 drafts a minute, which would make the set-up the longest part of the run."""
     admin.put("/limits", json={"enabled": False}).raise_for_status()
+    headers = simulator_headers(url)
+
+    def make(part: int) -> list[str]:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            return [active_agreement(client, headers, f"{prefix}-{i}") for i in range(part, count, threads)]
+
     try:
-        ids = setup_agreements(lab, url, count, prefix)
+        with ThreadPoolExecutor(threads) as pool:
+            return [agreement for made in pool.map(make, range(threads)) for agreement in made]
     finally:
         admin.put("/limits", json={"enabled": True}).raise_for_status()
-    keys = lab.target.keys
-    lab.target.client.delete(keys.watch, keys.watch_state)  # following them is not part of a charge run
-    return ids
 
 
 @contextmanager

@@ -48,21 +48,31 @@ def simulator(lab: Lab, threads: int, requests: int) -> dict[str, Any]:
 
 def _simulator_agreement(url: str) -> tuple[dict[str, str], str]:
     """(headers with a token, an ACTIVE agreement) at the simulator, with its default credentials."""
+    headers = simulator_headers(url)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        return headers, active_agreement(client, headers, "bench-sim")
+
+
+def simulator_headers(url: str) -> dict[str, str]:
+    """Headers with a token of the simulator's default credentials, for calls made straight to it."""
     with httpx.Client(base_url=url, timeout=10) as client:
         key = SIMULATOR_DEFAULTS["subscription_key"]
         token = client.post("/accesstoken/get", headers={
             "client_id": SIMULATOR_DEFAULTS["client_id"], "client_secret": SIMULATOR_DEFAULTS["client_secret"],
             "Ocp-Apim-Subscription-Key": key}).raise_for_status().json()["access_token"]
-        headers = {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": key, "Vipps-System-Name": "bench"}
-        draft = {"pricing": {"type": "LEGACY", "amount": 49900, "currency": "NOK"},
-                 "interval": {"unit": "MONTH", "count": 1}, "merchantRedirectUrl": "https://example.com/b",
-                 "merchantAgreementUrl": "https://example.com/a", "productName": "Bench",
-                 "phoneNumber": "4791234567"}
-        agreement = client.post("/recurring/v3/agreements", json=draft, headers=headers | {
-            "Idempotency-Key": "bench-sim-agr"}).raise_for_status().json()["agreementId"]
-        client.patch(f"/recurring/v3/agreements/{agreement}/accept", json={"phoneNumber": "4791234567"},
-                     headers=headers | {"Idempotency-Key": "bench-sim-acc"})
-    return headers, str(agreement)
+    return {"Authorization": f"Bearer {token}", "Ocp-Apim-Subscription-Key": key, "Vipps-System-Name": "bench"}
+
+
+def active_agreement(client: httpx.Client, headers: dict[str, str], key: str) -> str:
+    """An agreement drafted and force-accepted straight at the simulator (idempotency keys from ``key``)."""
+    draft = {"pricing": {"type": "LEGACY", "amount": 49900, "currency": "NOK"},
+             "interval": {"unit": "MONTH", "count": 1}, "merchantRedirectUrl": "https://example.com/b",
+             "merchantAgreementUrl": "https://example.com/a", "productName": "Bench", "phoneNumber": "4791234567"}
+    agreement = str(client.post("/recurring/v3/agreements", json=draft, headers=headers | {
+        "Idempotency-Key": f"{key}-agr"}).raise_for_status().json()["agreementId"])
+    client.patch(f"/recurring/v3/agreements/{agreement}/accept", json={"phoneNumber": "4791234567"},
+                 headers=headers | {"Idempotency-Key": f"{key}-acc"}).raise_for_status()
+    return agreement
 
 
 def throughput(lab: Lab, n: int, rounds: int) -> dict[str, Any]:

@@ -127,7 +127,9 @@ def _state(data: dict[str, Any]) -> Table:
     state.add_column(justify="right")
     for label, value in (
         ("workers alive", data["workers_alive"]), ("commands in flight", data["in_flight"]),
-        ("retries scheduled", data["retry_scheduled"]), ("watched agreements", data["watchlist"]["agreements"]),
+        ("retries scheduled", data["retry_scheduled"]),
+        ("charges waiting for a batch", sum(data["charge_batches"].values())),
+        ("watched agreements", data["watchlist"]["agreements"]),
         ("watched charges", data["watchlist"]["charges"]), ("dead letters", data["dead_letters"]),
         ("outbox backlog", data["outbox"]["pending"]),
         ("oldest unpublished event", f"{data['outbox']['oldest_age_seconds']} s"),

@@ -125,13 +125,12 @@ class ChargeRuns:
             self._alone(ctx, item)
 
     def _request(self, ctx: Context, by_order: dict[str, Item], body: models.ChargeBatchV3) -> None:
-        started = time.perf_counter()
         try:
             answer = ctx.client.create_charges(body, idempotency_key=batch_key(ctx.msn, to_json(body.to_wire())))
         except errors.PermanentError as exc:
             for item in by_order.values():
                 self._failed(ctx, item, exc)
-            self.pipeline.observer.charge_batch(ctx.msn, len(by_order), "refused", time.perf_counter() - started)
+            self.pipeline.observer.charge_batch(ctx.msn, len(by_order), "refused")
             return
         except (errors.TransientError, errors.AuthError) as exc:
             if isinstance(exc, errors.RateLimitedError) and exc.retry_after:
@@ -139,9 +138,9 @@ class ChargeRuns:
             for item in by_order.values():
                 self._transient(ctx, item, exc)
             outcome = "not_sent" if isinstance(exc, errors.BudgetExhaustedError) else "failed"
-            self.pipeline.observer.charge_batch(ctx.msn, len(by_order), outcome, time.perf_counter() - started)
+            self.pipeline.observer.charge_batch(ctx.msn, len(by_order), outcome)
             return
-        self.pipeline.observer.charge_batch(ctx.msn, len(by_order), "sent", time.perf_counter() - started)
+        self.pipeline.observer.charge_batch(ctx.msn, len(by_order), "sent")
         self._answered(ctx, by_order, answer)
 
     def _answered(self, ctx: Context, by_order: dict[str, Item], answer: models.AsyncChargeResponseV3) -> None:

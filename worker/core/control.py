@@ -236,6 +236,7 @@ class Control:
             "events": {"waiting": events.ready, "oldest_age_seconds": round(events.oldest_age_seconds, 1)},
             "in_flight": state.in_flight,
             "retry_scheduled": state.retry_scheduled,
+            "charge_batches": state.charge_batches,
             "watchlist": {"agreements": state.watch_agreements, "charges": state.watch_charges},
             "dead_letters": state.dead_letters,
             "outbox": {"pending": state.outbox_pending,

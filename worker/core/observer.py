@@ -42,6 +42,6 @@ class PipelineObserver:
         """The watcher saw an agreement or charge change first through ``via`` (webhook, poll, command): the
         observation yields its transition event (the event's ``observed_by``)."""
 
-    def charge_batch(self, msn: str, size: int, outcome: str, seconds: float) -> None:
+    def charge_batch(self, msn: str, size: int, outcome: str) -> None:
         """A batch of ``size`` charges for the batch endpoint: ``sent`` (answered), ``failed`` (a transient
         failure: each charge is retried), ``not_sent`` (our rate budget), ``refused`` (a 4xx for the whole)."""

@@ -80,6 +80,11 @@ def state_gauges(state: RedisState, layout: Layout) -> Iterator[GaugeMetricFamil
     yield watch
     yield GaugeMetricFamily("vipps_billing_dead_letters", "Records in the dead-letter store.",
                             value=state.dead_letters)
+    batched = GaugeMetricFamily("vipps_billing_charge_batch_waiting",
+                                "charge.create commands parked for the batch endpoint, per merchant.", labels=["msn"])
+    for msn, waiting in state.charge_batches.items():
+        batched.add_metric([msn], waiting)
+    yield batched
     workers = GaugeMetricFamily("vipps_billing_workers", "Worker processes by heartbeat.", labels=["state"])
     workers.add_metric(["live"], state.workers_live)
     workers.add_metric(["stale"], state.workers_stale)

@@ -152,6 +152,6 @@ class PipelineMetrics(PipelineObserver):
     def transition_seen(self, via: str) -> None:
         transitions_seen.labels(via if via in OBSERVED_BY else "command").inc()
 
-    def charge_batch(self, msn: str, size: int, outcome: str, seconds: float) -> None:
+    def charge_batch(self, msn: str, size: int, outcome: str) -> None:
         charge_batches.labels(self.label(msn), outcome).inc()
         charge_batch_size.observe(size)

@@ -162,6 +162,8 @@ class Layout:
     # With several merchants, each has its own pair of command queues (``vipps.charges.<msn>``): every queue has
     # its own consumer and prefetch, so one merchant's charge run cannot hold back another's work.
     merchant_queues: tuple[str, ...] = ()
+    # Every merchant served, one or many (each has its charge batch).
+    merchants: tuple[str, ...] = ()
 
     def queue_for(self, command_type: str, msn: str | None = None) -> str:
         """Agreement commands have their own queue, so a stop never waits behind a charge run; a configured

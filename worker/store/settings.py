@@ -33,4 +33,4 @@ class StoreSettings(BaseSettings):
         return Layout(keys=Keys(self.key_prefix), dramatiq=DramatiqKeys(self.dramatiq_namespace),
                       agreements_queue=self.agreements_queue, charges_queue=self.charges_queue,
                       events_queue=self.events_queue, events_actor=self.events_actor,
-                      merchant_queues=msns if len(msns) > 1 else ())
+                      merchant_queues=msns if len(msns) > 1 else (), merchants=msns)

@@ -34,6 +34,7 @@ class RedisState:
     outbox_oldest_age_seconds: float
     workers_live: int
     workers_stale: int
+    charge_batches: dict[str, int]  # msn -> charge.create commands waiting for the batch endpoint
 
 
 def read_state(client: redis.Redis, layout: Layout, *, heartbeat_timeout_ms: int) -> RedisState:
@@ -56,7 +57,12 @@ def read_state(client: redis.Redis, layout: Layout, *, heartbeat_timeout_ms: int
     pipe.zrange(keys.outbox_born, 0, 0, withscores=True)
     pipe.zcount(heartbeats, now_ms - heartbeat_timeout_ms, "+inf")
     pipe.zcount(heartbeats, "-inf", f"({now_ms - heartbeat_timeout_ms}")
+    for msn in layout.merchants:
+        pipe.zcard(keys.charge_batch(msn))
     values = pipe.execute()
+    batches = {msn: int(n) for msn, n in zip(layout.merchants, values[len(values) - len(layout.merchants):],
+                                             strict=True)}
+    values = values[:len(values) - len(layout.merchants)]
     by_queue = {}
     for i, q in enumerate(queues):
         ready, delayed, dead, head = values[i * 4:i * 4 + 4]
@@ -67,7 +73,7 @@ def read_state(client: redis.Redis, layout: Layout, *, heartbeat_timeout_ms: int
         queues=by_queue, in_flight=int(inflight), retry_scheduled=int(retry), watch_agreements=int(watch_a),
         watch_charges=int(watch_c), dead_letters=int(dead), outbox_pending=int(outbox),
         outbox_oldest_age_seconds=max(0.0, (now_ms - oldest[0][1]) / 1000) if oldest else 0.0,
-        workers_live=int(live), workers_stale=int(stale))
+        workers_live=int(live), workers_stale=int(stale), charge_batches=batches)
 
 
 def _message_age(client: redis.Redis, hash_key: str, message_id: bytes | None, now_ms: float) -> float:
