@@ -114,13 +114,15 @@ def _median_run(results: list[dict[str, float]]) -> dict[str, Any]:
 
 
 def latency(lab: Lab, n: int) -> dict[str, Any]:
-    """Commands/s against the bound that threads and a fixed 100 ms Vipps latency set; then, paced at half
-    that rate (so queueing is not what is measured), enqueue-to-event p50 and p99."""
+    """Commands/s against the bound that threads and a fixed 100 ms Vipps latency set, one call per command
+    (``CHARGE_BATCH=off``); then, paced at half that rate (so queueing is not what is measured),
+    enqueue-to-event p50 and p99."""
     bound = lab.processes * lab.threads / 0.100
     with lab.simulator("--no-rate-limits", "--fault-latency", "fixed:100") as (url, _):
         agreements = setup_agreements(lab, url, 20, "lat")
         done = published_since(lab.target)
-        with lab.worker("full", url) as group:
+        # Each command's own call to Vipps is what this bounds: batches would make one call of many.
+        with lab.worker("full", url, env={"CHARGE_BATCH": "off"}) as group:
             lab.target.enqueue([charge_command(agreements[i % 20], i, "lat") for i in range(n)])
             result = measure(lab, group, done, n, timeout=600)
             rate = bound / 2
@@ -183,9 +185,11 @@ def recovery(lab: Lab, n: int) -> dict[str, Any]:
         agreements = setup_agreements(lab, url, 20, "rc")
         done = published_since(target)
         commands = [charge_command(agreements[i % 20], i, "rc") for i in range(n)]
-        # Production heartbeat settings: the dead group's commands come back through the sweeper/heartbeats.
-        with lab.worker("full", url, processes=1, env={"HEARTBEAT_TIMEOUT_MS": "10000"}) as killed, \
-                lab.worker("full", url, processes=1, env={"HEARTBEAT_TIMEOUT_MS": "10000"}):
+        # Production heartbeat settings: the dead group's commands come back through the sweeper/heartbeats. One
+        # call per command (CHARGE_BATCH=off), so that the killed group holds many; a sender killed mid-batch
+        # is the chaos suite's and tests/integration/test_charge_runs.py's.
+        env = {"HEARTBEAT_TIMEOUT_MS": "10000", "CHARGE_BATCH": "off"}
+        with lab.worker("full", url, processes=1, env=env) as killed, lab.worker("full", url, processes=1, env=env):
             target.enqueue(commands)
             wait_until(lambda: done() >= n // 5, 120, "a fifth done", every=0.05)
             inflight = target.in_flight()
