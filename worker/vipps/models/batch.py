@@ -7,14 +7,12 @@ creates the accepted ones later: one may still fail then (``recurring.charge-cre
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, RootModel, Strict, field_validator
+from pydantic import ConfigDict, Field, RootModel, Strict
 
 from schemas.commands import ProcessingMode, TransactionType
-from worker.vipps.models.common import EXTERNAL_ID, ORDER_ID, Amount, RequestModel, ResponseModel
+from worker.vipps.models.common import EXTERNAL_ID, ORDER_ID, Amount, DueDate, RequestModel, ResponseModel
 
 MAX_BATCH = 2000  # charges per request (CHANGES §2, since May 2024)
 
@@ -24,20 +22,11 @@ class CreateChargeAsyncV3(RequestModel):
     amount: Amount
     transactionType: TransactionType
     description: str = Field(min_length=1, max_length=45)
-    due: date
+    due: DueDate
     retryDays: Annotated[int, Strict(), Field(ge=0, le=14)]
     orderId: str = Field(pattern=ORDER_ID)  # required here, unlike on the single endpoint
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
     processingMode: ProcessingMode | None = None
-
-    @field_validator("due", mode="before")
-    @classmethod
-    def _date_only(cls, value: Any) -> Any:
-        if isinstance(value, datetime):
-            raise ValueError("due is a date (YYYY-MM-DD), not a date-time")
-        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError("due must be formatted YYYY-MM-DD")
-        return value
 
 
 class ChargeBatchV3(RootModel[list[CreateChargeAsyncV3]]):

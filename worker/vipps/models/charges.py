@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import Field, Strict, field_validator, model_validator
+from pydantic import Field, Strict, model_validator
 
 from schemas.commands import ChargeCreationType, ChargeStatus, ProcessingMode, TransactionType
 from worker.vipps.models.common import (
@@ -15,6 +13,7 @@ from worker.vipps.models.common import (
     ORDER_ID,
     Amount,
     Currency,
+    DueDate,
     LenientDate,
     RequestModel,
     ResponseModel,
@@ -77,20 +76,10 @@ class CreateChargeV3(RequestModel):
     type: ChargeCreationType = Field(default=ChargeCreationType.RECURRING,
                                      exclude_if=lambda v: v is ChargeCreationType.RECURRING)
     processingMode: ProcessingMode | None = None
-    due: date | None = None
+    due: DueDate | None = None
     retryDays: Annotated[int, Strict(), Field(ge=0, le=14)] | None = None
     orderId: str | None = Field(default=None, pattern=ORDER_ID)
     externalId: str | None = Field(default=None, min_length=1, max_length=64, pattern=EXTERNAL_ID)
-
-    @field_validator("due", mode="before")
-    @classmethod
-    def _date_only(cls, value: Any) -> Any:
-        # A datetime would silently lose its time; the API takes a calendar date.
-        if isinstance(value, datetime):
-            raise ValueError("due is a date (YYYY-MM-DD), not a date-time")
-        if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            raise ValueError("due must be formatted YYYY-MM-DD")
-        return value
 
     @model_validator(mode="after")
     def _by_type(self) -> CreateChargeV3:

@@ -12,6 +12,7 @@ charge status) are defined once, in `schemas.commands`.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -74,6 +75,19 @@ def _lenient_date(value: Any) -> Any:
 
 
 LenientDate = Annotated[date, BeforeValidator(_lenient_date)]
+
+
+def _calendar_date(value: Any) -> Any:
+    # A datetime would silently lose its time; the API takes a calendar date.
+    if isinstance(value, datetime):
+        raise ValueError("due is a date (YYYY-MM-DD), not a date-time")
+    if isinstance(value, str) and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("due must be formatted YYYY-MM-DD")
+    return value
+
+
+# A charge's due date in a request: YYYY-MM-DD, nothing else.
+DueDate = Annotated[date, BeforeValidator(_calendar_date)]
 
 
 # Known values become the enum; unknown ones stay plain strings instead of failing the parse.
