@@ -83,5 +83,5 @@ def get_settings() -> WorkerSettings:
     try:
         return WorkerSettings()
     except ValidationError as exc:
-        reasons = one_line(exc, upper=True)
+        reasons = one_line(exc, upper=True, unnamed="")
         raise SettingsError(f"invalid settings: {reasons}") from None
