@@ -26,7 +26,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from worker.runtime import health
+from worker.runtime import health, metrics
+from worker.runtime.failover import PrimaryWatch
+from worker.runtime.loops import Loops
 from worker.runtime.metrics import NO_MERCHANT
 from worker.runtime.settings import WorkerSettings, get_settings
 from worker.store.connection import Where, connect_within
@@ -135,9 +137,15 @@ def serve(settings: WorkerSettings, redis_url: Where, metrics_dir: Path | None, 
         os.kill(os.getppid(), signal.SIGTERM)
         return 1
     client = connect_within(redis_url, 5.0)
+    loops = Loops()
+    watch = PrimaryWatch(client, metrics.redis_failovers.inc).loop()
+    loops.start([watch] if watch else [])
     config = uvicorn.Config(make_app(client, settings, metrics_dir, layout), log_level="warning", access_log=False,
                             lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        loops.stop()
     return 0
 
 

@@ -64,7 +64,8 @@ class Runtime:
         self.relay = Relay(self.redis, layout, on_published=metrics.event_published)
         self.ledger = Ledger(self.redis, layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400,
-                             on_published=metrics.events_published_all)
+                             on_published=metrics.events_published_all, replicas=settings.replicas(),
+                             on_unreplicated=metrics.unreplicated)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         charge_every = settings.charge_poll_seconds
         if charge_every is None and self.vipps_settings.env is VippsEnvironment.SIMULATOR:

@@ -83,6 +83,10 @@ def client_for(target: RedisTarget, **options: Any) -> redis.Redis:
                               **auth, **tls)
 
 
+def through_sentinel(client: redis.Redis) -> bool:
+    return isinstance(client.connection_pool, SentinelConnectionPool)
+
+
 def primary_address(client: redis.Redis) -> tuple[str, int] | None:
     """Where Sentinel says ``client``'s primary is now (asking it); None for a client of a plain URL."""
     pool = client.connection_pool
