@@ -19,5 +19,7 @@ def field_errors(exc: ValidationError, *, upper: bool = False) -> list[dict[str,
 
 
 def one_line(exc: ValidationError, *, upper: bool = False, unnamed: str = "value") -> str:
-    """``field: text; field: text`` on one line."""
-    return "; ".join(f"{e['field'] or unnamed}: {e['text']}" for e in field_errors(exc, upper=upper))
+    """``field: text; field: text`` on one line (an error of no field: ``unnamed: text``, or the text alone when
+    ``unnamed`` is empty, for errors whose text names their fields)."""
+    return "; ".join(f"{e['field'] or unnamed}: {e['text']}" if e["field"] or unnamed else e["text"]
+                     for e in field_errors(exc, upper=upper))

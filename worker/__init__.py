@@ -14,12 +14,13 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from worker.core.producer import InvalidCommand, Producer, prepare
+    from worker.core.producer import InvalidCommand, NotConfirmed, Producer, prepare
     from worker.store.keys import Layout
 
-__all__ = ["InvalidCommand", "Layout", "Producer", "prepare"]
+__all__ = ["InvalidCommand", "Layout", "NotConfirmed", "Producer", "prepare"]
 
-_HOMES = {"InvalidCommand": "worker.core.producer", "Producer": "worker.core.producer",
+_HOMES = {"InvalidCommand": "worker.core.producer", "NotConfirmed": "worker.core.producer",
+          "Producer": "worker.core.producer",
           "prepare": "worker.core.producer", "Layout": "worker.store.keys"}
 
 

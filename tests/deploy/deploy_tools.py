@@ -27,6 +27,8 @@ GRAFANA_DIR = DEPLOY / "grafana"
 DASHBOARD = GRAFANA_DIR / "dashboards" / "vipps-billing-worker.json"
 RULE_FILES = sorted((PROMETHEUS_DIR / "rules").glob("*.yml"))
 K8S_OVERLAYS = ("test", "production")
+# Variants of an overlay (validated like the overlays; not separate environments).
+K8S_VARIANTS = ("production-sentinel",)
 
 _APT_LOCK = Path("/tmp/vipps-billing-deploy-tests.apt.lock")
 
@@ -146,6 +148,7 @@ WORKER_METRICS = frozenset({
     "vipps_billing_outbox_oldest_age_seconds", "vipps_billing_watchlist_size", "vipps_billing_dead_letters",
     "vipps_billing_queue_depth", "vipps_billing_queue_oldest_age_seconds", "vipps_billing_workers",
     "vipps_billing_orphaned_messages_requeued_total", "vipps_billing_redis_up",
+    "vipps_billing_redis_failovers_total", "vipps_billing_redis_unreplicated_writes_total",
     "vipps_billing_dead_letters_added_total", "vipps_billing_webhook_hints_total",
     "vipps_billing_webhook_to_event_seconds", "vipps_billing_transitions_seen_total",
     "vipps_billing_charge_batches_total", "vipps_billing_charge_batch_size", "vipps_billing_charge_batch_waiting",

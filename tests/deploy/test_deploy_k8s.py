@@ -15,7 +15,7 @@ import cloudcoil.pydantic
 import pydantic
 import pytest
 import yaml
-from deploy_tools import K8S, K8S_OVERLAYS, kustomize, run, venv_tool
+from deploy_tools import K8S, K8S_OVERLAYS, K8S_VARIANTS, kustomize, run, venv_tool
 
 # Unknown keys must fail (a typo such as `minReplicas` would otherwise be silently dropped). The
 # setting is inherited by the generated models, so it has to be in place before they are imported.
@@ -23,7 +23,7 @@ cloudcoil.pydantic.BaseModel.model_config["extra"] = "forbid"
 from cloudcoil.models.keda import v1alpha1 as keda  # noqa: E402
 
 KUBERNETES_VERSION = "1.30.0"
-TARGETS = ("base", *(f"overlays/{name}" for name in K8S_OVERLAYS))
+TARGETS = ("base", *(f"overlays/{name}" for name in (*K8S_OVERLAYS, *K8S_VARIANTS)))
 KEDA_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "ScaledObject": keda.ScaledObject,
     "TriggerAuthentication": keda.TriggerAuthentication,
@@ -117,16 +117,21 @@ def test_keda_scales_the_worker_on_dramatiq_command_lists(target: str) -> None:
     lists = set()
     for trigger in scaled["triggers"]:
         # The trigger metadata is a free-form string map in the CRD: check the Redis scaler's keys here.
-        assert trigger["type"] == "redis"
+        assert trigger["type"] in ("redis", "redis-sentinel")
         meta = trigger["metadata"]
         assert all(isinstance(value, str) for value in meta.values()), meta
-        assert re.fullmatch(r"[a-z0-9.-]+:\d+", meta["address"]), meta
+        if trigger["type"] == "redis":
+            assert re.fullmatch(r"[a-z0-9.-]+:\d+", meta["address"]), meta
+        else:
+            assert re.fullmatch(r"[a-z0-9.-]+:\d+(,[a-z0-9.-]+:\d+)*", meta["addresses"]) and meta["sentinelMaster"]
         assert meta["listLength"].isdigit() and int(meta["listLength"]) > 0, meta
         assert meta.get("databaseIndex", "0").isdigit()
         assert trigger["authenticationRef"]["name"] == auth["metadata"]["name"]
         lists.add(meta["listName"])
     assert lists == COMMAND_LISTS
-    assert [ref["parameter"] for ref in auth["spec"]["secretTargetRef"]] == ["password"]
+    sentinel = any(trigger["type"] == "redis-sentinel" for trigger in scaled["triggers"])
+    assert [ref["parameter"] for ref in auth["spec"]["secretTargetRef"]] == (
+        ["password", "sentinelPassword"] if sentinel else ["password"])
 
 
 @pytest.mark.parametrize("target", TARGETS)

@@ -107,11 +107,11 @@ def control(settings: WorkerSettings, *, redis_only: bool = False) -> Iterator[C
     Support commands never embed a Redis: a private one would hold none of the worker's state.
     """
     merchants = _merchants(redis_only)
-    with find_redis(settings.redis_url, embed=False) as found:
+    with find_redis(settings.redis_target(), embed=False, configured_as=settings.redis_variable) as found:
         try:
-            ops = Control(found.url, settings, merchants)
+            ops = Control(found.where, settings, merchants)
         except OperationError as exc:
-            raise OperationError(f"{exc} (at {found.shown}; set REDIS_URL)") from None
+            raise OperationError(f"{exc} (at {found.shown}; set {settings.redis_variable})") from None
         try:
             yield ops
         except redis.RedisError as exc:

@@ -52,8 +52,8 @@ def enqueue(
     settings = get_settings()
     with guard():
         try:
-            with find_redis(settings.redis_url) as found:
-                ops = Control(found.url, settings, merchants)
+            with find_redis(settings.redis_target(), configured_as=settings.redis_variable) as found:
+                ops = Control(found.where, settings, merchants)
                 try:
                     todo = unique
                     finished = _finished(ops, unique)

@@ -18,6 +18,7 @@ from worker.cli.common import fail
 from worker.local.redis import RedisUnavailable, find_redis
 from worker.runtime.settings import SettingsError, WorkerSettings, get_settings
 from worker.store.keys import Layout
+from worker.store.settings import SENTINEL_VARIABLES
 from worker.vipps import ConfigError, load_settings
 from worker.vipps.merchants import load_merchants
 
@@ -38,7 +39,7 @@ def worker(
     if settings.metrics_port and not port_free(settings.metrics_host, settings.metrics_port):
         raise fail(f"METRICS_PORT {settings.metrics_port} on {settings.metrics_host} is in use (another worker?)")
     try:
-        with find_redis(settings.redis_url) as found:
+        with find_redis(settings.redis_target(), configured_as=settings.redis_variable) as found:
             raise typer.Exit(run_worker(found.url, processes or settings.worker_processes,
                                         threads or settings.worker_threads, settings, layout))
     except RedisUnavailable as exc:
@@ -66,7 +67,9 @@ def run_worker(url: str, processes: int, threads: int, settings: WorkerSettings,
     # Loads dramatiq and the metrics (only for this command), after the metrics directory exists: a metric
     # without labels writes its file there as soon as it is defined.
     from worker.runtime.main import ENTRY
-    env = dict(os.environ) | (extra_env or {}) | {
+    # The URL says it all (a sentinel URL too); the secrets kept apart (REDIS_PASSWORD_FILE, ...) pass on as they are.
+    inherited = {k: v for k, v in os.environ.items() if k not in SENTINEL_VARIABLES}
+    env = inherited | (extra_env or {}) | {
         "REDIS_URL": url, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir), "prometheus_multiproc_dir": str(metrics_dir),
         "dramatiq_prom_db": str(metrics_dir), "dramatiq_queue_prefetch": str(max(2, threads * 2)),
         "dramatiq_worker_timeout": "200",

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.core.producer import Producer, prepare
-from worker.store.connection import connect
+from worker.store.connection import Where, connect
 from worker.store.deadletters import DeadLetterStore
 from worker.store.keys import command_ref
 from worker.store.ledger import TERMINAL, Ledger
@@ -91,7 +91,7 @@ def new_command_id(kind: str = "support") -> str:
 
 
 class Control:
-    def __init__(self, redis_url: str, settings: StoreSettings, merchants: Merchants | None = None) -> None:
+    def __init__(self, redis_url: Where, settings: StoreSettings, merchants: Merchants | None = None) -> None:
         self.settings = settings
         self._merchants = merchants
         self.layout = settings.layout(merchants.msns if merchants else ())

@@ -21,6 +21,11 @@ import redis
 
 from worker.local.processes import free_port
 from worker.local.wait import wait_until
+from worker.store.connection import Where, client_for, target_of
+from worker.store.target import RedisTarget, RedisTargetError, redact_url
+
+__all__ = ["DEFAULT_URL", "EmbeddedRedis", "FoundRedis", "RedisUnavailable", "find_redis", "redact_url",
+           "redis_answers", "redis_server_binary"]
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -29,24 +34,16 @@ class RedisUnavailable(Exception):
     pass
 
 
-def redis_answers(url: str) -> bool:
-    """Whether a Redis at ``url`` answers PING within half a second."""
+def redis_answers(where: Where) -> bool:
+    """Whether a Redis at ``where`` (through its sentinels, if so configured) answers PING within a second."""
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        client = client_for(target_of(where), socket_connect_timeout=0.5, socket_timeout=0.5)
         try:
             return bool(client.ping())
         finally:
             client.close()
-    except redis.RedisError:
+    except (redis.RedisError, RedisTargetError):
         return False
-
-
-def redact_url(url: str) -> str:
-    """A Redis URL fit to print: its password hidden."""
-    if "@" not in url:
-        return url
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://***@{rest.rpartition('@')[2]}"
 
 
 def redis_server_binary() -> str | None:
@@ -134,14 +131,20 @@ class EmbeddedRedis:
 class FoundRedis:
     url: str
     origin: str  # where it came from: "REDIS_URL" (or the caller's name for it), "localhost:6379" or "embedded"
+    target: RedisTarget | None = None  # the configured one, with the secrets kept apart from its URL
 
     @property
     def shown(self) -> str:
         return redact_url(self.url)
 
+    @property
+    def where(self) -> Where:
+        """What to connect to: the configured target (secrets and all), or the URL."""
+        return self.target if self.target is not None else self.url
+
 
 @contextlib.contextmanager
-def find_redis(configured: str | None, *, embed: bool = True, force_embedded: bool = False,
+def find_redis(configured: Where | None, *, embed: bool = True, force_embedded: bool = False,
                configured_as: str = "REDIS_URL") -> Iterator[FoundRedis]:
     """The Redis to use: ``configured`` (REDIS_URL), else one on localhost:6379, else a private one.
 
@@ -150,9 +153,11 @@ def find_redis(configured: str | None, *, embed: bool = True, force_embedded: bo
     worker's state) there is no private one and nothing is probed: the first connection tells what is wrong.
     """
     if configured and not force_embedded:
+        target = configured if isinstance(configured, RedisTarget) else None
+        url = target.url if target is not None else str(configured)
         if embed and not redis_answers(configured):
-            raise RedisUnavailable(f"Redis at {configured_as} does not answer ({redact_url(configured)})")
-        yield FoundRedis(configured, configured_as)
+            raise RedisUnavailable(f"Redis at {configured_as} does not answer ({redact_url(url)})")
+        yield FoundRedis(url, configured_as, target)
         return
     if not embed or (not force_embedded and redis_answers(DEFAULT_URL)):
         yield FoundRedis(DEFAULT_URL, "localhost:6379")

@@ -29,6 +29,10 @@ PRIORITY = {"agreement": 0, "charge": 10}
 # either (dramatiq would log that, then ack the message: lost). So the message is held, unacked, and
 # carried out again from the start once Redis answers; every step is idempotent.
 REDIS_OUTAGE_LIMIT_SECONDS = 25 * 60
+# A failover looks like an outage: a demoted primary answers READONLY (our connections turn that into a
+# ConnectionError; this is for any other), and a new primary may not hold a script yet (NOSCRIPT from a pipeline).
+HELD_THROUGH = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError,
+                redis.exceptions.NoScriptError)
 log = logging.getLogger("worker.runtime.actors")
 
 
@@ -39,7 +43,7 @@ def handle_holding_through_redis_outages(runtime: RuntimeHolder, broker: Billing
         try:
             runtime.get(broker).pipeline.handle(delivery)
             return
-        except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
+        except HELD_THROUGH:
             if time.monotonic() - started > REDIS_OUTAGE_LIMIT_SECONDS:
                 raise
             if attempt == 0:

@@ -24,7 +24,7 @@ from dramatiq.encoder import JSONEncoder
 from dramatiq.middleware import AgeLimit, CurrentMessage, Retries, ShutdownNotifications, TimeLimit
 
 from worker.runtime.settings import WorkerSettings
-from worker.store.connection import connect
+from worker.store.connection import Where, connect
 from worker.store.keys import DramatiqKeys
 from worker.store.ledger import DeliveryAck
 
@@ -135,7 +135,7 @@ class BillingRedisBroker(RedisBroker):
                            messages_key=self.keys.messages(queue_name), redis_message_id=redis_message_id)
 
 
-def make_broker(settings: WorkerSettings, url: str, *,
+def make_broker(settings: WorkerSettings, url: Where, *,
                 extra_middleware: list[Any] | None = None) -> BillingRedisBroker:
     # dramatiq's Retries covers only unexpected exceptions; Vipps's transient failures are retried by the
     # pipeline's own durable schedule (worker.core.retry).

@@ -26,9 +26,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from worker.runtime import health
+from worker.runtime import health, metrics
+from worker.runtime.failover import PrimaryWatch
+from worker.runtime.loops import Loops
 from worker.runtime.metrics import NO_MERCHANT
 from worker.runtime.settings import WorkerSettings, get_settings
+from worker.store.connection import Where, connect_within
 from worker.store.keys import Layout
 from worker.store.state import RedisState, read_state
 from worker.vipps import load_settings
@@ -122,7 +125,7 @@ def make_app(client: redis.Redis, settings: WorkerSettings, metrics_dir: Path | 
                              Route("/readyz", readyz, methods=["GET", "HEAD"])])
 
 
-def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None, layout: Layout | None = None) -> int:
+def serve(settings: WorkerSettings, redis_url: Where, metrics_dir: Path | None, layout: Layout | None = None) -> int:
     """Serve until stopped; 1 at once if the port is taken (then the whole worker is stopped too)."""
     try:
         sock = socket.create_server((settings.metrics_host, settings.metrics_port), reuse_port=False)
@@ -133,10 +136,16 @@ def serve(settings: WorkerSettings, redis_url: str, metrics_dir: Path | None, la
                      settings.metrics_port, exc.strerror)
         os.kill(os.getppid(), signal.SIGTERM)
         return 1
-    client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+    client = connect_within(redis_url, 5.0)
+    loops = Loops()
+    watch = PrimaryWatch(client, metrics.redis_failovers.inc).loop()
+    loops.start([watch] if watch else [])
     config = uvicorn.Config(make_app(client, settings, metrics_dir, layout), log_level="warning", access_log=False,
                             lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        loops.stop()
     return 0
 
 
@@ -146,4 +155,5 @@ def serve_from_env() -> int:
 
     settings = get_settings()
     layout = settings.layout(load_merchants(load_settings()).msns)
-    return serve(settings, settings.redis_url or DEFAULT_REDIS_URL, settings.prometheus_multiproc_dir, layout)
+    target = settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL
+    return serve(settings, target, settings.prometheus_multiproc_dir, layout)

@@ -27,9 +27,10 @@ def setup() -> None:
     settings = get_settings()
     configure(settings.log_level)
     dramatiq.set_encoder(PoisonTolerantEncoder())
-    url = settings.redis_url or DEFAULT_REDIS_URL
+    target = settings.redis_target(DEFAULT_REDIS_URL)
+    assert target is not None
     merchants = load_merchants(load_settings())
-    runtime = RuntimeHolder(settings, url, merchants)
-    broker = make_broker(settings, url, extra_middleware=[PrometheusMetrics(), RuntimeMiddleware(runtime)])
+    runtime = RuntimeHolder(settings, target, merchants)
+    broker = make_broker(settings, target, extra_middleware=[PrometheusMetrics(), RuntimeMiddleware(runtime)])
     dramatiq.set_broker(broker)
     actors.declare(broker, settings.layout(merchants.msns), settings, runtime)

@@ -62,8 +62,15 @@ charge_batches = Counter("vipps_billing_charge_batches", "Requests to the batch 
                          "not_sent, refused).", ["msn", "outcome"])
 charge_batch_size = Histogram("vipps_billing_charge_batch_size", "Charges per request to the batch endpoint.",
                               buckets=(1, 2, 10, 50, 100, 250, 500, 1000, 1500, 2000))
+unreplicated_writes = Counter("vipps_billing_redis_unreplicated_writes", "Outcomes and parks that fewer "
+                              "replicas than REDIS_WAIT_REPLICAS acknowledged within REDIS_WAIT_TIMEOUT_MS.")
+redis_failovers = Counter("vipps_billing_redis_failovers", "Changes of the Redis primary seen through Sentinel.")
 orphans_requeued = Counter("vipps_billing_orphaned_messages_requeued",
                            "Fetched messages held by no worker of the process, put back on their queue.", ["queue"])
+
+
+def unreplicated(acknowledged: int) -> None:
+    unreplicated_writes.inc()
 
 
 def event_published(kind: str) -> None:

@@ -31,7 +31,7 @@ from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
 from worker.store.batches import ChargeBatches
 from worker.store.clock import now_ms
-from worker.store.connection import connect
+from worker.store.connection import Where, connect
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
 from worker.store.ledger import Ledger
 from worker.store.outbox import Relay
@@ -49,7 +49,7 @@ BATCH_LOOP_SECONDS = 0.1  # how often each process looks for a merchant batch th
 
 
 class Runtime:
-    def __init__(self, settings: WorkerSettings, broker: Broker, redis_url: str,
+    def __init__(self, settings: WorkerSettings, broker: Broker, redis_url: Where,
                  vipps_settings: VippsSettings | None = None, merchants: Merchants | None = None) -> None:
         self.settings = settings
         self.broker = broker
@@ -64,7 +64,8 @@ class Runtime:
         self.relay = Relay(self.redis, layout, on_published=metrics.event_published)
         self.ledger = Ledger(self.redis, layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400,
-                             on_published=metrics.events_published_all)
+                             on_published=metrics.events_published_all, replicas=settings.replicas(),
+                             on_unreplicated=metrics.unreplicated)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
         charge_every = settings.charge_poll_seconds
         if charge_every is None and self.vipps_settings.env is VippsEnvironment.SIMULATOR:
@@ -188,7 +189,7 @@ def cached(read: Callable[[], Any], seconds: float) -> Callable[[], Any]:
 class RuntimeHolder:
     """This process's runtime, built once on first use (a message may arrive before the worker-boot hook ran)."""
 
-    def __init__(self, settings: WorkerSettings, redis_url: str, merchants: Merchants | None = None) -> None:
+    def __init__(self, settings: WorkerSettings, redis_url: Where, merchants: Merchants | None = None) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.merchants = merchants

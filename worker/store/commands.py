@@ -18,6 +18,9 @@ from schemas.events import EVENT_NAMESPACE
 from worker.store import scripts
 from worker.store.keys import Layout
 from worker.store.messages import encode_message
+from worker.store.replication import Replicas
+
+NO_WAIT = Replicas()
 
 
 class EnqueueKeys(NamedTuple):
@@ -43,8 +46,9 @@ class CommandQueue:
         msn = command.get("msn")
         return self.layout.queue_for(kind, msn if isinstance(msn, str) else None), actor_name(kind)
 
-    def enqueue(self, commands: Sequence[dict[str, Any]]) -> list[str]:
-        """Put commands on their queues, each as one dramatiq message; returns their message ids."""
+    def enqueue(self, commands: Sequence[dict[str, Any]], replicas: Replicas = NO_WAIT) -> list[str]:
+        """Put commands on their queues, each as one dramatiq message; returns their message ids. With
+        ``replicas``, then waits for them to hold the messages (``NotReplicated`` if too few did in time)."""
         by_queue: dict[str, list[bytes | str]] = {}
         ids = []
         for command in commands:
@@ -56,5 +60,7 @@ class CommandQueue:
         for queue, args in by_queue.items():
             dq = self.layout.dramatiq
             self._enqueue(keys=list(EnqueueKeys(dq.queue(queue), dq.messages(queue))), args=args, client=pipe)
-        pipe.execute()
+        replicas.add_wait(pipe)
+        _, acknowledged = replicas.results(pipe.execute())
+        replicas.check(acknowledged, ids)
         return ids

@@ -26,6 +26,7 @@ from worker.store import scripts
 from worker.store.clock import now_ms
 from worker.store.eventqueue import EventQueue
 from worker.store.keys import Layout, command_ref
+from worker.store.replication import Replicas
 from worker.store.replies import text
 from worker.store.watchlist import WatchChange, change_args
 
@@ -212,8 +213,13 @@ def encode_events(events: Sequence[Event]) -> bytes:
 
 class Ledger:
     def __init__(self, client: redis.Redis, layout: Layout, *, heartbeat_timeout_ms: int, retention_seconds: int,
-                 on_published: Callable[[list[str]], None] | None = None) -> None:
+                 on_published: Callable[[list[str]], None] | None = None, replicas: Replicas | None = None,
+                 on_unreplicated: Callable[[int], None] | None = None) -> None:
         self.redis = client
+        # Outcomes and parks wait for this many replicas (REDIS_WAIT_REPLICAS); one not confirmed in time
+        # stands all the same (it is on the primary), and is reported with the count that acknowledged it.
+        self.replicas = replicas or Replicas()
+        self.on_unreplicated = on_unreplicated
         self.layout = layout
         self.keys = layout.keys
         self.events = EventQueue(layout)
@@ -246,7 +252,7 @@ class Ledger:
                         batch, ack.acks_key if ack else None, ack.messages_key if ack else None)
         args = ParkArgs(fingerprint(command), to_json(command), now_ms(), lease_ms, owner, broker_id,
                         self.heartbeat_timeout_ms, cid, command["type"], ack.redis_message_id if ack else "")
-        claim = _claim_of(self._park(keys=present(keys), args=list(args)))
+        claim = _claim_of(self._durably(self._park, present(keys), list(args)))
         if ack and claim.status is ClaimStatus.PARKED:
             ack.done = True
         return claim
@@ -261,7 +267,7 @@ class Ledger:
         finished (the first outcome stands).
         """
         keys, args = self._finish_call(Terminal(command, status, events, watch, error), create, ack)
-        result = self._finish(keys=keys, args=args)
+        result = self._durably(self._finish, keys, args)
         if ack:
             ack.done = True
         self._published(result[1:])
@@ -275,9 +281,25 @@ class Ledger:
         for outcome in outcomes:
             keys, args = self._finish_call(outcome, False, None)
             self._finish(keys=keys, args=args, client=pipe)
-        results = pipe.execute()
+        self.replicas.add_wait(pipe)
+        results, acknowledged = self.replicas.results(pipe.execute())
+        self._replicated(acknowledged)
         self._published([t for result in results for t in result[1:]])
         return [bool(result[0]) for result in results]
+
+    def _durably(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
+        """Run ``script``; with replicas to wait for, WAIT on the same connection (it counts that one's writes)."""
+        if not self.replicas.count:
+            return script(keys=keys, args=args)
+        with self.redis.client() as single:
+            result = script(keys=keys, args=args, client=single)
+            acknowledged = int(single.wait(self.replicas.count, self.replicas.timeout_ms))
+        self._replicated(acknowledged)
+        return result
+
+    def _replicated(self, acknowledged: int | None) -> None:
+        if acknowledged is not None and acknowledged < self.replicas.count and self.on_unreplicated:
+            self.on_unreplicated(acknowledged)
 
     def _finish_call(self, outcome: Terminal, create: bool, ack: DeliveryAck | None) -> tuple[list[Any], list[Any]]:
         command, status = outcome.command, outcome.status
@@ -288,7 +310,7 @@ class Ledger:
                           ack.messages_key if ack else None)
         args = FinishArgs(cid, status, now_ms(), self.retention_seconds, encode_events(outcome.events),
                           json.dumps(outcome.error) if outcome.error else "", str(command.get("type", "")),
-                          "1" if create else "", fingerprint(command) if create else "",
+                          "1" if create else "", fingerprint(command),
                           to_json(command) if create else "", ack.redis_message_id if ack else "")
         return present(keys), [*args, *change_args(outcome.watch), *self.events.args(outcome.events)]
 

@@ -40,7 +40,8 @@ class Receiver:
 
 def build(settings: WebhookSettings, *, client: redis.Redis | None = None,
           clock: Callable[[], float] = time.time) -> Receiver:
-    client = client or connect_within(settings.redis_url or DEFAULT_REDIS_URL, settings.webhook_redis_timeout_seconds)
+    client = client or connect_within(settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL,
+                                      settings.webhook_redis_timeout_seconds)
     layout = settings.layout()
     secrets = SecretsDir(settings.webhook_secrets_dir)
     verifier = Verifier(settings.webhook_public_url, secrets.current,

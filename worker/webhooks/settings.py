@@ -55,4 +55,4 @@ def load_settings(**overrides: object) -> WebhookSettings:
     try:
         return WebhookSettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(f"invalid settings: {one_line(exc, upper=True)}") from None
+        raise SettingsError(f"invalid settings: {one_line(exc, upper=True, unnamed='')}") from None

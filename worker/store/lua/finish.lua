@@ -19,9 +19,11 @@ if before == 'succeeded' or before == 'failed' or before == 'rejected' or before
   ack()
   return {0}
 end
-if create == '1' and not before then
-  redis.call('HSET', command, 'fingerprint', fingerprint, 'payload', payload, 'type', command_type, 'attempts', 0,
-             'first_attempt_ms', now)
+-- No record: a command rejected before its claim (create), or one whose claim a failover lost (the new
+-- primary never had it). Either way the record keeps the fingerprint, so a resend is not taken for a reuse.
+if not before and fingerprint ~= '' then
+  redis.call('HSET', command, 'fingerprint', fingerprint, 'type', command_type, 'attempts', 0, 'first_attempt_ms', now)
+  if create == '1' then redis.call('HSET', command, 'payload', payload) end
 end
 redis.call('HSET', command, 'status', status, 'events', events, 'finished_ms', now, 'error', error)
 redis.call('HDEL', command, 'lease_until', 'next_attempt_ms', 'waiting')
