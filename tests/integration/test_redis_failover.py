@@ -36,6 +36,7 @@ from tests.chaos.test_chaos import AGREEMENT, SUCCESS, TERMINAL, Terminal, charg
 from tests.sentinel import Address, SentinelGroup
 from tests.stack import EVENTS_QUEUE, Simulator, Worker, wait_for
 from worker.core.producer import Producer
+from worker.local.processes import wait_ready
 from worker.local.redis import redis_server_binary
 from worker.runtime.settings import WorkerSettings
 from worker.store.keys import DramatiqKeys, Keys, command_ref
@@ -271,6 +272,7 @@ def run() -> Iterator[Run]:
     terminal = Terminal(watch)
     stream: Stream | None = None
     try:
+        wait_ready(worker.process, f"http://127.0.0.1:{worker.metrics_port}/readyz", 60, "the worker")
         with open_producer(group.url) as p:
             setup = set_up(p, terminal, sim)
         stream = Stream(group.url, setup).start()
