@@ -35,7 +35,7 @@ import redis
 from tests.chaos.test_chaos import AGREEMENT, SUCCESS, TERMINAL, Terminal, charge
 from tests.sentinel import Address, SentinelGroup
 from tests.stack import EVENTS_QUEUE, Simulator, Worker, wait_for
-from worker.core.producer import Producer
+from worker.core.producer import NotConfirmed, Producer
 from worker.local.processes import wait_ready
 from worker.local.redis import redis_server_binary
 from worker.runtime.settings import WorkerSettings
@@ -60,8 +60,8 @@ pytestmark = pytest.mark.skipif(redis_server_binary() is None, reason="needs a r
 
 def open_producer(url: str) -> Producer:
     """The billing system's producer, through the Sentinel URL."""
-    # Receipt confirmation (send returns once the replica holds the command): switch it on here when Producer has it.
-    return Producer(url, layout=WorkerSettings().layout())
+    # Receipt confirmed: send returns once the replica holds the command too (NotConfirmed otherwise: sent again).
+    return Producer(url, layout=WorkerSettings().layout(), confirm_replicas=1, confirm_timeout_ms=1000)
 
 
 @dataclass
@@ -155,7 +155,7 @@ class Stream:
             try:
                 p.send(command)
                 return
-            except redis.RedisError:
+            except (redis.RedisError, NotConfirmed):  # no primary, or no replica holds it yet: again, the same
                 self.repeated_sends += 1
                 if self._stop.wait(0.1):
                     raise
@@ -254,10 +254,11 @@ def run_failovers(group: SentinelGroup, stream: Stream, watch: redis.Redis, msn:
     for _ in range(CYCLES):
         stream.wait_sent(int(RATE * 5))
         failover = fail_over(group, watch, msn)
-        stream.wait_sent(int(RATE * 3))  # the producer is through to the new primary
+        # Until the old primary replicates the new one, no replica can confirm a command: the producer waits.
         restarted = time.monotonic()
         group.restart_as_replica(failover.killed, 90)
         failover.rejoin_s = time.monotonic() - restarted
+        stream.wait_sent(int(RATE * 3))  # the producer is through to the new primary, confirmed again
         failovers.append(failover)
     stream.wait_sent(int(RATE * 3))
     return failovers
@@ -297,7 +298,7 @@ def run() -> Iterator[Run]:
 def test_report(run: Run) -> None:
     kinds = collections.Counter(k for c in run.acked for k in run.outcomes.get(c["command_id"], {}).values())
     print(f"\nfailover: {len(run.acked)} commands acknowledged at {RATE:.0f}/s, "
-          f"{run.repeated_sends} sends repeated while there was no primary")
+          f"{run.repeated_sends} sends repeated while no primary answered or no replica confirmed")
     for i, f in enumerate(run.failovers, 1):
         print(f"  kill {i}: primary {f.killed[1]} -> {f.promoted[1]}; {f.inflight} commands in flight, "
               f"{f.parked} charges parked in the batch; promoted after {f.promotion_s:.1f}s, first event on "
