@@ -135,6 +135,12 @@ def commands() -> list[dict[str, Any]]:
                     "agreement_id": "agr_missingupd", "product_name": f"Renamed {i}"})
     out.append({"type": "charge.fetch", "command_id": "live-charge-fetch", "issued_at": now,
                 "agreement_id": "agr_missing0", "charge_id": "chr_missing0"})
+    # Two charges at once go out as one batch (refused: no such agreement), for the Charge runs panels.
+    due = (dt.datetime.now(dt.UTC).date() + dt.timedelta(days=3)).isoformat()
+    for i in range(2):
+        out.append({"type": "charge.create", "command_id": f"live-charge-{i}", "issued_at": now,
+                    "agreement_id": "agr_missing0", "amount": 1000 + i, "description": "Live", "due": due,
+                    "retry_days": 0, "transaction_type": "DIRECT_CAPTURE"})
     return out
 
 

@@ -60,6 +60,7 @@ transitions_seen = Counter("vipps_billing_transitions_seen", "Agreement and char
                            "what saw them first (observed_by: webhook, poll, command).", ["observed_by"])
 charge_batches = Counter("vipps_billing_charge_batches", "Requests to the batch endpoint, by outcome (sent, failed, "
                          "not_sent, refused).", ["msn", "outcome"])
+BATCH_OUTCOMES = ("sent", "failed", "not_sent", "refused")
 charge_batch_size = Histogram("vipps_billing_charge_batch_size", "Charges per request to the batch endpoint.",
                               buckets=(1, 2, 10, 50, 100, 250, 500, 1000, 1500, 2000))
 unreplicated_writes = Counter("vipps_billing_redis_unreplicated_writes", "Outcomes and parks that fewer "
@@ -124,6 +125,9 @@ class PipelineMetrics(PipelineObserver):
                 dead_letters_added.labels(msn, reason)
         for via in OBSERVED_BY:
             transitions_seen.labels(via)
+        for msn in sorted(self.msns):
+            for outcome in BATCH_OUTCOMES:
+                charge_batches.labels(msn, outcome)
 
     def label(self, msn: str | None) -> str:
         return msn if msn is not None and msn in self.msns else NO_MERCHANT
