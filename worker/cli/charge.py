@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,7 +22,9 @@ from worker.cli.common import (
     money,
 )
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
+from worker.core import lookups
 from worker.core.handlers import snapshot
+from worker.core.lookups import Move
 from worker.vipps import models
 
 app = typer.Typer(no_args_is_help=True, help="List, show, capture, refund or cancel charges.\n\n"
@@ -113,15 +115,6 @@ def _print_charge(charge: models.ChargeResponseV3, agreement_id: str | None, as_
     console.print(history)
 
 
-Move = Literal["capture", "refund"]
-
-
-def _left(charge: models.ChargeResponseV3, kind: Move) -> int:
-    """What is left to capture (reserved) or to refund (captured)."""
-    s = charge.summary
-    return charge.amount - s.captured - s.cancelled if kind == "capture" else s.captured - s.refunded
-
-
 def _move_money(kind: Move, done_event: str, default_description: str, doc: str) -> Callable[..., None]:
     """The ``charge capture`` or ``charge refund`` command: the same but for the verb, its event and texts."""
     def command(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption, amount: AmountOption = None,
@@ -130,7 +123,7 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
                 timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
         # What is left, from Vipps now.
         charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn)
-        left = _left(charge, kind)
+        left = lookups.left(charge, kind)
         if not amount:
             amount = left
             if amount < 100:

@@ -13,17 +13,14 @@ from typing import Any
 from rich.table import Table
 
 from worker.cli.common import JsonOption, MsnOption, console, control, emit_json, guard, known_msn
+from worker.core.lookups import merchant_timeline
 from worker.runtime.settings import get_settings
 
 
 def show_timeline(agreement_id: str, charge_id: str | None, as_json: bool, msn: str | None = None) -> None:
     with guard(), control(get_settings(), redis_only=True) as ops:
         merchant = known_msn(ops, msn)
-        events = ops.ledger.timeline(agreement_id, charge_id)
-    others: list[str] = []
-    if merchant is not None:  # events that name no merchant are kept: they are no other merchant's
-        others = sorted({str(e["msn"]) for e in events if e.get("msn") not in (None, merchant)})
-        events = [e for e in events if e.get("msn") in (None, merchant)]
+        events, others = merchant_timeline(ops.ledger, agreement_id, charge_id, merchant)
     if as_json:
         emit_json(events)
         return
