@@ -7,7 +7,20 @@ import sys
 
 import typer
 
-from worker.cli import agreement, bench, charge, checklist, command, demo, dlq, enqueue, merchants, status, webhooks
+from worker.cli import (
+    agreement,
+    bench,
+    charge,
+    checklist,
+    command,
+    console,
+    demo,
+    dlq,
+    enqueue,
+    merchants,
+    status,
+    webhooks,
+)
 from worker.cli import worker as worker_command
 from worker.cli.common import KNOWN_ERRORS, describe, err_console
 from worker.simulator import cli as simulator_cli
@@ -28,6 +41,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(merchants.app, name="merchants")
 app.add_typer(bench.app, name="bench")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(console.app, name="console")
 for single in (demo.demo, checklist.checklist, worker_command.worker, enqueue.enqueue, status.status):
     app.command()(single)
 

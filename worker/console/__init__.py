@@ -1,0 +1,1 @@
+"""The support console: server-side rendered pages for support staff, behind a login, on the CLI's core."""

@@ -1,0 +1,88 @@
+"""Session cookies: the session itself, signed (HMAC-SHA256) with ``CONSOLE_SESSION_SECRET``.
+
+The cookie holds the session id, the user and role, the CSRF token and the expiry; it is kept by the browser
+only (no server-side store), so a cookie is valid until it expires: ``CONSOLE_SESSION_MINUTES`` bounds that.
+A visitor who is not logged in gets an anonymous session too, so the login form has a CSRF token; logging
+in replaces it with a new session id and a new token (no fixation).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, replace
+
+from worker.console.users import Role
+
+# An anonymous session only carries the login form's CSRF token.
+ANONYMOUS_SECONDS = 30 * 60
+
+
+@dataclass(frozen=True)
+class Session:
+    sid: str
+    csrf: str
+    expires: float
+    user: str | None = None
+    role: str | None = None
+
+    @property
+    def logged_in(self) -> bool:
+        return self.user is not None
+
+    def may(self, role: Role) -> bool:
+        return self.role is not None and Role[self.role] >= role
+
+
+def new_session(seconds: float, user: str | None = None, role: Role | None = None) -> Session:
+    """A session with a fresh id and CSRF token."""
+    return Session(sid=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), expires=time.time() + seconds,
+                   user=user, role=role.name if role else None)
+
+
+def anonymous() -> Session:
+    return new_session(ANONYMOUS_SECONDS)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class Signer:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, body: str) -> str:
+        return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
+
+    def dump(self, session: Session) -> str:
+        body = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
+        return f"{body}.{self._mac(body)}"
+
+    def load(self, cookie: str | None, now: float | None = None) -> Session | None:
+        """The session the cookie holds, when its signature is ours and it has not expired; else None."""
+        if not cookie or cookie.count(".") != 1:
+            return None
+        body, mac = cookie.split(".")
+        if not hmac.compare_digest(mac, self._mac(body)):
+            return None
+        try:
+            session = Session(**json.loads(_unb64(body)))
+        except (ValueError, TypeError):
+            return None
+        if session.expires <= (time.time() if now is None else now):
+            return None
+        return session
+
+
+def expired(session: Session) -> Session:
+    """The same session, expired (for tests and logout)."""
+    return replace(session, expires=0)
