@@ -18,7 +18,8 @@ def test_the_commands_and_their_order_in_the_help() -> None:
     group = typer.main.get_command(app)
     with typer.Context(group) as ctx:
         assert group.list_commands(ctx) == ["demo", "checklist", "worker", "enqueue", "status", "simulator",
-                                            "agreement", "charge", "command", "dlq", "merchants", "bench", "webhooks"]
+                                            "agreement", "charge", "command", "dlq", "merchants", "bench", "webhooks",
+                                            "console"]
 
 
 def test_importing_the_cli_configures_no_logging() -> None:
