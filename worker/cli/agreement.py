@@ -20,13 +20,13 @@ from worker.cli.common import (
     emit_json,
     fail,
     guard,
-    money,
     since_option,
     when,
 )
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core.control import new_command_id
 from worker.core.handlers import snapshot
+from worker.core.money import money
 from worker.core.producer import prepare
 from worker.runtime.settings import get_settings
 from worker.vipps import models

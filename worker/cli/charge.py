@@ -19,12 +19,12 @@ from worker.cli.common import (
     console,
     emit_json,
     fail,
-    money,
 )
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
 from worker.core import lookups
 from worker.core.handlers import snapshot
 from worker.core.lookups import Move
+from worker.core.money import money
 from worker.vipps import models
 
 app = typer.Typer(no_args_is_help=True, help="List, show, capture, refund or cancel charges.\n\n"

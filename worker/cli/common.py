@@ -149,14 +149,6 @@ def confirm(question: str, yes: bool) -> None:
         raise fail("not confirmed; nothing was sent", 1)
 
 
-def money(minor: int | None, currency: str = "NOK") -> str:
-    if minor is None:
-        return "-"
-    sign = "-" if minor < 0 else ""
-    minor = abs(minor)
-    return f"{sign}{minor // 100}.{minor % 100:02d} {currency}"
-
-
 _DURATION = re.compile(r"(\d+)([smhdw])")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 

@@ -11,6 +11,7 @@ from urllib.parse import quote, urlencode
 
 from worker.console.finder import AgreementView, ChargeView, Match
 from worker.console.sessions import Session
+from worker.core.money import money
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:0;color:#222}
 header{background:#ff5b24;color:#fff;padding:.6em 1em;display:flex;justify-content:space-between}
@@ -23,14 +24,6 @@ table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;p
 def e(value: Any) -> str:
     """A value as HTML text; None as a dash."""
     return "-" if value is None else escape(str(value), quote=True)
-
-
-def money(minor: int | None, currency: str = "NOK") -> str:
-    """Kroner and øre, as the CLI shows them."""
-    if minor is None:
-        return "-"
-    sign = "-" if minor < 0 else ""
-    return f"{sign}{abs(minor) // 100}.{abs(minor) % 100:02d} {currency}"
 
 
 def _layout(title: str, body: str, session: Session | None) -> str:

@@ -10,8 +10,9 @@ import pytest
 import redis
 import typer
 
-from worker.cli.common import control, describe, money, parse_since, when
+from worker.cli.common import control, describe, parse_since, when
 from worker.core.control import OperationError
+from worker.core.money import money
 from worker.runtime.settings import WorkerSettings
 from worker.vipps import errors
 
