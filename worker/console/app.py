@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.console import pages
 from worker.console.finder import Finder, LookupFailed
+from worker.console.metrics import ConsoleMetrics
 from worker.console.ratelimit import LoginLimiter
 from worker.console.sessions import Session, Signer, anonymous, new_session
 from worker.console.settings import ConsoleSettings
@@ -57,6 +58,7 @@ class Console:
     users: Users
     finder: Finder
     limiter: LoginLimiter
+    metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
 
     def __post_init__(self) -> None:
         self.signer = Signer(self.settings.session_secret)
@@ -127,12 +129,15 @@ class Pages:
         client = request.client.host if request.client else "unknown"
         if not console.limiter.allow(f"user:{username}", f"client:{client}"):
             log.warning("console login refused: too many attempts (user %r, client %s)", username, client)
+            console.metrics.login("password", "rate_limited")
             return _html(pages.login(session, "Too many attempts; try again later."), 429)
         user = console.users.check(username, form.get("password", ""))
         if user is None:
             log.info("console login failed (user %r, client %s)", username, client)
+            console.metrics.login("password", "failure")
             return _html(pages.login(session, "Wrong username or password."), 401)
         log.info("console login: %s (%s)", user.username, user.role.name)
+        console.metrics.login("password", "success")
         fresh = new_session(console.settings.console_session_minutes * 60, user.username, user.role)
         return console.with_session(RedirectResponse("/", status_code=303), fresh)
 
