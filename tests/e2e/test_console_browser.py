@@ -148,9 +148,10 @@ def screenshot(page: Page, name: str) -> None:
 
 
 def cell(page: Page, heading: str) -> str:
-    """The value beside ``heading`` in the page's first table of fields (status, refunded, ...)."""
-    return page.locator("tr", has=page.locator("th", has_text=re.compile(f"^{heading}$"))).first \
-        .locator("td").inner_text()
+    """The value beside ``heading`` in the page's first table, its fields (status, refunded, ...)."""
+    fields = page.locator("main table").first
+    return fields.locator("tr", has=page.locator("th", has_text=re.compile(f"^{heading}$"))).locator("td") \
+        .inner_text()
 
 
 def settled_outcome(page: Page) -> str:
@@ -306,7 +307,8 @@ def test_an_operator_sees_a_dead_letter_and_others_may_not(stack: Stack, open_as
     page.goto("/dead-letters")
     page.locator(f'main a[href^="/dead-letters/{s.dead_letter_id}"]').click()
     expect(page.locator("h1")).to_have_text(f"Dead letter {s.dead_letter_id}")
-    for shown in (DEAD_COMMAND_ID, letter.reason, "charge.capture"):
+    assert letter.problem is not None
+    for shown in (DEAD_COMMAND_ID, letter.reason, "charge.capture", letter.problem["type"]):
         expect(page.locator("main")).to_contain_text(shown)
     for form in ("form#dry-run", "form#replay"):
         expect(page.locator(form)).to_have_count(1)
