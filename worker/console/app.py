@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.console import pages
+from worker.console.acting import Acting
 from worker.console.finder import Finder, LookupFailed
 from worker.console.metrics import ConsoleMetrics
 from worker.console.ratelimit import LoginLimiter
@@ -91,6 +93,7 @@ def _to_login() -> Response:
 
 
 Page = Callable[[Request, Session], Response]
+FormPage = Callable[[Request, Session, dict[str, str]], Response]
 
 
 class Pages:
@@ -108,6 +111,26 @@ class Pages:
                 return _html(pages.problem(session, "Not allowed", "Your role may not see this page."), 403)
             try:
                 return view(request, session)
+            except LookupFailed as exc:
+                return _html(pages.problem(session, "Could not look this up", str(exc)), 502)
+        return endpoint
+
+    def posted(self, view: FormPage, role: Role) -> Callable[[Request], Awaitable[Response]]:
+        """A form's endpoint: a logged-in session whose role may do it, and the session's CSRF token; the view
+        (which talks to Vipps and waits for the worker) runs in the thread pool."""
+        async def endpoint(request: Request) -> Response:
+            session = self.console.session(request)
+            if session is None or not session.logged_in:
+                return _to_login()
+            if not session.may(role):
+                log.warning("console: %s (%s) may not post to %s", session.user, session.role, request.url.path)
+                return _html(pages.problem(session, "Not allowed", "Your role may not do this."), 403)
+            form = await self.console.form(request, session)
+            if form is None:
+                return _html(pages.problem(session, "Refused", "The form has expired or lost its token; load the "
+                                           "page again."), 403)
+            try:
+                return await run_in_threadpool(view, request, session, form)
             except LookupFailed as exc:
                 return _html(pages.problem(session, "Could not look this up", str(exc)), 502)
         return endpoint
@@ -173,16 +196,20 @@ class Pages:
         return _html(pages.charge(session, self.console.finder.charge(p["agreement_id"], p["charge_id"], msn), msn))
 
     async def style(self, request: Request) -> Response:
-        return Response(pages.STYLE, media_type="text/css")
+        return Response(pages.style(), media_type="text/css")
 
 
 def build(console: Console) -> ASGIApp:
-    p = Pages(console)
+    p, acting = Pages(console), Acting(console)
     app = Starlette(routes=[
         Route("/login", p.login_form, methods=["GET"]), Route("/login", p.login, methods=["POST"]),
         Route("/logout", p.logout, methods=["POST"]), Route("/static/console.css", p.style, methods=["GET"]),
         Route("/", p.guarded(p.home), methods=["GET"]), Route("/search", p.guarded(p.search), methods=["GET"]),
         Route("/agreements/{agreement_id}", p.guarded(p.agreement), methods=["GET"]),
         Route("/agreements/{agreement_id}/charges/{charge_id}", p.guarded(p.charge), methods=["GET"]),
+        Route("/commands/{command_id}", p.guarded(acting.command), methods=["GET"]),
+        Route("/agreements/{agreement_id}/stop", p.posted(acting.stop, Role.agent), methods=["POST"]),
+        Route("/agreements/{agreement_id}/charges/{charge_id}/{verb:str}", p.posted(acting.move, Role.agent),
+              methods=["POST"]),
     ])
     return security_headers(app, hsts=console.settings.console_cookie_secure)

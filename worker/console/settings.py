@@ -35,6 +35,8 @@ class ConsoleSettings(StoreSettings):
     console_login_attempts: int = Field(default=10, ge=1, description="login attempts per username and per "
                                         "client within CONSOLE_LOGIN_WINDOW_SECONDS")
     console_login_window_seconds: int = Field(default=900, ge=1)
+    console_action_wait_seconds: float = Field(default=15.0, ge=0, le=60, description="how long an action's page "
+                                               "waits for the worker's outcome before showing it in progress")
     console_host: str = "127.0.0.1"
     console_port: int = Field(default=8090, ge=0, le=65535)
     log_level: str = "INFO"
