@@ -19,7 +19,8 @@ from worker.core.control import Control, OperationError
 from worker.local.stack import Stack, local_stack, tail
 from worker.runtime.settings import get_settings
 
-STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the webhook receiver", "starting the worker")
+STACK_STEPS = ("starting Redis", "starting the Vipps simulator", "starting the webhook receiver",
+               "starting the support console", "starting the worker")
 
 
 def demo(
