@@ -23,7 +23,8 @@ def console(settings: ConsoleSettings, ops: Control | None = None) -> Console:
     if ops is None:
         ops = Control(settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL, settings,
                       load_merchants(load_vipps_settings()))
-    return Console(settings, Users.read(settings.console_users_file), Finder(ops),
+    users = Users.read(settings.console_users_file) if settings.console_users_file else Users({})
+    return Console(settings, users, Finder(ops),
                    LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds))
 
 
