@@ -8,6 +8,7 @@ import uvicorn
 
 from worker.console.app import Console, build
 from worker.console.finder import Finder
+from worker.console.oidc import HideCallbackQuery
 from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users
@@ -30,6 +31,7 @@ def console(settings: ConsoleSettings, ops: Control | None = None) -> Console:
 
 def serve(settings: ConsoleSettings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(HideCallbackQuery())
     parts = console(settings)
     try:
         uvicorn.run(build(parts), host=settings.console_host, port=settings.console_port,
