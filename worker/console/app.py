@@ -1,4 +1,5 @@
-"""The console's ASGI app: login, the session and CSRF checks, security headers, and the find/see pages."""
+"""The console's ASGI app: login (built-in users here, OpenID Connect in ``oidc``), the session and CSRF checks,
+security headers, and the find/see pages."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.console import pages
+from worker.console import oidc, pages
 from worker.console.acting import Acting
 from worker.console.finder import Finder, LookupFailed
 from worker.console.metrics import ConsoleMetrics
@@ -81,7 +82,13 @@ class Console:
         if session is None or len(body) > MAX_FORM_BYTES:
             return None
         fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        return fields if hmac.compare_digest(fields.get("csrf", ""), session.csrf) else None
+        return fields if hmac.compare_digest(fields.get("csrf", "").encode(), session.csrf.encode()) else None
+
+    def login_page(self, session: Session, error: str | None = None) -> str:
+        """The login page with the ways to log in that are configured."""
+        provider = self.settings.oidc
+        return pages.login(session, error, password=self.settings.console_users_file is not None,
+                           sso=provider.name if provider else None)
 
 
 def _html(text: str, status: int = 200) -> HTMLResponse:
@@ -140,7 +147,7 @@ class Pages:
         if session is not None and session.logged_in:
             return RedirectResponse("/", status_code=303)
         fresh = anonymous()
-        return self.console.with_session(_html(pages.login(fresh)), fresh)
+        return self.console.with_session(_html(self.console.login_page(fresh)), fresh)
 
     async def login(self, request: Request) -> Response:
         console = self.console
@@ -148,17 +155,19 @@ class Pages:
         form = await console.form(request, session)
         if form is None or session is None:
             return _html(pages.problem(None, "Refused", "The form has expired; load the login page again."), 403)
+        if console.settings.console_users_file is None:
+            return _html(pages.problem(None, "Refused", "Log in through the identity provider."), 403)
         username = form.get("username", "")[:64]
         client = request.client.host if request.client else "unknown"
         if not console.limiter.allow(f"user:{username}", f"client:{client}"):
             log.warning("console login refused: too many attempts (user %r, client %s)", username, client)
             console.metrics.login("password", "rate_limited")
-            return _html(pages.login(session, "Too many attempts; try again later."), 429)
+            return _html(console.login_page(session, "Too many attempts; try again later."), 429)
         user = console.users.check(username, form.get("password", ""))
         if user is None:
             log.info("console login failed (user %r, client %s)", username, client)
             console.metrics.login("password", "failure")
-            return _html(pages.login(session, "Wrong username or password."), 401)
+            return _html(console.login_page(session, "Wrong username or password."), 401)
         log.info("console login: %s (%s)", user.username, user.role.name)
         console.metrics.login("password", "success")
         fresh = new_session(console.settings.console_session_minutes * 60, user.username, user.role)
@@ -211,5 +220,6 @@ def build(console: Console) -> ASGIApp:
         Route("/agreements/{agreement_id}/stop", p.posted(acting.stop, Role.agent), methods=["POST"]),
         Route("/agreements/{agreement_id}/charges/{charge_id}/{verb:str}", p.posted(acting.move, Role.agent),
               methods=["POST"]),
+        *oidc.routes(console),
     ])
     return security_headers(app, hsts=console.settings.console_cookie_secure)

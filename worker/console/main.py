@@ -8,6 +8,7 @@ import uvicorn
 
 from worker.console.app import Console, build
 from worker.console.finder import Finder
+from worker.console.oidc import HideCallbackQuery
 from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users
@@ -23,12 +24,14 @@ def console(settings: ConsoleSettings, ops: Control | None = None) -> Console:
     if ops is None:
         ops = Control(settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL, settings,
                       load_merchants(load_vipps_settings()))
-    return Console(settings, Users.read(settings.console_users_file), Finder(ops),
+    users = Users.read(settings.console_users_file) if settings.console_users_file else Users({})
+    return Console(settings, users, Finder(ops),
                    LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds))
 
 
 def serve(settings: ConsoleSettings) -> None:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("uvicorn.access").addFilter(HideCallbackQuery())
     parts = console(settings)
     try:
         uvicorn.run(build(parts), host=settings.console_host, port=settings.console_port,

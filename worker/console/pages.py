@@ -29,7 +29,7 @@ def e(value: Any) -> str:
     return "-" if value is None else escape(str(value), quote=True)
 
 
-def layout(title: str, body: str, session: Session | None, refresh: int | None = None) -> str:
+def layout(title: str, body: str, session: Session | None, refresh: int | None = None, head: str = "") -> str:
     """A whole page; ``refresh`` reloads it after that many seconds (a meta tag: no script needed)."""
     user, nav = "", ""
     if session is not None and session.logged_in:
@@ -39,7 +39,7 @@ def layout(title: str, body: str, session: Session | None, refresh: int | None =
         nav = ' <a href="/dead-letters">Dead letters</a>' if session.may(Role.operator) else ""
     reload = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{e(title)} · Vipps billing support</title>{reload}"
+            f"<title>{e(title)} · Vipps billing support</title>{reload}{head}"
             '<link rel="stylesheet" href="/static/console.css"></head><body>'
             f'<header><nav><a href="/">Find</a>{nav}</nav>{user}</header><main>{body}</main></body></html>')
 
@@ -48,14 +48,23 @@ def csrf_field(session: Session) -> str:
     return f'<input type="hidden" name="csrf" value="{e(session.csrf)}">'
 
 
-def login(session: Session, error: str | None = None) -> str:
+def login(session: Session, error: str | None = None, *, password: bool = True, sso: str | None = None) -> str:
+    """The login page: the password form when there are built-in users, a link to ``sso`` (the provider's name)
+    when OpenID Connect is on."""
     problem = f'<p class="error">{e(error)}</p>' if error else ""
-    body = (f"<h1>Log in</h1>{problem}"
-            f'<form method="post" action="/login">{csrf_field(session)}'
+    link = f'<p><a href="/login/oidc">Log in with {e(sso)}</a></p>' if sso else ""
+    form = (f'<form method="post" action="/login">{csrf_field(session)}'
             '<p><label>Username <input name="username" autocomplete="username" required></label></p>'
             '<p><label>Password <input name="password" type="password" autocomplete="current-password" '
-            'required></label></p><p><button type="submit">Log in</button></p></form>')
-    return layout("Log in", body, None)
+            'required></label></p><p><button type="submit">Log in</button></p></form>') if password else ""
+    return layout("Log in", f"<h1>Log in</h1>{problem}{link}{form}", None)
+
+
+def signed_in() -> str:
+    """After a login through the identity provider: the browser moves on to the start page from here, a
+    navigation of the console's own that the Strict session cookie comes along with."""
+    return layout("Logged in", '<h1>Logged in</h1><p><a href="/">Continue</a></p>', None,
+                   head='<meta http-equiv="refresh" content="0; url=/">')
 
 
 def pairs(items: Iterable[tuple[str, Any]]) -> str:
