@@ -26,7 +26,7 @@ from worker.console.sessions import Session
 from worker.core import actions
 from worker.core.actions import Action, Refused
 from worker.core.commands import lookup
-from worker.core.control import new_command_id
+from worker.core.control import Control, new_command_id
 from worker.core.money import parse_kroner
 from worker.core.producer import InvalidCommand
 from worker.vipps import VippsClient, errors
@@ -92,20 +92,9 @@ class Acting:
         sent = self.ops.send(action.command | {"msn": merchant})
         log.info("console action %s by %s: %s (command %s, reason %r)", action.name, session.user, action.summary,
                  sent, action.command.get("reason"))
-        outcome = self._outcome(sent, merchant)
+        outcome = wait_outcome(self.ops, sent, merchant, self.console.settings.console_action_wait_seconds)
         self.console.metrics.action(action.name, outcome)
         return RedirectResponse(command_path(sent, msn), status_code=303)
-
-    def _outcome(self, command_id: str, msn: str) -> str:
-        """succeeded or failed once the worker recorded it; pending when it has not within the page's wait."""
-        deadline = time.monotonic() + self.console.settings.console_action_wait_seconds
-        while True:
-            found = self.ops.outcome(command_id, msn)
-            if found is not None:
-                return "succeeded" if found.status == "succeeded" else "failed"
-            if time.monotonic() > deadline:
-                return "pending"
-            time.sleep(0.1)
 
     def _refused(self, session: Session, name: str, text: str, back: str, form: dict[str, str],
                  status: int) -> Response:
@@ -127,6 +116,19 @@ class Acting:
                                               "or the dead letters: still queued, never sent, or older than "
                                               "LEDGER_RETENTION_DAYS."), status_code=404)
         return HTMLResponse(pages.command(session, found, msn))
+
+
+def wait_outcome(ops: Control, command_id: str, msn: str, seconds: float) -> str:
+    """succeeded or failed once the worker recorded it; pending when it has not within ``seconds`` (a page
+    does not wait longer: the command goes on, and its page shows it)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = ops.outcome(command_id, msn)
+        if found is not None:
+            return "succeeded" if found.status == "succeeded" else "failed"
+        if time.monotonic() > deadline:
+            return "pending"
+        time.sleep(0.1)
 
 
 def _name(verb: str) -> str:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from worker.console import oidc, pages
 from worker.console.acting import Acting
+from worker.console.deadletters import DeadLetterPages
 from worker.console.finder import Finder, LookupFailed
 from worker.console.metrics import ConsoleMetrics
 from worker.console.ratelimit import LoginLimiter
@@ -209,7 +210,7 @@ class Pages:
 
 
 def build(console: Console) -> ASGIApp:
-    p, acting = Pages(console), Acting(console)
+    p, acting, letters = Pages(console), Acting(console), DeadLetterPages(console)
     app = Starlette(routes=[
         Route("/login", p.login_form, methods=["GET"]), Route("/login", p.login, methods=["POST"]),
         Route("/logout", p.logout, methods=["POST"]), Route("/static/console.css", p.style, methods=["GET"]),
@@ -220,6 +221,10 @@ def build(console: Console) -> ASGIApp:
         Route("/agreements/{agreement_id}/stop", p.posted(acting.stop, Role.agent), methods=["POST"]),
         Route("/agreements/{agreement_id}/charges/{charge_id}/{verb:str}", p.posted(acting.move, Role.agent),
               methods=["POST"]),
+        Route("/dead-letters", p.guarded(letters.index, Role.operator), methods=["GET"]),
+        Route("/dead-letters/{letter_id}", p.guarded(letters.show, Role.operator), methods=["GET"]),
+        Route("/dead-letters/{letter_id}/dry-run", p.posted(letters.dry_run, Role.operator), methods=["POST"]),
+        Route("/dead-letters/{letter_id}/replay", p.posted(letters.replay, Role.operator), methods=["POST"]),
         *oidc.routes(console),
     ])
     return security_headers(app, hsts=console.settings.console_cookie_secure)
