@@ -37,6 +37,9 @@ class ConsoleSettings(StoreSettings):
     console_login_window_seconds: int = Field(default=900, ge=1)
     console_host: str = "127.0.0.1"
     console_port: int = Field(default=8090, ge=0, le=65535)
+    # Kept off the pages' port: an Ingress that exposes the pages never exposes metrics or probes.
+    console_metrics_port: int = Field(default=9194, ge=0, le=65535, description="/metrics, /healthz, /readyz "
+                                      "on CONSOLE_HOST; 0: not served")
     log_level: str = "INFO"
 
     _secret: str = PrivateAttr(default="")
@@ -53,6 +56,12 @@ class ConsoleSettings(StoreSettings):
             raise PydanticCustomError("console_secret",
                                       f"CONSOLE_SESSION_SECRET is shorter than {MIN_SECRET_CHARS} characters")
         self._secret = value
+        return self
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ConsoleSettings:
+        if self.console_metrics_port and self.console_metrics_port == self.console_port:
+            raise PydanticCustomError("console_ports", "CONSOLE_METRICS_PORT must differ from CONSOLE_PORT")
         return self
 
     @property
