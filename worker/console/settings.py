@@ -102,6 +102,9 @@ class ConsoleSettings(StoreSettings):
     console_oidc_name: str = Field(default="single sign-on", min_length=1, max_length=80)
     console_host: str = "127.0.0.1"
     console_port: int = Field(default=8090, ge=0, le=65535)
+    # Kept off the pages' port: an Ingress that exposes the pages never exposes metrics or probes.
+    console_metrics_port: int = Field(default=9194, ge=0, le=65535, description="/metrics, /healthz, /readyz "
+                                      "on CONSOLE_HOST; 0: not served")
     log_level: str = "INFO"
 
     _secret: str = PrivateAttr(default="")
@@ -130,6 +133,12 @@ class ConsoleSettings(StoreSettings):
         if self._oidc is None and self.console_users_file is None:
             raise PydanticCustomError("console_login", "no way to log in: set CONSOLE_USERS_FILE, "
                                       "CONSOLE_OIDC_ISSUER (OpenID Connect), or both")
+        return self
+
+    @model_validator(mode="after")
+    def _two_ports(self) -> ConsoleSettings:
+        if self.console_metrics_port and self.console_metrics_port == self.console_port:
+            raise PydanticCustomError("console_ports", "CONSOLE_METRICS_PORT must differ from CONSOLE_PORT")
         return self
 
     @property
