@@ -26,7 +26,9 @@ from pydantic import (
 CommandId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:@-]+$")]
 AgreementId = Annotated[str, Field(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$")]
 ChargeId = Annotated[str, Field(min_length=1, max_length=50, pattern=r"^[A-Za-z0-9_-]+$")]
-Amount = Annotated[int, Field(ge=100, le=2_147_483_647, strict=True)]
+# The smallest amount Vipps takes for a charge, a capture or a refund (øre).
+MIN_AMOUNT = 100
+Amount = Annotated[int, Field(ge=MIN_AMOUNT, le=2_147_483_647, strict=True)]
 Msn = Annotated[str, Field(pattern=r"^[0-9]{4,6}$")]
 Url = Annotated[str, Field(min_length=1, max_length=1024)]
 PhoneNumber = Annotated[str, Field(pattern=r"^[0-9]{8,15}$")]

@@ -160,8 +160,12 @@ RECEIVER_METRICS = frozenset({
     "vipps_billing_webhook_last_delivery_timestamp_seconds", "vipps_billing_webhook_answer_seconds",
     "vipps_billing_webhook_registrations",
 })
+# The support console's own registry (worker/console/metrics.py), served on its operations port and scraped as
+# the job CONSOLE_JOB (deploy/README.md).
+CONSOLE_METRICS = frozenset({"vipps_billing_console_logins_total", "vipps_billing_console_actions_total"})
 WORKER_JOB = "vipps-billing-worker"
 RECEIVER_JOB = "vipps-billing-webhooks"
+CONSOLE_JOB = "vipps-billing-console"
 # The families that carry the merchant's `msn` label (README, "Metrics").
 MERCHANT_METRICS = frozenset({
     "vipps_billing_vipps_requests_total", "vipps_billing_vipps_problems_total",

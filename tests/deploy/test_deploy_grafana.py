@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 from deploy_tools import (
+    CONSOLE_METRICS,
     DASHBOARD,
     DRAMATIQ_METRICS,
     MERCHANT_METRICS,
@@ -110,7 +111,7 @@ def test_promtool_parse_check_rejects_a_broken_query(tmp_path: Path) -> None:
 
 
 def test_queries_and_rules_use_only_exported_metrics() -> None:
-    known = WORKER_METRICS | RECEIVER_METRICS | DRAMATIQ_METRICS | {"up"}
+    known = WORKER_METRICS | RECEIVER_METRICS | CONSOLE_METRICS | DRAMATIQ_METRICS | {"up"}
     used = {family(name) for expr in dashboard_exprs() for name in metric_names(expr)}
     assert used <= known, f"dashboard queries unknown metrics: {sorted(used - known)}"
     rules = [rule for path in RULE_FILES for group in yaml.safe_load(path.read_text())["groups"]
@@ -129,6 +130,33 @@ def test_the_receiver_catalogue_is_what_the_receiver_exports() -> None:
     text = generate_latest(ReceiverMetrics(lambda: 1).registry).decode()
     exported = {name for name in re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE) if not name.endswith("_created")}
     assert exported == RECEIVER_METRICS
+
+
+def test_the_console_catalogue_is_what_the_console_exports() -> None:
+    from prometheus_client import generate_latest
+
+    from worker.console.metrics import ConsoleMetrics
+
+    text = generate_latest(ConsoleMetrics().registry).decode()
+    exported = {name for name in re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE) if not name.endswith("_created")}
+    assert exported == CONSOLE_METRICS
+
+
+def row_exprs(title: str) -> list[str]:
+    """The queries of the panels under the row ``title`` (up to the next row)."""
+    rows = {panel["title"]: panel["gridPos"]["y"] for panel in dashboard()["panels"] if panel["type"] == "row"}
+    assert title in rows, sorted(rows)
+    start = rows[title]
+    end = min((y for y in rows.values() if y > start), default=10**6)
+    return [target["expr"] for panel in query_panels() if start < panel["gridPos"]["y"] < end
+            for target in panel["targets"]]
+
+
+def test_a_console_row_shows_logins_by_result_and_actions_by_outcome() -> None:
+    exprs = row_exprs("Support console")
+    assert {family(name) for expr in exprs for name in metric_names(expr)} == CONSOLE_METRICS
+    assert any("vipps_billing_console_logins_total" in expr and "by (method, result)" in expr for expr in exprs)
+    assert any("vipps_billing_console_actions_total" in expr and "by (action, outcome)" in expr for expr in exprs)
 
 
 def test_dashboard_covers_what_operators_watch() -> None:

@@ -1,13 +1,16 @@
 """deploy/k8s: every kustomization renders (kustomize), core objects validate strictly
 (kubernetes-validate), KEDA objects validate against the KEDA CRD models with unknown fields
-forbidden, and the worker's and the webhook receiver's operational invariants hold in every overlay:
-the Ingress routes the registered URL to the receiver and nothing else, and NetworkPolicies leave
-worker pods reachable for metrics scrapes only."""
+forbidden, and the worker's, the webhook receiver's and the support console's operational invariants hold
+in every overlay: the Ingress routes the registered URL to the receiver and nothing else, NetworkPolicies
+leave worker pods reachable for metrics scrapes only, and the console is internal (probed and scraped on its
+operations port), reachable from outside only through the SSO Ingress example once an overlay adds it."""
 
 from __future__ import annotations
 
+import os
 import re
 from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,8 +32,10 @@ KEDA_MODELS: dict[str, type[pydantic.BaseModel]] = {
     "TriggerAuthentication": keda.TriggerAuthentication,
 }
 COMMAND_LISTS = {"dramatiq:vipps.agreements", "dramatiq:vipps.charges"}
-WORKER, RECEIVER = "vipps-billing-worker", "vipps-billing-webhooks"
+WORKER, RECEIVER, CONSOLE = "vipps-billing-worker", "vipps-billing-webhooks", "vipps-billing-console"
 WORKER_CONFIG, RECEIVER_CONFIG = "vipps-billing-worker-config", "vipps-billing-webhooks-config"
+CONSOLE_CONFIG = "vipps-billing-console-config"
+SSO_INGRESS = K8S / "components" / "console-sso-ingress"
 
 
 @cache
@@ -184,7 +189,7 @@ def test_pdb_and_service_select_their_pods_only(target: str, name: str) -> None:
     assert ("maxUnavailable" in pdb) != ("minAvailable" in pdb)
     service = one(target, "Service", name)["spec"]
     assert service["selector"].items() <= labels.items()
-    for other in {WORKER, RECEIVER} - {name}:
+    for other in {WORKER, RECEIVER, CONSOLE} - {name}:
         other_labels = one(target, "Deployment", other)["spec"]["template"]["metadata"]["labels"]
         assert not service["selector"].items() <= other_labels.items()
         assert not pdb["selector"]["matchLabels"].items() <= other_labels.items()
@@ -286,6 +291,115 @@ def allowed(target: str, deployment: str) -> set[tuple[str, str]]:
 def test_network_policies_keep_worker_pods_unreachable_from_outside(target: str) -> None:
     assert allowed(target, WORKER) == {("monitoring", "metrics")}
     assert allowed(target, RECEIVER) == {("ingress-nginx", "http"), ("monitoring", "metrics")}
+    assert allowed(target, CONSOLE) == {("ingress-nginx", "http"), ("monitoring", "metrics")}
     worker_ports = {p["name"] for p in worker_container(target)["ports"]}
     receiver_ports = {p["name"] for p in container_of(target, RECEIVER, "webhooks")["ports"]}
     assert worker_ports >= {"metrics"} and receiver_ports >= {"http", "metrics"}
+
+
+def console_config(target: str) -> dict[str, str]:
+    return config(target, CONSOLE_CONFIG)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_console_deployment_invariants(target: str) -> None:
+    deployment = one(target, "Deployment", CONSOLE)
+    spec = deployment["spec"]["template"]["spec"]
+    container = container_of(target, CONSOLE, "console")
+    cfg, worker_cfg = console_config(target), config(target)
+
+    assert container["args"] == ["console", "serve"]
+    assert deployment["spec"]["replicas"] == 1, "login attempts are counted per process: one replica"
+    # The worker's config first (the same Redis keys and merchants), then the console's own settings.
+    assert [ref["configMapRef"]["name"] for ref in container["envFrom"]] == [
+        one(target, "ConfigMap", name)["metadata"]["name"] for name in (WORKER_CONFIG, CONSOLE_CONFIG)]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": int(cfg["CONSOLE_PORT"]), "metrics": int(cfg["CONSOLE_METRICS_PORT"])}
+    assert ports["http"] != ports["metrics"] and cfg["CONSOLE_HOST"] == "0.0.0.0"
+    for probe in ("startupProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}, probe
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true" and int(annotations["prometheus.io/port"]) == ports["metrics"]
+
+    # Secure cookies; the users, the session key and the Vipps keys are files of mounted Secrets, never values.
+    assert cfg["CONSOLE_COOKIE_SECURE"] == "true"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for name, path in [(n, cfg[n]) for n in ("CONSOLE_USERS_FILE", "CONSOLE_SESSION_SECRET_FILE")] + [
+            (n, worker_cfg[n]) for n in ("VIPPS_CLIENT_ID_FILE", "VIPPS_CLIENT_SECRET_FILE",
+                                         "VIPPS_SUBSCRIPTION_KEY_FILE")]:
+        assert "secret" in volumes[mounts[path.rsplit("/", 1)[0]]], f"{name}={path} is not in a mounted Secret"
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert not {"CONSOLE_SESSION_SECRET", "VIPPS_CLIENT_SECRET"} & (set(env) | set(cfg) | set(worker_cfg))
+    assert "secretKeyRef" in env["REDIS_URL"]["valueFrom"]
+
+    security = container["securityContext"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["automountServiceAccountToken"] is False
+    assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"]["drop"] == ["ALL"]
+    for kind in ("requests", "limits"):
+        assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_console_is_internal_unless_an_overlay_adds_the_sso_ingress(target: str) -> None:
+    labels = pod_labels(target, CONSOLE)
+    service = one(target, "Service", CONSOLE)["spec"]
+    assert service["selector"].items() <= labels.items()
+    assert {p["name"]: p["targetPort"] for p in service["ports"]} == {"http": "http", "metrics": "metrics"}
+    for other in (doc for doc in objects(target) if doc["kind"] == "Service"):
+        if other["spec"].get("selector", {}).items() <= labels.items():
+            spec = other["spec"]
+            assert spec.get("type", "ClusterIP") == "ClusterIP", other["metadata"]["name"]
+            assert not any("nodePort" in p for p in spec["ports"]), other["metadata"]["name"]
+            assert not {"externalIPs", "loadBalancerIP", "loadBalancerSourceRanges"} & set(spec)
+    backends = {path["backend"]["service"]["name"] for doc in objects(target) if doc["kind"] == "Ingress"
+                for rule in doc["spec"]["rules"] for path in rule["http"]["paths"]}
+    assert CONSOLE not in backends, "the SSO Ingress is an example an overlay opts into"
+
+
+def egress(target: str, deployment: str) -> list[dict[str, Any]]:
+    labels = pod_labels(target, deployment)
+    return [rule for p in objects(target) if p["kind"] == "NetworkPolicy"
+            and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+            and "Egress" in p["spec"]["policyTypes"] for rule in p["spec"].get("egress", [])]
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_the_console_may_connect_to_dns_redis_and_vipps_https_only(target: str) -> None:
+    rules = egress(target, CONSOLE)
+    assert rules and all(rule.get("ports") for rule in rules), "an egress rule open on every port"
+    ports = {(port["port"], port["protocol"]) for rule in rules for port in rule["ports"]}
+    sentinel = "REDIS_SENTINEL_PASSWORD_FILE" in config(target)
+    assert ports == {(53, "UDP"), (53, "TCP"), (6379, "TCP"), (443, "TCP")} | ({(26379, "TCP")} if sentinel else set())
+    [https] = [rule for rule in rules if [p["port"] for p in rule["ports"]] == [443]]
+    [block] = [peer["ipBlock"] for peer in https["to"]]
+    assert block["cidr"] == "0.0.0.0/0" and set(block["except"]) >= {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
+    [dns] = [rule for rule in rules if {p["port"] for p in rule["ports"]} == {53}]
+    assert [peer["namespaceSelector"]["matchLabels"] for peer in dns["to"]] == [
+        {"kubernetes.io/metadata.name": "kube-system"}]
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/production"])
+def test_the_sso_ingress_example_validates_and_routes_the_pages_only(target: str, tmp_path: Path) -> None:
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization", "namespace": "console-example",
+        "resources": [os.path.relpath(K8S / target, overlay)], "components": [os.path.relpath(SSO_INGRESS, overlay)]}))
+    text = kustomize(overlay)
+    result = run([venv_tool("kubernetes-validate"), "--strict", "-k", KUBERNETES_VERSION, "-"], stdin=text)
+    assert result.returncode == 0 and "passed for resource ingress/vipps-billing-console" in result.stdout, (
+        result.stdout + result.stderr)
+    docs = [doc for doc in yaml.safe_load_all(text) if doc]
+    [ingress] = [doc for doc in docs if doc["kind"] == "Ingress" and doc["metadata"]["name"] == CONSOLE]
+    annotations = ingress["metadata"]["annotations"]
+    auth, signin = (urlsplit(annotations[f"nginx.ingress.kubernetes.io/{key}"]) for key in ("auth-url", "auth-signin"))
+    assert auth.scheme in ("http", "https") and auth.hostname and signin.scheme == "https" and signin.hostname
+    assert "$escaped_request_uri" in signin.query, "a signed-in browser must come back to the page it asked for"
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+    [rule] = ingress["spec"]["rules"]
+    assert any(rule["host"] in tls["hosts"] and tls["secretName"] for tls in ingress["spec"]["tls"])
+    backends = [path["backend"]["service"] for path in rule["http"]["paths"]]
+    assert backends == [{"name": CONSOLE, "port": {"name": "http"}}], "only the pages, never metrics"

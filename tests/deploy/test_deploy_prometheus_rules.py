@@ -101,6 +101,11 @@ def test_webhook_alerts_cover_forgeries_silence_and_the_receiver() -> None:
         assert any(needle in expr for expr in exprs.values()), f"no alert covers {what} ({needle})"
 
 
+def test_an_alert_covers_many_failed_or_refused_console_logins() -> None:
+    exprs = [alert["expr"] for alert in _alerts() if "vipps_billing_console_logins_total" in alert["expr"]]
+    assert any('result=~"failure|rate_limited"' in expr for expr in exprs), exprs
+
+
 # Alerts about one merchant's calls, credentials, dead letters or queues: they carry `msn`.
 PER_MERCHANT_ALERTS = frozenset({"VippsApiRateLimited", "VippsTokenRefreshFailing", "VippsBillingDeadLettersGrowing",
                                  "VippsBillingAgreementQueueStalled", "VippsBillingCommandQueueBacklogOld"})

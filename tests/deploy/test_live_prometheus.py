@@ -3,12 +3,12 @@
 On loopback: the Vipps simulator (with 5xx and 429 faults, so retries and rate limiting happen, and users
 who accept agreements after a second), the worker (`vipps-billing worker`) on the test Redis, the webhook
 receiver (`vipps-billing webhooks serve`, registered at the simulator with `vipps-billing webhooks
-register`), and Debian's Prometheus scraping the worker and the receiver every second with
-deploy/prometheus/rules loaded. Real commands are enqueued with `vipps-billing enqueue`: agreements
-created (and accepted, so the simulator delivers signed webhooks that the worker carries out), unknown
-agreements fetched and updated (404 problems; the sixth update of one agreement within a minute is held
-back by the shared rate budget), and one command sent twice (an idempotent replay). Then each query must
-parse and return data.
+register`), the support console (`vipps-billing console serve`, one failed login), and Debian's Prometheus
+scraping the worker, the receiver and the console every second with deploy/prometheus/rules loaded. Real
+commands are enqueued with `vipps-billing enqueue`: agreements created (and accepted, so the simulator
+delivers signed webhooks that the worker carries out), unknown agreements fetched and updated (404 problems;
+the sixth update of one agreement within a minute is held back by the shared rate budget), and one command
+sent twice (an idempotent replay). Then each query must parse and return data.
 """
 
 from __future__ import annotations
@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import yaml
 from deploy_tools import (
+    CONSOLE_JOB,
     DASHBOARD,
     RECEIVER_JOB,
     RULE_FILES,
@@ -43,6 +45,7 @@ from deploy_tools import (
     run,
 )
 
+from worker.console.users import hash_password
 from worker.local.processes import receiver_url, start_receiver, stop_group
 from worker.runtime.settings import WorkerSettings
 
@@ -61,6 +64,7 @@ class Stack:
     prometheus_url: str
     metrics_url: str
     receiver_metrics_url: str
+    console_metrics_url: str
     logs: dict[str, Path]
     started: float
 
@@ -161,6 +165,25 @@ def _metric_sum(metrics_url: str, labels: str) -> float:
     return sum(float(value) for found, value in samples if all(w in found.split(",") for w in wanted))
 
 
+def _start_console(tmp: Path, env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """`vipps-billing console serve` once ready, after one failed login on its pages; (process, metrics port)."""
+    (tmp / "console-users.json").write_text(json.dumps({"users": [
+        {"username": "vera", "password_hash": hash_password("the right one"), "role": "viewer"}]}))
+    (tmp / "console-secret").write_text("s" * 40)
+    port, ops_port = free_port(), free_port()
+    proc = _start([str(BIN), "console", "serve"], log, env | {
+        "CONSOLE_USERS_FILE": str(tmp / "console-users.json"),
+        "CONSOLE_SESSION_SECRET_FILE": str(tmp / "console-secret"), "CONSOLE_COOKIE_SECURE": "false",
+        "CONSOLE_HOST": "127.0.0.1", "CONSOLE_PORT": str(port), "CONSOLE_METRICS_PORT": str(ops_port)})
+    _wait_http(f"http://127.0.0.1:{ops_port}/readyz", 60, proc, log)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as browser:
+        token = re.search(r'name="csrf" value="([^"]+)"', browser.get("/login").text)
+        assert token, "no CSRF token on the console's login page"
+        answer = browser.post("/login", data={"csrf": token.group(1), "username": "vera", "password": "wrong"})
+        assert answer.status_code == 401
+    return proc, ops_port
+
+
 @pytest.fixture(scope="module")
 def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     assert BIN.exists(), f"console script {BIN} is missing: run through `uv run pytest`"
@@ -172,7 +195,7 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     env = {**os.environ, "REDIS_URL": redis_url, "VIPPS_ENV": "simulator",
            "VIPPS_BASE_URL": f"http://127.0.0.1:{sim_port}", "METRICS_PORT": str(metrics_port),
            "WORKER_SHUTDOWN_TIMEOUT_SECONDS": "10", "PROMETHEUS_MULTIPROC_DIR": str(tmp / "prom-multiproc")}
-    logs = {name: tmp / f"{name}.log" for name in ("simulator", "receiver", "worker", "prometheus")}
+    logs = {name: tmp / f"{name}.log" for name in ("simulator", "receiver", "worker", "console", "prometheus")}
     procs: list[subprocess.Popen[bytes]] = []
     receiver: subprocess.Popen[bytes] | None = None
     try:
@@ -199,13 +222,17 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         procs.append(worker)
         metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         _wait_http(f"http://127.0.0.1:{metrics_port}/healthz", 60, worker, logs["worker"])
+        console, console_port = _start_console(tmp, cli_env, logs["console"])
+        procs.append(console)
 
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(path) for path in RULE_FILES],
             "scrape_configs": [{"job_name": WORKER_JOB, "static_configs": [{"targets": [f"127.0.0.1:{metrics_port}"]}]},
                                {"job_name": RECEIVER_JOB,
-                                "static_configs": [{"targets": [f"127.0.0.1:{receiver_port}"]}]}],
+                                "static_configs": [{"targets": [f"127.0.0.1:{receiver_port}"]}]},
+                               {"job_name": CONSOLE_JOB,
+                                "static_configs": [{"targets": [f"127.0.0.1:{console_port}"]}]}],
         }
         config_path = tmp / "prometheus.yml"
         config_path.write_text(yaml.safe_dump(config))
@@ -217,9 +244,9 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
         deadline = time.monotonic() + 30
         while {t["labels"]["job"] for t in _get(f"{prometheus_url}/api/v1/targets")["data"]["activeTargets"]
-               if t["health"] == "up"} != {WORKER_JOB, RECEIVER_JOB}:
+               if t["health"] == "up"} != {WORKER_JOB, RECEIVER_JOB, CONSOLE_JOB}:
             if time.monotonic() > deadline:
-                pytest.fail(f"Prometheus did not scrape the worker and the receiver\n"
+                pytest.fail(f"Prometheus did not scrape the worker, the receiver and the console\n"
                             f"{logs['prometheus'].read_text()[-4000:]}", pytrace=False)
             time.sleep(0.5)
 
@@ -233,7 +260,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                             f"{logs['worker'].read_text()[-4000:]}", pytrace=False)
             time.sleep(0.5)
         _enqueue(batch[:3], env, tmp, "again")
-        yield Stack(prometheus_url, metrics_url, f"http://127.0.0.1:{receiver_port}/metrics", logs, time.monotonic())
+        yield Stack(prometheus_url, metrics_url, f"http://127.0.0.1:{receiver_port}/metrics",
+                    f"http://127.0.0.1:{console_port}/metrics", logs, time.monotonic())
     finally:
         for proc in reversed(procs):
             _stop(proc)
@@ -310,14 +338,14 @@ def test_bool_rewrite_keeps_label_matchers() -> None:
     assert with_bool_comparisons(expr) == 'max(x{a!="b", c=~"d"}) > bool 300 and on () y == bool 0'
 
 
-def test_prometheus_scrapes_the_worker_and_the_receiver(stack: Stack) -> None:
+def test_prometheus_scrapes_the_worker_the_receiver_and_the_console(stack: Stack) -> None:
     targets = _get(f"{stack.prometheus_url}/api/v1/targets")["data"]["activeTargets"]
-    assert [t["health"] for t in targets if t["labels"]["job"] == WORKER_JOB] == ["up"], targets
-    assert [t["health"] for t in targets if t["labels"]["job"] == RECEIVER_JOB] == ["up"], targets
+    for job in (WORKER_JOB, RECEIVER_JOB, CONSOLE_JOB):
+        assert [t["health"] for t in targets if t["labels"]["job"] == job] == ["up"], targets
 
 
-def test_worker_and_receiver_expositions_pass_promtool_check_metrics(stack: Stack) -> None:
-    for url in (stack.metrics_url, stack.receiver_metrics_url):
+def test_every_exposition_passes_promtool_check_metrics(stack: Stack) -> None:
+    for url in (stack.metrics_url, stack.receiver_metrics_url, stack.console_metrics_url):
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
         result = run([promtool(), "check", "metrics"], stdin=text)
@@ -373,10 +401,12 @@ def test_the_workload_really_ran(stack: Stack) -> None:
     assert scalar(base, "sum(vipps_billing_vipps_problems_total)") >= 1
     assert scalar(base, f'sum(up{{job="{WORKER_JOB}"}})') == 1
     assert scalar(base, f'sum(up{{job="{RECEIVER_JOB}"}})') == 1
+    assert scalar(base, f'sum(up{{job="{CONSOLE_JOB}"}})') == 1
     # The simulator's signed deliveries were verified, queued and carried out by the worker.
     webhooks = [("genuine deliveries", 'sum(vipps_billing_webhook_deliveries_total{outcome="queued"}) >= 1'),
                 ("hints carried out", "sum(vipps_billing_webhook_hints_total) >= 1"),
-                ("registrations loaded", "max(vipps_billing_webhook_registrations) >= 1")]
+                ("registrations loaded", "max(vipps_billing_webhook_registrations) >= 1"),
+                ("the console's failed login", 'sum(vipps_billing_console_logins_total{result="failure"}) == 1')]
     failures = evaluate_until_data(stack, webhooks)
     assert not failures, "\n".join(failures)
     assert scalar(base, 'sum(vipps_billing_webhook_rejections_total{reason=~"signature|unknown_registration"})') == 0

@@ -14,7 +14,6 @@ from worker.cli.common import (
     MsnOption,
     TimeoutOption,
     YesOption,
-    confirm,
     console,
     control,
     emit_json,
@@ -23,11 +22,10 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
-from worker.core.control import new_command_id
+from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, checked, operator_name, read
+from worker.core import actions
 from worker.core.handlers import snapshot
 from worker.core.money import money
-from worker.core.producer import prepare
 from worker.runtime.settings import get_settings
 from worker.vipps import models
 
@@ -145,19 +143,9 @@ def agreement_stop(agreement_id: AgreementId, reason: ReasonOption, operator: Op
 
     Example: vipps-billing agreement stop agr_5kSeqz --reason "customer asked, ticket 4711" --yes
     """
-    with guard():  # an invalid id is refused before Vipps is asked about it
-        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
-                           "status": "STOPPED", **audit(operator, reason)})
-    _refuse_if_final(agreement_id, "stop", msn)
-    confirm(f"Stop agreement {agreement_id}? This cannot be undone", yes)
-    act(command, timeout, as_json, "agreement.stopped", msn)
-
-
-def _refuse_if_final(agreement_id: str, verb: str, msn: str | None) -> None:
-    """Refuse, before anyone confirms and with nothing sent, what Vipps would refuse or silently ignore."""
-    status = str(read(lambda vipps: vipps.fetch_agreement(agreement_id), msn).status)
-    if status in models.FINAL_AGREEMENT_STATUSES:
-        raise fail(f"agreement {agreement_id} is already {status}; nothing to {verb}, nothing was sent")
+    action = checked(lambda vipps: actions.stop_agreement(vipps, agreement_id, operator_name(operator), reason),
+                     msn, yes)
+    act(action.command, timeout, as_json, action.done_event, msn)
 
 
 @app.command("update")
@@ -185,14 +173,9 @@ def agreement_update(
     given = {name: value for name, value in changes.items() if value is not None}
     if not given:
         raise fail("name at least one change (see --help)", 2)
-    with guard():  # an invalid change is refused before anyone is asked to confirm it
-        command = prepare({"command_id": new_command_id(), "type": "agreement.update", "agreement_id": agreement_id,
-                           **given, **audit(operator, reason)})
-    _refuse_if_final(agreement_id, "change", msn)
-    described = ", ".join(f"{name} = {money(value) if isinstance(value, int) else value}"
-                          for name, value in given.items())
-    confirm(f"Change agreement {agreement_id}: {described}?", yes)
-    act(command, timeout, as_json, "agreement.updated", msn)
+    action = checked(lambda vipps: actions.update_agreement(vipps, agreement_id, given, operator_name(operator),
+                                                            reason), msn, yes)
+    act(action.command, timeout, as_json, action.done_event, msn)
 
 
 app.command("history")(history.agreement_history)

@@ -15,13 +15,11 @@ from worker.cli.common import (
     MsnOption,
     TimeoutOption,
     YesOption,
-    confirm,
     console,
     emit_json,
-    fail,
 )
-from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, audit, read
-from worker.core import lookups
+from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, checked, operator_name, read
+from worker.core import actions
 from worker.core.handlers import snapshot
 from worker.core.lookups import Move
 from worker.core.money import money
@@ -115,25 +113,15 @@ def _print_charge(charge: models.ChargeResponseV3, agreement_id: str | None, as_
     console.print(history)
 
 
-def _move_money(kind: Move, done_event: str, default_description: str, doc: str) -> Callable[..., None]:
-    """The ``charge capture`` or ``charge refund`` command: the same but for the verb, its event and texts."""
+def _move_money(kind: Move, default_description: str, doc: str) -> Callable[..., None]:
+    """The ``charge capture`` or ``charge refund`` command: the same but for the verb and its texts."""
     def command(agreement_id: AgreementId, charge_id: ChargeId, reason: ReasonOption, amount: AmountOption = None,
                 description: Annotated[str, typer.Option(help="Shown to the user.")] = default_description,
                 operator: OperatorOption = None, msn: MsnOption = None, yes: YesOption = False,
                 timeout: TimeoutOption = 60.0, as_json: JsonOption = False) -> None:
-        # What is left, from Vipps now.
-        charge = read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn)
-        left = lookups.left(charge, kind)
-        if not amount:
-            amount = left
-            if amount < 100:
-                raise fail(f"charge {charge_id} is {charge.status} with {money(amount)} left to {kind}")
-        elif kind == "refund" and amount > left:
-            raise fail(f"charge {charge_id} is {charge.status} with {money(left)} left to refund, less than "
-                       f"{money(amount)}; nothing was sent")
-        confirm(f"{kind.capitalize()} {money(amount)} of charge {charge_id}?", yes)
-        act({"type": f"charge.{kind}", "agreement_id": agreement_id, "charge_id": charge_id, "amount": amount,
-             "description": description, **audit(operator, reason)}, timeout, as_json, done_event, msn)
+        action = checked(lambda vipps: actions.move_money(vipps, kind, agreement_id, charge_id, amount,
+                                                          operator_name(operator), reason, description), msn, yes)
+        act(action.command, timeout, as_json, action.done_event, msn)
 
     command.__name__ = f"charge_{kind}"
     command.__doc__ = doc
@@ -141,10 +129,10 @@ def _move_money(kind: Move, done_event: str, default_description: str, doc: str)
 
 
 charge_capture = app.command("capture")(_move_money(
-    "capture", "charge.captured", "Captured", "Capture a RESERVED charge (all of it unless --amount).\n\n"
+    "capture", "Captured", "Capture a RESERVED charge (all of it unless --amount).\n\n"
     "Example: vipps-billing charge capture agr_5kSeqz chr_WCVbcA --amount 4000 --reason \"ticket 4711\" --yes"))
 charge_refund = app.command("refund")(_move_money(
-    "refund", "charge.refunded", "Refund", "Refund a captured charge (all that is left unless --amount).\n\n"
+    "refund", "Refund", "Refund a captured charge (all that is left unless --amount).\n\n"
     "Example: vipps-billing charge refund agr_5kSeqz chr_WCVbcA --amount 19900 --reason \"ticket 4711\" --yes"))
 
 
@@ -156,12 +144,9 @@ def charge_cancel(agreement_id: AgreementId, charge_id: ChargeId, reason: Reason
 
     Example: vipps-billing charge cancel agr_5kSeqz chr_WCVbcA --reason "ticket 4711" --yes
     """
-    status = str(read(lambda vipps: vipps.fetch_charge(agreement_id, charge_id), msn).status)
-    if status not in models.CANCELLABLE_CHARGE_STATUSES:
-        raise fail(f"charge {charge_id} is {status}, not open; nothing to cancel, nothing was sent")
-    confirm(f"Cancel charge {charge_id}?", yes)
-    act({"type": "charge.cancel", "agreement_id": agreement_id, "charge_id": charge_id, **audit(operator, reason)},
-        timeout, as_json, "charge.cancelled", msn)
+    action = checked(lambda vipps: actions.cancel_charge(vipps, agreement_id, charge_id, operator_name(operator),
+                                                         reason), msn, yes)
+    act(action.command, timeout, as_json, action.done_event, msn)
 
 
 app.command("history")(history.charge_history)

@@ -20,7 +20,8 @@ app = typer.Typer(no_args_is_help=True, help="The support console: web pages for
 @app.command("serve")
 def serve(host: Annotated[str | None, typer.Option(help="Address to listen on. Default: CONSOLE_HOST.")] = None,
           port: Annotated[int | None, typer.Option(help="Port to listen on. Default: CONSOLE_PORT.")] = None) -> None:
-    """Serve the support console (needs CONSOLE_USERS_FILE and CONSOLE_SESSION_SECRET; see the README).
+    """Serve the support console (needs CONSOLE_SESSION_SECRET, and CONSOLE_USERS_FILE or CONSOLE_OIDC_*;
+    see the README), and /metrics, /healthz, /readyz on CONSOLE_METRICS_PORT.
 
     Example: CONSOLE_USERS_FILE=users.yaml CONSOLE_SESSION_SECRET_FILE=secret vipps-billing console serve
     """
@@ -29,7 +30,7 @@ def serve(host: Annotated[str | None, typer.Option(help="Address to listen on. D
         settings = load_settings(**overrides)
         with guard():
             console_main.serve(settings)
-    except (SettingsError, UsersError) as exc:
+    except (SettingsError, UsersError, console_main.CannotListen) as exc:
         raise fail(str(exc)) from None
 
 

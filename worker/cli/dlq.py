@@ -27,8 +27,8 @@ from worker.cli.common import (
     since_option,
     when,
 )
-from worker.core.control import Control, OperationError
-from worker.core.replay import Decision, decide
+from worker.core.control import Control
+from worker.core.replay import Decision
 from worker.runtime.settings import get_settings
 from worker.store.deadletters import DeadLetter
 
@@ -203,13 +203,7 @@ def _decide_all(ops: Control, letters: list[DeadLetter], as_json: bool,
     with _progress(as_json) as progress:
         task = progress.add_task("checking Vipps", total=len(letters))
         for letter in letters:
-            payload = letter.payload if isinstance(letter.payload, dict) else {}
-            try:
-                client = ops.vipps(msn=letter.msn or payload.get("msn"))  # as the merchant it was for
-            except OperationError as exc:
-                out.append(Decision(letter, False, str(exc)))
-            else:
-                out.append(decide(letter, ops.ledger, client, changes or None))
+            out.append(ops.decide_replay(letter, changes))
             progress.advance(task)
     return out
 
@@ -220,10 +214,7 @@ def _send_all(ops: Control, todo: list[Decision], rate: float, as_json: bool) ->
         task = progress.add_task("replaying", total=len(todo))
         for d in todo:
             started = time.monotonic()
-            assert d.command is not None and d.new_command_id is not None
-            # Record first: should the send fail, a second replay still sees this one and holds back.
-            ops.dead_letters.mark_replayed(d.letter, d.new_command_id)
-            ops.send(d.command)
+            ops.replay(d)
             progress.advance(task)
             time.sleep(max(0.0, gap - (time.monotonic() - started)))
 

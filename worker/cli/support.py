@@ -13,7 +13,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from worker.cli.common import console, control, emit_json, err_console, guard
+from worker.cli.common import confirm, console, control, emit_json, err_console, guard
+from worker.core.actions import Action
 from worker.core.control import Outcome, new_command_id
 from worker.runtime.settings import get_settings
 from worker.vipps import VippsClient
@@ -26,14 +27,21 @@ OperatorOption = Annotated[str | None, typer.Option(
     "--operator", help="Who is doing this (kept with the command). Default: your login name.")]
 
 
-def audit(operator: str | None, reason: str) -> dict[str, str]:
-    """Who and why, as the command carries them; the login name when no operator is given."""
-    if operator is None:
-        try:
-            operator = getpass.getuser()
-        except (KeyError, OSError):  # no login name (a container without a passwd entry)
-            operator = "unknown"
-    return {"operator": operator, "reason": reason}
+def operator_name(operator: str | None) -> str:
+    """Who is acting: ``--operator``, else the login name."""
+    if operator is not None:
+        return operator
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "unknown"
+
+
+def checked(plan: Callable[[VippsClient], Action], msn: str | None, yes: bool) -> Action:
+    """A support action checked against Vipps now (refused with nothing sent), then confirmed."""
+    action = read(plan, msn)
+    confirm(f"{action.summary}?", yes)
+    return action
 
 
 def read(call: Callable[[VippsClient], T], msn: str | None = None) -> T:

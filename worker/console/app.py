@@ -1,20 +1,24 @@
-"""The console's ASGI app: login, the session and CSRF checks, security headers, and the find/see pages."""
+"""The console's ASGI app: login (built-in users here, OpenID Connect in ``oidc``), the session and CSRF checks,
+security headers, and the find/see pages."""
 
 from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from worker.console import pages
+from worker.console import oidc, pages
+from worker.console.acting import Acting
+from worker.console.deadletters import DeadLetterPages
 from worker.console.finder import Finder, LookupFailed
 from worker.console.metrics import ConsoleMetrics
 from worker.console.ratelimit import LoginLimiter
@@ -79,7 +83,13 @@ class Console:
         if session is None or len(body) > MAX_FORM_BYTES:
             return None
         fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
-        return fields if hmac.compare_digest(fields.get("csrf", ""), session.csrf) else None
+        return fields if hmac.compare_digest(fields.get("csrf", "").encode(), session.csrf.encode()) else None
+
+    def login_page(self, session: Session, error: str | None = None) -> str:
+        """The login page with the ways to log in that are configured."""
+        provider = self.settings.oidc
+        return pages.login(session, error, password=self.settings.console_users_file is not None,
+                           sso=provider.name if provider else None)
 
 
 def _html(text: str, status: int = 200) -> HTMLResponse:
@@ -91,6 +101,7 @@ def _to_login() -> Response:
 
 
 Page = Callable[[Request, Session], Response]
+FormPage = Callable[[Request, Session, dict[str, str]], Response]
 
 
 class Pages:
@@ -112,12 +123,32 @@ class Pages:
                 return _html(pages.problem(session, "Could not look this up", str(exc)), 502)
         return endpoint
 
+    def posted(self, view: FormPage, role: Role) -> Callable[[Request], Awaitable[Response]]:
+        """A form's endpoint: a logged-in session whose role may do it, and the session's CSRF token; the view
+        (which talks to Vipps and waits for the worker) runs in the thread pool."""
+        async def endpoint(request: Request) -> Response:
+            session = self.console.session(request)
+            if session is None or not session.logged_in:
+                return _to_login()
+            if not session.may(role):
+                log.warning("console: %s (%s) may not post to %s", session.user, session.role, request.url.path)
+                return _html(pages.problem(session, "Not allowed", "Your role may not do this."), 403)
+            form = await self.console.form(request, session)
+            if form is None:
+                return _html(pages.problem(session, "Refused", "The form has expired or lost its token; load the "
+                                           "page again."), 403)
+            try:
+                return await run_in_threadpool(view, request, session, form)
+            except LookupFailed as exc:
+                return _html(pages.problem(session, "Could not look this up", str(exc)), 502)
+        return endpoint
+
     async def login_form(self, request: Request) -> Response:
         session = self.console.session(request)
         if session is not None and session.logged_in:
             return RedirectResponse("/", status_code=303)
         fresh = anonymous()
-        return self.console.with_session(_html(pages.login(fresh)), fresh)
+        return self.console.with_session(_html(self.console.login_page(fresh)), fresh)
 
     async def login(self, request: Request) -> Response:
         console = self.console
@@ -125,17 +156,19 @@ class Pages:
         form = await console.form(request, session)
         if form is None or session is None:
             return _html(pages.problem(None, "Refused", "The form has expired; load the login page again."), 403)
+        if console.settings.console_users_file is None:
+            return _html(pages.problem(None, "Refused", "Log in through the identity provider."), 403)
         username = form.get("username", "")[:64]
         client = request.client.host if request.client else "unknown"
         if not console.limiter.allow(f"user:{username}", f"client:{client}"):
             log.warning("console login refused: too many attempts (user %r, client %s)", username, client)
             console.metrics.login("password", "rate_limited")
-            return _html(pages.login(session, "Too many attempts; try again later."), 429)
+            return _html(console.login_page(session, "Too many attempts; try again later."), 429)
         user = console.users.check(username, form.get("password", ""))
         if user is None:
             log.info("console login failed (user %r, client %s)", username, client)
             console.metrics.login("password", "failure")
-            return _html(pages.login(session, "Wrong username or password."), 401)
+            return _html(console.login_page(session, "Wrong username or password."), 401)
         log.info("console login: %s (%s)", user.username, user.role.name)
         console.metrics.login("password", "success")
         fresh = new_session(console.settings.console_session_minutes * 60, user.username, user.role)
@@ -173,16 +206,25 @@ class Pages:
         return _html(pages.charge(session, self.console.finder.charge(p["agreement_id"], p["charge_id"], msn), msn))
 
     async def style(self, request: Request) -> Response:
-        return Response(pages.STYLE, media_type="text/css")
+        return Response(pages.style(), media_type="text/css")
 
 
 def build(console: Console) -> ASGIApp:
-    p = Pages(console)
+    p, acting, letters = Pages(console), Acting(console), DeadLetterPages(console)
     app = Starlette(routes=[
         Route("/login", p.login_form, methods=["GET"]), Route("/login", p.login, methods=["POST"]),
         Route("/logout", p.logout, methods=["POST"]), Route("/static/console.css", p.style, methods=["GET"]),
         Route("/", p.guarded(p.home), methods=["GET"]), Route("/search", p.guarded(p.search), methods=["GET"]),
         Route("/agreements/{agreement_id}", p.guarded(p.agreement), methods=["GET"]),
         Route("/agreements/{agreement_id}/charges/{charge_id}", p.guarded(p.charge), methods=["GET"]),
+        Route("/commands/{command_id}", p.guarded(acting.command), methods=["GET"]),
+        Route("/agreements/{agreement_id}/stop", p.posted(acting.stop, Role.agent), methods=["POST"]),
+        Route("/agreements/{agreement_id}/charges/{charge_id}/{verb:str}", p.posted(acting.move, Role.agent),
+              methods=["POST"]),
+        Route("/dead-letters", p.guarded(letters.index, Role.operator), methods=["GET"]),
+        Route("/dead-letters/{letter_id}", p.guarded(letters.show, Role.operator), methods=["GET"]),
+        Route("/dead-letters/{letter_id}/dry-run", p.posted(letters.dry_run, Role.operator), methods=["POST"]),
+        Route("/dead-letters/{letter_id}/replay", p.posted(letters.replay, Role.operator), methods=["POST"]),
+        *oidc.routes(console),
     ])
     return security_headers(app, hsts=console.settings.console_cookie_secure)

@@ -47,7 +47,8 @@ class ChargeView:
     fetched_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
-def _message(exc: Exception) -> str:
+def describe_error(exc: Exception) -> str:
+    """A lookup's failure in one line for a person: Vipps's problem with its contextId, or a rate limit."""
     if isinstance(exc, errors.BudgetExhaustedError):
         return f"{exc} (Vipps's published rate limit for this call, shared with the workers): try again shortly"
     if isinstance(exc, errors.VippsError):
@@ -87,7 +88,7 @@ class Finder:
                 found.append(Match("charge", charge.id, str(charge.status), charge.agreementId, charge.id))
         except errors.VippsError as exc:
             if not _not_found(exc):
-                raise LookupFailed(_message(exc)) from None
+                raise LookupFailed(describe_error(exc)) from None
         return found
 
     def _command(self, command_id: str, msn: str) -> Match | None:
@@ -107,7 +108,7 @@ class Finder:
             agreement = vipps.fetch_agreement(agreement_id)
             charges = vipps.list_charges(agreement_id)
         except errors.VippsError as exc:
-            raise LookupFailed(_message(exc)) from None
+            raise LookupFailed(describe_error(exc)) from None
         events, _ = merchant_timeline(self.ops.ledger, agreement_id, None, merchant)
         return AgreementView(agreement, charges, events)
 
@@ -116,7 +117,7 @@ class Finder:
         try:
             charge = self.ops.vipps(msn=merchant).fetch_charge(agreement_id, charge_id)
         except errors.VippsError as exc:
-            raise LookupFailed(_message(exc)) from None
+            raise LookupFailed(describe_error(exc)) from None
         events, _ = merchant_timeline(self.ops.ledger, agreement_id, charge_id, merchant)
         return ChargeView(charge, agreement_id, max(0, left(charge, "capture")), max(0, left(charge, "refund")),
                           events)

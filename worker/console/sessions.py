@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 from worker.console.users import Role
 
@@ -56,27 +57,50 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-class Signer:
+def derived_key(key: bytes, purpose: str) -> bytes:
+    """A key of its own for each kind of signed cookie, so one kind cannot be passed off as another."""
+    return hmac.new(key, purpose.encode(), hashlib.sha256).digest()
+
+
+class Sealer:
+    """A JSON object signed with HMAC-SHA256: the browser can read it but not change it."""
+
     def __init__(self, key: bytes) -> None:
         self._key = key
 
     def _mac(self, body: str) -> str:
         return _b64(hmac.new(self._key, body.encode(), hashlib.sha256).digest())
 
-    def dump(self, session: Session) -> str:
-        body = _b64(json.dumps(asdict(session), separators=(",", ":")).encode())
+    def seal(self, data: dict[str, Any]) -> str:
+        body = _b64(json.dumps(data, separators=(",", ":")).encode())
         return f"{body}.{self._mac(body)}"
 
-    def load(self, cookie: str | None, now: float | None = None) -> Session | None:
-        """The session the cookie holds, when its signature is ours and it has not expired; else None."""
+    def unseal(self, cookie: str | None) -> dict[str, Any] | None:
+        """The object the cookie holds, when its signature is ours; else None."""
         if not cookie or cookie.count(".") != 1:
             return None
         body, mac = cookie.split(".")
-        if not hmac.compare_digest(mac, self._mac(body)):
+        if not hmac.compare_digest(mac.encode(), self._mac(body).encode()):  # bytes: a str must be ASCII
             return None
         try:
-            session = Session(**json.loads(_unb64(body)))
-        except (ValueError, TypeError):
+            data = json.loads(_unb64(body))
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+
+class Signer(Sealer):
+    def dump(self, session: Session) -> str:
+        return self.seal(asdict(session))
+
+    def load(self, cookie: str | None, now: float | None = None) -> Session | None:
+        """The session the cookie holds, when its signature is ours and it has not expired; else None."""
+        data = self.unseal(cookie)
+        if data is None:
+            return None
+        try:
+            session = Session(**data)
+        except TypeError:
             return None
         if session.expires <= (time.time() if now is None else now):
             return None

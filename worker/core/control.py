@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.core.producer import Producer, prepare
+from worker.core.replay import Decision, decide
 from worker.store.connection import Where, connect
-from worker.store.deadletters import DeadLetterStore
+from worker.store.deadletters import DeadLetter, DeadLetterStore
 from worker.store.keys import command_ref
 from worker.store.ledger import TERMINAL, Ledger
 from worker.store.settings import StoreSettings
@@ -205,6 +206,26 @@ class Control:
             on_progress: Callable[[Progress], None] | None = None) -> Outcome:
         msn = self.merchant(command.get("msn")).msn
         return self.wait(self.send(command | {"msn": msn}), timeout, tick, on_progress, msn)
+
+    # -- dead letters ------------------------------------------------------------------------------
+
+    def decide_replay(self, letter: DeadLetter, changes: dict[str, Any] | None = None) -> Decision:
+        """Whether a dead letter is still needed (``replay.decide``), asking Vipps as the merchant it was for."""
+        payload = letter.payload if isinstance(letter.payload, dict) else {}
+        try:
+            client = self.vipps(msn=letter.msn or payload.get("msn"))
+        except OperationError as exc:
+            return Decision(letter, False, str(exc))
+        return decide(letter, self.ledger, client, changes or None)
+
+    def replay(self, decision: Decision, audit: dict[str, str] | None = None) -> str:
+        """Send a replay that ``decide_replay`` approved, with who and why when given; returns its command id."""
+        if not decision.replay or decision.command is None or decision.new_command_id is None:
+            raise OperationError(f"dead letter {decision.letter.id} is not to be replayed: {decision.why}")
+        command = prepare(decision.command | (audit or {}))
+        # Recorded first: should the send fail, a second replay still sees this one and holds back.
+        self.dead_letters.mark_replayed(decision.letter, decision.new_command_id)
+        return self.send(command)
 
     # -- state -------------------------------------------------------------------------------------
 

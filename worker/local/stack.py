@@ -1,4 +1,5 @@
-"""A whole local stack as child processes: Redis (yours or a private one), the simulator and a worker.
+"""A whole local stack as child processes: Redis (yours or a private one), the simulator, a worker, the
+webhook receiver and the support console.
 
 Everything started here is stopped again when the ``local_stack`` block ends, whether it ends
 normally, by an error, by Ctrl-C or by SIGTERM. The worker and the simulator run in their own
@@ -11,19 +12,32 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import token_urlsafe
 from typing import Any
 
 import redis
 
+from worker.local.console import (
+    USERNAME,
+    ConsoleLogin,
+    console_env,
+    console_ready,
+    password_hash,
+    start_console,
+    start_hash,
+    write_login,
+)
 from worker.local.processes import (
     StackError,
     cli_args,
     free_port,
+    kill_group,
     receiver_url,
     start_child,
     start_receiver,
@@ -47,6 +61,7 @@ class Stack:
     metrics_url: str
     settings: WorkerSettings          # what the worker was given (own namespace and key prefix)
     worker_log: Path
+    console: ConsoleLogin             # the support console on this stack, with the run's one-time login
     env: dict[str, str] = field(default_factory=dict)
     webhook_url: str | None = None    # the local receiver, registered at the simulator for all ten events
 
@@ -127,11 +142,27 @@ def _start_receiver(cleanup: contextlib.ExitStack, workdir: Path, found: FoundRe
     return url
 
 
+def _start_console(cleanup: contextlib.ExitStack, workdir: Path, found: FoundRedis, simulator_url: str,
+                   settings: WorkerSettings,
+                   hashing: subprocess.Popen[bytes]) -> tuple[subprocess.Popen[bytes], ConsoleLogin]:
+    """The support console on the worker's Redis and simulator, started (`console_ready` waits for it), with one
+    user (``support``) whose random password is made for this run and hashed by ``hashing`` (a `start_hash`);
+    only the hash and the session secret are kept, in ``workdir`` (removed at the end)."""
+    password = token_urlsafe()
+    users_file, secret_file = write_login(workdir, USERNAME, password_hash(hashing, password))
+    env = console_env(os.environ, redis_url=found.url, simulator_url=simulator_url, settings=settings,
+                      users_file=users_file, secret_file=secret_file)
+    with open(workdir / "console.log", "wb") as log:
+        process, url = start_console(log, env)
+    cleanup.callback(stop_group, process, 5.0)
+    return process, ConsoleLogin(url=url, username=USERNAME, password=password)
+
+
 @contextlib.contextmanager
 def local_stack(*, redis_url: str | None, force_embedded: bool = False, threads: int = 8,
                 on_step: Callable[[str], None] | None = None) -> Iterator[Stack]:
-    """Start Redis (or use ``redis_url``, or one on localhost), the simulator and a worker; stop all of them
-    when the block ends."""
+    """Start Redis (or use ``redis_url``, or one on localhost), the simulator, the webhook receiver, a worker and
+    the support console; stop all of them when the block ends."""
     step = on_step or (lambda _: None)
     run_id = uuid.uuid4().hex[:8]
     # Own namespace and key prefix: a shared Redis may hold someone's real queues.
@@ -145,6 +176,8 @@ def local_stack(*, redis_url: str | None, force_embedded: bool = False, threads:
             cleanup.callback(forget_keys, found.url, [settings.dramatiq_namespace, settings.key_prefix])
 
         step("starting the Vipps simulator")
+        hashing = start_hash(os.environ)  # the console's password hash: its CLI loads while the simulator starts
+        cleanup.callback(kill_group, hashing)
         with open(workdir / "simulator.log", "wb") as sim_log:
             simulator, simulator_url = start_simulator(sim_log)
         cleanup.callback(stop_group, simulator, 5.0)
@@ -152,10 +185,14 @@ def local_stack(*, redis_url: str | None, force_embedded: bool = False, threads:
         step("starting the webhook receiver")
         webhook_url = _start_receiver(cleanup, workdir, found, simulator_url, settings)
 
-        step("starting the worker")
+        step("starting the support console")
+        console_process, console = _start_console(cleanup, workdir, found, simulator_url, settings, hashing)
+
+        step("starting the worker")  # the console loads meanwhile, and is waited for after the worker
         metrics_url, worker_log, env = _start_worker(cleanup, workdir, found, simulator_url, settings, threads)
+        console_ready(console_process, console.url)
         yield Stack(redis=found, simulator_url=simulator_url, metrics_url=f"{metrics_url}/metrics",
-                    settings=settings, worker_log=worker_log, env=env, webhook_url=webhook_url)
+                    settings=settings, worker_log=worker_log, console=console, env=env, webhook_url=webhook_url)
 
 
 def tail(path: Path, lines: int = 15) -> str:
