@@ -98,10 +98,12 @@ class ConsoleServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="console-", suffix=".log", delete=False,  # noqa: SIM115
                                                dir=SCRATCH.name)
-        env = dict(os.environ) | {
+        # None of the caller's console settings; no operations port, which would be a fixed one (9194).
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CONSOLE_")} | {
             "REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator_url,
             "CONSOLE_USERS_FILE": str(users_file), "CONSOLE_SESSION_SECRET": "browser-tests-" + "s" * 32,
-            "CONSOLE_COOKIE_SECURE": "false", "CONSOLE_PORT": str(self.port), "LOG_LEVEL": "WARNING",
+            "CONSOLE_COOKIE_SECURE": "false", "CONSOLE_PORT": str(self.port), "CONSOLE_METRICS_PORT": "0",
+            "LOG_LEVEL": "WARNING",
         }
         self.process = subprocess.Popen([sys.executable, "-m", "worker.cli.app", "console", "serve"], env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT)
