@@ -43,7 +43,12 @@ def _usable() -> bool:
 
 @contextmanager
 def _locked() -> Iterator[None]:
-    with open(LOCK, "a") as fh:
+    try:
+        fh = open(LOCK, "a")  # noqa: SIM115 (closed below, after the lock is let go)
+    except OSError as exc:
+        raise ChromiumMissing(f"{CHROMIUM} is missing, and the install lock {LOCK} cannot be opened: "
+                              f"{exc.strerror}") from None
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
