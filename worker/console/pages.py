@@ -98,7 +98,8 @@ def search(session: Session, msns: tuple[str, ...], query: str = "", msn: str | 
         options = "".join(f'<option value="{e(m)}"{" selected" if m == msn else ""}>{e(m)}</option>' for m in msns)
         choose = f'<label>Merchant <select name="msn">{options}</select></label> '
     body = ('<h1>Find</h1><form method="get" action="/search">'
-            f'<label>Agreement, charge, order or command id <input name="q" value="{e(query)}" required></label> '
+            '<label>Agreement, charge, order, command or external id '
+            f'<input name="q" value="{e(query)}" required maxlength="64"></label> '
             f'{choose}<button type="submit">Find</button></form>')
     if error:
         body += f'<p class="error">{e(error)}</p>'

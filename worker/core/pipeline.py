@@ -38,6 +38,7 @@ from worker.core.observer import PipelineObserver
 from worker.core.retry import RetryPolicy, retry_reason, vipps_problem
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.externals import ExternalIds
 from worker.store.keys import command_ref
 from worker.store.ledger import Claim, ClaimStatus, DeliveryAck, Ledger
 from worker.vipps import errors
@@ -63,7 +64,7 @@ class Delivery:
 class Pipeline:
     def __init__(self, contexts: Contexts, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
                  lease_ms: int, broker_id: str, observer: PipelineObserver | None = None,
-                 batching: BatchPolicy | None = None) -> None:
+                 batching: BatchPolicy | None = None, externals: ExternalIds | None = None) -> None:
         self.contexts = contexts
         self.ledger = ledger
         self.dead_letters = dead_letters
@@ -72,6 +73,7 @@ class Pipeline:
         self.broker_id = broker_id
         self.observer = observer or PipelineObserver()
         self.batching = batching  # None: every charge.create goes to the single endpoint at once
+        self.externals = externals  # None: agreements' externalIds are not indexed for support's search
 
     def handle(self, delivery: Delivery) -> str:
         """Carry out one delivery; returns the outcome label. Raises only on unexpected errors."""
@@ -151,8 +153,17 @@ class Pipeline:
             self.ledger.release(command_ref(cmd.msn, cmd.command_id))
             raise
         self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=ack)
+        self._index_external_id(cmd, outcome)
         self.done(cmd, "succeeded")
         return "succeeded"
+
+    def _index_external_id(self, cmd: Command, outcome: Outcome) -> None:
+        """Support finds agreements by the merchant's externalId, which Vipps cannot look up (store.externals)."""
+        external_id = getattr(cmd, "external_id", None)
+        if self.externals is None or not external_id or cmd.type not in ("agreement.create", "agreement.update"):
+            return
+        agreement_id = next((e.agreement_id for e in outcome.events if e.agreement_id), None)
+        self.externals.remember(cmd.msn, external_id, agreement_id)
 
     @staticmethod
     def _handle(ctx: Context, cmd: Command, attempts: int) -> Outcome:
