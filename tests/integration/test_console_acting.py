@@ -180,5 +180,7 @@ def test_an_agreement_is_found_by_the_external_id_it_was_created_with(stack: dic
     found = client.get("/search", params={"q": "cust 4711/b"})
     assert found.status_code == 200 and f'href="/agreements/{agreement_id}"' in found.text and "PENDING" in found.text
     assert "Nothing found" in client.get("/search", params={"q": "cust 4711/c"}).text
+    page = client.get(f"/agreements/{agreement_id}").text
+    assert re.search(r"<th>confirmation URL</th><td>https?://[^<]+</td>", page), page
     too_long = client.get("/search", params={"q": "x" * 65})
     assert too_long.status_code == 400 and "1 to 64 printable characters" in too_long.text
