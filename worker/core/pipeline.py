@@ -189,8 +189,9 @@ class Pipeline:
                 attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
-        if self.ledger.finish(command, status="failed", events=[event], error=problem):
-            self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
+        letter = self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
+        if self.ledger.finish(command, status="failed", events=[event], error=problem, dead_letter=letter):
+            self.observer.dead_lettered(letter.reason, cmd.msn)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
         self.done(cmd, "failed")
@@ -208,8 +209,9 @@ class Pipeline:
             problem["reason"] = "retries_exhausted"
             event = ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
-            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
-                self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
+            letter = self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
+            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem, dead_letter=letter):
+                self.observer.dead_lettered(letter.reason, cmd.msn)
             self.done(cmd, "dead_lettered")
             return "dead_lettered"
         self.ledger.retry_later(command_ref(cmd.msn, cmd.command_id), at_ms=now_ms() + int(delay * 1000), error=problem,
@@ -250,13 +252,14 @@ class Pipeline:
         only = self.contexts.merchants.only
         return only.msn if only is not None and given is None else None
 
-    def _dead_letter(self, cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
-                     attempts: int) -> None:
-        if self.dead_letters.add(DeadLetter(
-                id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason, detail=detail,
-                at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type, attempts=attempts,
-                problem=problem, payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn)):
-            self.observer.dead_lettered(reason, cmd.msn)
+    @staticmethod
+    def _dead_letter(cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
+                     attempts: int) -> DeadLetter:
+        """The letter a command's terminal failure leaves; the ledger keeps it with the outcome, in one step."""
+        return DeadLetter(id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason,
+                          detail=detail, at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type,
+                          attempts=attempts, problem=problem, payload=command, queue=None,
+                          actor=actor_name(cmd.type), msn=cmd.msn)
 
     def done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)
