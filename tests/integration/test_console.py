@@ -163,7 +163,7 @@ def test_a_reflected_probe_in_the_search_box_comes_back_escaped(stack: dict[str,
     log_in(client)
     probe = '"><script>alert(1)</script>'
     answer = client.get("/search", params={"q": probe})
-    assert answer.status_code == 400 and "<script>alert(1)" not in answer.text
+    assert answer.status_code == 200 and "<script>alert(1)" not in answer.text
     assert "&quot;&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in answer.text
 
 

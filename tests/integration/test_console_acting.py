@@ -166,3 +166,21 @@ def test_an_agent_stops_an_agreement(stack: dict[str, Any]) -> None:
     assert 'class="ok">succeeded' in outcome and "agreement.stopped" in outcome
     after = client.get(f"/agreements/{agreement_id}").text
     assert "STOPPED" in after and '<form id="stop"' not in after and "alice / moved away" in after
+
+
+def test_an_agreement_is_found_by_the_external_id_it_was_created_with(stack: dict[str, Any]) -> None:
+    ops = stack["ops"]
+    outcome = ops.run({"command_id": "console-test-external", "type": "agreement.create", "product_name": "Gym",
+                       "pricing": {"type": "LEGACY", "amount": 29900, "currency": "NOK"},
+                       "interval": {"unit": "MONTH", "count": 1}, "external_id": "cust 4711/b",
+                       "merchant_agreement_url": "https://example.com/a",
+                       "merchant_redirect_url": "https://example.com/r"}, timeout=30)
+    agreement_id = (outcome.event("agreement.created") or {})["agreement_id"]
+    client = client_as(stack, "victor")
+    found = client.get("/search", params={"q": "cust 4711/b"})
+    assert found.status_code == 200 and f'href="/agreements/{agreement_id}"' in found.text and "PENDING" in found.text
+    assert "Nothing found" in client.get("/search", params={"q": "cust 4711/c"}).text
+    page = client.get(f"/agreements/{agreement_id}").text
+    assert re.search(r"<th>confirmation URL</th><td>https?://[^<]+</td>", page), page
+    too_long = client.get("/search", params={"q": "x" * 65})
+    assert too_long.status_code == 400 and "1 to 64 printable characters" in too_long.text

@@ -23,7 +23,7 @@ from worker.cli.common import (
     when,
 )
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, checked, operator_name, read
-from worker.core import actions
+from worker.core import actions, lookups
 from worker.core.handlers import snapshot
 from worker.core.money import money
 from worker.runtime.settings import get_settings
@@ -63,12 +63,8 @@ def agreement_show(agreement_id: AgreementId, msn: MsnOption = None, as_json: Js
 
 
 def confirmation_url(agreement_id: str) -> str | None:
-    """Where the user confirms a PENDING agreement: Vipps gives it only when the agreement is drafted, so it is
-    read from the agreement's ``agreement.created`` event in its timeline."""
     with guard(), control(get_settings()) as ops:
-        created = [e for e in ops.ledger.timeline(agreement_id) if e.get("type") == "agreement.created"]
-    url = created[0].get("vipps_confirmation_url") if created else None
-    return str(url) if url else None
+        return lookups.confirmation_url(ops.ledger.timeline(agreement_id))
 
 
 def _campaign(campaign: models.CampaignResponseV3 | None) -> str:

@@ -19,7 +19,7 @@ from worker.cli.common import (
     emit_json,
 )
 from worker.cli.support import AgreementId, OperatorOption, ReasonOption, act, checked, operator_name, read
-from worker.core import actions
+from worker.core import actions, lookups
 from worker.core.handlers import snapshot
 from worker.core.lookups import Move
 from worker.core.money import money
@@ -100,7 +100,7 @@ def _print_charge(charge: models.ChargeResponseV3, agreement_id: str | None, as_
         ("amount", money(charge.amount, str(charge.currency))), ("description", charge.description),
         ("due", str(charge.due)[:10] if charge.due else None), ("retry days", charge.retryDays),
         ("captured", money(s.captured)), ("refunded", money(s.refunded)), ("cancelled", money(s.cancelled)),
-        ("failure", str(charge.failureReason) if charge.failureReason else None),
+        ("failure", lookups.failure_in_words(charge.failureReason)),
         ("external id", charge.externalId), ("transaction id", charge.transactionId)):
         table.add_row(name, str(value) if value is not None else "-")
     console.print(table)

@@ -160,12 +160,14 @@ class Pages:
             return _html(pages.problem(None, "Refused", "Log in through the identity provider."), 403)
         username = form.get("username", "")[:64]
         client = request.client.host if request.client else "unknown"
-        if not console.limiter.allow(f"user:{username}", f"client:{client}"):
+        keys = (f"user:{username}", f"client:{client}")
+        if console.limiter.blocked(*keys):
             log.warning("console login refused: too many attempts (user %r, client %s)", username, client)
             console.metrics.login("password", "rate_limited")
             return _html(console.login_page(session, "Too many attempts; try again later."), 429)
         user = console.users.check(username, form.get("password", ""))
         if user is None:
+            console.limiter.failed(*keys)
             log.info("console login failed (user %r, client %s)", username, client)
             console.metrics.login("password", "failure")
             return _html(console.login_page(session, "Wrong username or password."), 401)

@@ -10,10 +10,12 @@ from typing import Any
 
 from worker.core.control import Control, OperationError
 from worker.core.lookups import left, merchant_timeline
-from worker.vipps import errors, models
+from worker.vipps import VippsClient, errors, models
 
-# Agreement, charge, order and command ids: no id we look up has other characters, and none is longer.
-ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+# Agreement, charge, order and command ids: no id we look up at Vipps or in the ledger has other characters.
+ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")
+# The longest id of any kind (an externalId is 1..64 characters of any kind).
+MAX_QUERY = 64
 
 
 class LookupFailed(Exception):
@@ -72,24 +74,35 @@ class Finder:
             raise LookupFailed(str(exc)) from None
 
     def search(self, query: str, msn: str | None) -> list[Match]:
-        """What ``query`` names for the merchant: a command of the ledger (Redis, no Vipps call), an agreement
-        (``agr_...``), else a charge by its id (an order id is its charge's id)."""
+        """What ``query`` names for the merchant: agreements with that externalId (the worker's index, no Vipps
+        call to find them), a command of the ledger, an agreement (``agr_...``), else a charge by its id (an
+        order id is its charge's id)."""
         query = query.strip()
-        if not ID.match(query):
-            raise LookupFailed("not an id: agreement, charge, order or command ids are letters, digits and ._:-")
+        if not query or len(query) > MAX_QUERY or not query.isprintable():
+            raise LookupFailed(f"type an agreement, charge, order, command or external id (1 to {MAX_QUERY} "
+                               "printable characters)")
         merchant = self.msn(msn)
-        found = [m for m in (self._command(query, merchant),) if m is not None]
         try:
+            vipps = self.ops.vipps(msn=merchant)
+            found = [self._agreement_match(vipps, agreement_id)
+                     for agreement_id in self.ops.externals.find(merchant, query)]
+            if not ID.match(query):
+                return found
+            found += [m for m in (self._command(query, merchant),) if m is not None]
             if query.startswith("agr_"):
-                agreement = self.ops.vipps(msn=merchant).fetch_agreement(query)
-                found.append(Match("agreement", agreement.id, str(agreement.status), agreement.id))
+                found.append(self._agreement_match(vipps, query))
             else:
-                charge = self.ops.vipps(msn=merchant).fetch_charge_by_id(query)
+                charge = vipps.fetch_charge_by_id(query)
                 found.append(Match("charge", charge.id, str(charge.status), charge.agreementId, charge.id))
         except errors.VippsError as exc:
             if not _not_found(exc):
                 raise LookupFailed(describe_error(exc)) from None
         return found
+
+    @staticmethod
+    def _agreement_match(vipps: VippsClient, agreement_id: str) -> Match:
+        agreement = vipps.fetch_agreement(agreement_id)
+        return Match("agreement", agreement.id, str(agreement.status), agreement.id)
 
     def _command(self, command_id: str, msn: str) -> Match | None:
         record = self.ops.record(command_id, msn)
@@ -107,6 +120,7 @@ class Finder:
             vipps = self.ops.vipps(msn=merchant)
             agreement = vipps.fetch_agreement(agreement_id)
             charges = vipps.list_charges(agreement_id)
+            self.ops.externals.remember(merchant, agreement.externalId, agreement.id)
         except errors.VippsError as exc:
             raise LookupFailed(describe_error(exc)) from None
         events, _ = merchant_timeline(self.ops.ledger, agreement_id, None, merchant)

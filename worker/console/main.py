@@ -51,8 +51,10 @@ class OperationsProtocol(BoundedH11Protocol):
         self.access_log = False
 
 
-def configs(pages: ASGIApp, operations: ASGIApp, log_level: str) -> tuple[uvicorn.Config, uvicorn.Config]:
-    pages_config = uvicorn.Config(pages, lifespan="off", log_level=log_level.lower(), proxy_headers=False,
+def configs(pages: ASGIApp, operations: ASGIApp, log_level: str,
+            trusted_proxies: str = "") -> tuple[uvicorn.Config, uvicorn.Config]:
+    pages_config = uvicorn.Config(pages, lifespan="off", log_level=log_level.lower(),
+                                  proxy_headers=bool(trusted_proxies), forwarded_allow_ips=trusted_proxies or None,
                                   server_header=False, timeout_graceful_shutdown=10)
     # log_config None: the pages' config has set up uvicorn's loggers for the process already.
     ops_config = uvicorn.Config(operations, http=OperationsProtocol, lifespan="off", log_config=None,
@@ -87,7 +89,8 @@ def serve(settings: ConsoleSettings) -> None:
         stack.callback(parts.finder.ops.close)
         ready = readiness_client(settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL)
         stack.callback(ready.close)
-        pages, ops = configs(build(parts), operations_app(parts.metrics, ready.ping), settings.log_level)
+        pages, ops = configs(build(parts), operations_app(parts.metrics, ready.ping), settings.log_level,
+                             settings.console_trusted_proxies)
         log.info("console pages on %s:%s, operations (/metrics, /healthz, /readyz) %s", settings.console_host,
                  settings.console_port, f"on port {settings.console_metrics_port}" if ops_socket else "off")
         if ops_socket is None:

@@ -14,6 +14,7 @@ from worker.console.finder import AgreementView, ChargeView, Match
 from worker.console.sessions import Session
 from worker.console.users import Role
 from worker.core.actions import possible_moves
+from worker.core.lookups import confirmation_url, failure_in_words
 from worker.core.money import money
 from worker.store.ledger import TERMINAL
 from worker.vipps import models
@@ -98,7 +99,8 @@ def search(session: Session, msns: tuple[str, ...], query: str = "", msn: str | 
         options = "".join(f'<option value="{e(m)}"{" selected" if m == msn else ""}>{e(m)}</option>' for m in msns)
         choose = f'<label>Merchant <select name="msn">{options}</select></label> '
     body = ('<h1>Find</h1><form method="get" action="/search">'
-            f'<label>Agreement, charge, order or command id <input name="q" value="{e(query)}" required></label> '
+            '<label>Agreement, charge, order, command or external id '
+            f'<input name="q" value="{e(query)}" required maxlength="64"></label> '
             f'{choose}<button type="submit">Find</button></form>')
     if error:
         body += f'<p class="error">{e(error)}</p>'
@@ -146,6 +148,8 @@ def agreement(session: Session, view: AgreementView, msn: str | None) -> str:
             ("interval", e(f"every {a.interval.count} {a.interval.unit}") if a.interval else "-"),
             ("campaign", e(getattr(a.campaign, "type", None))),
             ("created", e(a.created)), ("external id", e(a.externalId))]
+    if str(a.status) == "PENDING":
+        rows.append(("confirmation URL", e(confirmation_url(view.timeline))))
     charges = [[link(charge_path(a.id, c.id), c.id, msn), e(c.type), e(c.status), e(money(c.amount)),
                 e(str(c.due)[:10] if c.due else None), e(money(c.summary.captured)), e(money(c.summary.refunded))]
                for c in view.charges]
@@ -168,7 +172,7 @@ def charge(session: Session, view: ChargeView, msn: str | None) -> str:
             ("cancelled", e(money(c.summary.cancelled, currency))),
             ("left to capture", e(money(view.left_to_capture, currency))),
             ("left to refund", e(money(view.left_to_refund, currency))),
-            ("failure reason", e(c.failureReason)), ("due", e(str(c.due)[:10] if c.due else None)),
+            ("failure reason", e(failure_in_words(c.failureReason))), ("due", e(str(c.due)[:10] if c.due else None)),
             ("description", e(c.description)), ("external id", e(c.externalId))]
     history = [[e(h.occurred), e(getattr(h.event, "value", h.event)), e(money(h.amount)), "yes" if h.success else "no",
                 e(h.idempotencyKey)] for h in c.history]

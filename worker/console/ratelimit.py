@@ -1,7 +1,8 @@
 """Login attempts, counted per username and per client address, in this process's memory.
 
-A fixed window per key: at most ``limit`` attempts within ``window`` seconds, counted before the password
-is checked, so a blocked attempt costs no hashing. Kept in memory: with several console replicas each
+A fixed window per key: at most ``limit`` failed attempts within ``window`` seconds. A key over its limit is
+refused before the password is checked, so a blocked attempt costs no hashing; a successful login is not
+counted, so colleagues behind one address do not lock each other out. Kept in memory: with several console replicas each
 counts its own (a limit of N allows N per replica), and a restart forgets the counts.
 """
 
@@ -20,17 +21,21 @@ class LoginLimiter:
         self._lock = threading.Lock()
         self._counts: dict[str, tuple[float, int]] = {}
 
-    def allow(self, *keys: str) -> bool:
-        """Count an attempt under each key; False when any key is over its limit in the current window."""
+    def blocked(self, *keys: str) -> bool:
+        """Whether any key has used up its failed attempts in the current window."""
         now = self._clock()
-        allowed = True
+        with self._lock:
+            self._forget_old(now)
+            return any(self._counts.get(key, (now, 0))[1] >= self.limit for key in keys)
+
+    def failed(self, *keys: str) -> None:
+        """Count a failed attempt under each key."""
+        now = self._clock()
         with self._lock:
             self._forget_old(now)
             for key in keys:
                 start, count = self._counts.get(key, (now, 0))
                 self._counts[key] = (start, count + 1)
-                allowed = allowed and count + 1 <= self.limit
-        return allowed
 
     def _forget_old(self, now: float) -> None:
         """Drop windows that have ended, so memory stays bounded by recent attempts."""

@@ -100,6 +100,10 @@ class ConsoleSettings(StoreSettings):
     console_oidc_role_map: str | None = Field(default=None, description="group=role,... (roles viewer, agent, "
                                               "operator); a user gets the highest their groups map to")
     console_oidc_name: str = Field(default="single sign-on", min_length=1, max_length=80)
+    # Behind an ingress every login would come from the controller's address: trusting its X-Forwarded-For
+    # gives the login limit the browser's address instead.
+    console_trusted_proxies: str = Field(default="", description="addresses (comma-separated, or *) whose "
+                                         "X-Forwarded-For names the client; empty: none")
     console_host: str = "127.0.0.1"
     console_port: int = Field(default=8090, ge=0, le=65535)
     # Kept off the pages' port: an Ingress that exposes the pages never exposes metrics or probes.

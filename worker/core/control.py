@@ -19,6 +19,7 @@ from worker.core.producer import Producer, prepare
 from worker.core.replay import Decision, decide
 from worker.store.connection import Where, connect
 from worker.store.deadletters import DeadLetter, DeadLetterStore
+from worker.store.externals import ExternalIds
 from worker.store.keys import command_ref
 from worker.store.ledger import TERMINAL, Ledger
 from worker.store.settings import StoreSettings
@@ -106,6 +107,7 @@ class Control:
         self.ledger = Ledger(self.redis, self.layout, heartbeat_timeout_ms=settings.heartbeat_timeout_ms,
                              retention_seconds=settings.ledger_retention_days * 86_400)
         self.dead_letters = DeadLetterStore(self.redis, self.keys, retention_days=settings.dead_letter_retention_days)
+        self.externals = ExternalIds(self.redis, self.keys, retention_seconds=settings.ledger_retention_days * 86_400)
         self.producer = Producer(client=self.redis, layout=self.layout)
         self._vipps: dict[str, VippsClient] = {}
 

@@ -38,6 +38,7 @@ from worker.core.observer import PipelineObserver
 from worker.core.retry import RetryPolicy, retry_reason, vipps_problem
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.externals import ExternalIds
 from worker.store.keys import command_ref
 from worker.store.ledger import Claim, ClaimStatus, DeliveryAck, Ledger
 from worker.vipps import errors
@@ -63,7 +64,7 @@ class Delivery:
 class Pipeline:
     def __init__(self, contexts: Contexts, ledger: Ledger, dead_letters: DeadLetterStore, *, retry: RetryPolicy,
                  lease_ms: int, broker_id: str, observer: PipelineObserver | None = None,
-                 batching: BatchPolicy | None = None) -> None:
+                 batching: BatchPolicy | None = None, externals: ExternalIds | None = None) -> None:
         self.contexts = contexts
         self.ledger = ledger
         self.dead_letters = dead_letters
@@ -72,6 +73,7 @@ class Pipeline:
         self.broker_id = broker_id
         self.observer = observer or PipelineObserver()
         self.batching = batching  # None: every charge.create goes to the single endpoint at once
+        self.externals = externals  # None: agreements' externalIds are not indexed for support's search
 
     def handle(self, delivery: Delivery) -> str:
         """Carry out one delivery; returns the outcome label. Raises only on unexpected errors."""
@@ -151,8 +153,17 @@ class Pipeline:
             self.ledger.release(command_ref(cmd.msn, cmd.command_id))
             raise
         self.ledger.finish(command, status="succeeded", events=outcome.events, watch=outcome.watch, ack=ack)
+        self._index_external_id(cmd, outcome)
         self.done(cmd, "succeeded")
         return "succeeded"
+
+    def _index_external_id(self, cmd: Command, outcome: Outcome) -> None:
+        """Support finds agreements by the merchant's externalId, which Vipps cannot look up (store.externals)."""
+        external_id = getattr(cmd, "external_id", None)
+        if self.externals is None or not external_id or cmd.type not in ("agreement.create", "agreement.update"):
+            return
+        agreement_id = next((e.agreement_id for e in outcome.events if e.agreement_id), None)
+        self.externals.remember(cmd.msn, external_id, agreement_id)
 
     @staticmethod
     def _handle(ctx: Context, cmd: Command, attempts: int) -> Outcome:
@@ -178,8 +189,9 @@ class Pipeline:
                 attempts: int) -> str:
         problem = vipps_problem(exc, "vipps_problem" if exc.status else "request_invalid")
         event = ctx.event(cmd, EventType.COMMAND_FAILED, **_ids(cmd), problem=problem, attempts=attempts)
-        if self.ledger.finish(command, status="failed", events=[event], error=problem):
-            self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
+        letter = self._dead_letter(cmd, command, "vipps_problem", str(exc), problem, attempts)
+        if self.ledger.finish(command, status="failed", events=[event], error=problem, dead_letter=letter):
+            self.observer.dead_lettered(letter.reason, cmd.msn)
         log.warning("command failed", extra={"problem_type": problem.get("type"), "status": exc.status,
                                              "context_id": problem.get("context_id")})
         self.done(cmd, "failed")
@@ -197,8 +209,9 @@ class Pipeline:
             problem["reason"] = "retries_exhausted"
             event = ctx.event(cmd, EventType.COMMAND_DEAD_LETTERED, **_ids(cmd), problem=problem,
                                    attempts=used)
-            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem):
-                self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
+            letter = self._dead_letter(cmd, command, "retries_exhausted", str(exc), problem, used)
+            if self.ledger.finish(command, status="dead_lettered", events=[event], error=problem, dead_letter=letter):
+                self.observer.dead_lettered(letter.reason, cmd.msn)
             self.done(cmd, "dead_lettered")
             return "dead_lettered"
         self.ledger.retry_later(command_ref(cmd.msn, cmd.command_id), at_ms=now_ms() + int(delay * 1000), error=problem,
@@ -239,13 +252,14 @@ class Pipeline:
         only = self.contexts.merchants.only
         return only.msn if only is not None and given is None else None
 
-    def _dead_letter(self, cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
-                     attempts: int) -> None:
-        if self.dead_letters.add(DeadLetter(
-                id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason, detail=detail,
-                at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type, attempts=attempts,
-                problem=problem, payload=command, queue=None, actor=actor_name(cmd.type), msn=cmd.msn)):
-            self.observer.dead_lettered(reason, cmd.msn)
+    @staticmethod
+    def _dead_letter(cmd: Command, command: dict[str, Any], reason: str, detail: str, problem: dict[str, Any],
+                     attempts: int) -> DeadLetter:
+        """The letter a command's terminal failure leaves; the ledger keeps it with the outcome, in one step."""
+        return DeadLetter(id=dead_letter_id("command", command_ref(cmd.msn, cmd.command_id)), reason=reason,
+                          detail=detail, at_ms=now_ms(), command_id=cmd.command_id, command_type=cmd.type,
+                          attempts=attempts, problem=problem, payload=command, queue=None,
+                          actor=actor_name(cmd.type), msn=cmd.msn)
 
     def done(self, cmd: Command, outcome: str) -> None:
         issued = cmd.issued_at if cmd.issued_at.tzinfo else cmd.issued_at.replace(tzinfo=dt.UTC)

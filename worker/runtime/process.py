@@ -33,6 +33,7 @@ from worker.store.batches import ChargeBatches
 from worker.store.clock import now_ms
 from worker.store.connection import Where, connect
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.externals import ExternalIds
 from worker.store.ledger import Ledger
 from worker.store.outbox import Relay
 from worker.store.vipps_state import redis_backends
@@ -89,7 +90,9 @@ class Runtime:
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=self.observer,
-                                 batching=settings.batch_policy())
+                                 batching=settings.batch_policy(),
+                                 externals=ExternalIds(self.redis, self.keys,
+                                                       retention_seconds=settings.ledger_retention_days * 86_400))
         self.charge_runs = ChargeRuns(self.pipeline, ChargeBatches(self.redis, self.keys),
                                       settings.batch_policy() or BatchPolicy(), lambda: self.merchants.msns,
                                       lease_ms=int(settings.lease_seconds * 1000),

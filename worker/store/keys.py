@@ -25,6 +25,10 @@ class Keys:
             return f"{self.prefix}:history:charge:{agreement_id}:{charge_id}"
         return f"{self.prefix}:history:agreement:{agreement_id}"
 
+    def external_id(self, msn: str | None, external_id: str) -> str:
+        """The agreements a merchant gave this externalId (a set), for support's search."""
+        return f"{self.prefix}:external:{msn or '-'}:{external_id}"
+
     @property
     def inflight(self) -> str:
         """command ref -> lease expiry (ms): attempts that hold a command right now."""

@@ -24,6 +24,7 @@ from pydantic_core import to_json
 from schemas.events import Event
 from worker.store import scripts
 from worker.store.clock import now_ms
+from worker.store.deadletters import DeadLetter
 from worker.store.eventqueue import EventQueue
 from worker.store.keys import Layout, command_ref
 from worker.store.replication import Replicas
@@ -51,6 +52,7 @@ class Terminal:
     events: Sequence[Event]
     watch: Sequence[WatchChange] = ()
     error: dict[str, Any] | None = None
+    dead_letter: DeadLetter | None = None  # kept in the same step: a crash cannot lose it after the outcome
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ class FinishKeys(NamedTuple):
     watch_settled: str
     events_queue: str
     events_messages: str
+    dead_letters: str
+    dead_letter_index: str
     delivery_acks: str | None
     delivery_messages: str | None
 
@@ -159,6 +163,8 @@ class FinishArgs(NamedTuple):
     fingerprint: str
     payload: bytes | str
     delivery_id: str
+    dead_letter_id: str
+    dead_letter: str
 
 
 class ObserveKeys(NamedTuple):
@@ -259,14 +265,14 @@ class Ledger:
 
     def finish(self, command: dict[str, Any], *, status: str, events: Sequence[Event],
                watch: Sequence[WatchChange] = (), error: dict[str, Any] | None = None,
-               create: bool = False, ack: DeliveryAck | None = None) -> bool:
+               create: bool = False, ack: DeliveryAck | None = None, dead_letter: DeadLetter | None = None) -> bool:
         """Record a terminal outcome, publish its events and apply its watch changes, atomically.
 
-        With ``ack``, the delivery is acked in the same step. With ``create``, a command that was never
-        claimed (rejected before its claim) gets its record. Returns False when the command had already
-        finished (the first outcome stands).
+        With ``ack``, the delivery is acked in the same step; with ``dead_letter``, the letter is kept in it.
+        With ``create``, a command that was never claimed (rejected before its claim) gets its record. Returns
+        False when the command had already finished (the first outcome stands).
         """
-        keys, args = self._finish_call(Terminal(command, status, events, watch, error), create, ack)
+        keys, args = self._finish_call(Terminal(command, status, events, watch, error, dead_letter), create, ack)
         result = self._durably(self._finish, keys, args)
         if ack:
             ack.done = True
@@ -306,12 +312,15 @@ class Ledger:
         assert status in TERMINAL
         cid = command_ref(command.get("msn"), command["command_id"])
         keys = FinishKeys(self.keys.command(cid), self.keys.inflight, self.keys.retry, *self._observe_keys()[:-2],
-                          self.events.queue, self.events.messages, ack.acks_key if ack else None,
+                          self.events.queue, self.events.messages, self.keys.dead_letters,
+                          self.keys.dead_letter_index, ack.acks_key if ack else None,
                           ack.messages_key if ack else None)
+        letter = outcome.dead_letter
         args = FinishArgs(cid, status, now_ms(), self.retention_seconds, encode_events(outcome.events),
                           json.dumps(outcome.error) if outcome.error else "", str(command.get("type", "")),
                           "1" if create else "", fingerprint(command),
-                          to_json(command) if create else "", ack.redis_message_id if ack else "")
+                          to_json(command) if create else "", ack.redis_message_id if ack else "",
+                          letter.id if letter else "", letter.to_json() if letter else "")
         return present(keys), [*args, *change_args(outcome.watch), *self.events.args(outcome.events)]
 
     def observe(self, events: Sequence[Event], watch: Sequence[WatchChange] = ()) -> None:

@@ -11,7 +11,7 @@ from worker.runtime.settings import WorkerSettings
 from worker.runtime.sweeper import Sweeper
 from worker.store import scripts
 from worker.store.clock import now_ms
-from worker.store.deadletters import DeadLetterStore
+from worker.store.deadletters import DeadLetter, DeadLetterStore
 from worker.store.eventqueue import EventQueue
 from worker.store.keys import Layout
 from worker.store.ledger import (
@@ -84,6 +84,20 @@ def test_ledger_claims(redis_client: redis.Redis) -> None:
     assert message["options"]["redis_message_id"] == redis_id.decode()
     assert redis_client.zcard(LAYOUT.keys.outbox_pending) == 0
     assert redis_client.zcard(LAYOUT.keys.inflight) == 0
+
+
+def test_a_dead_letter_is_kept_in_the_same_step_as_the_outcome(redis_client: redis.Redis) -> None:
+    ledger = ledger_of(redis_client)
+    letters = DeadLetterStore(redis_client, LAYOUT.keys, retention_days=30)
+    cmd = {"command_id": "c2", "type": "charge.fetch", "agreement_id": "a", "charge_id": "x", "issued_at": "now"}
+    ledger.claim(cmd, owner="m1", broker_id="b1", lease_ms=10_000)
+    letter = DeadLetter(id="dl1", reason="vipps_problem", detail="no", at_ms=now_ms(), command_id="c2", payload=cmd)
+    assert ledger.finish(cmd, status="failed", events=[snapshot_event("e2")], dead_letter=letter)
+    assert letters.get("dl1") == letter and [x.id for x in letters.find()] == ["dl1"]
+    # A second finish (a redelivery after a crash) keeps the first outcome and adds no second letter.
+    other = DeadLetter(id="dl2", reason="vipps_problem", detail="again", at_ms=now_ms(), command_id="c2")
+    assert not ledger.finish(cmd, status="failed", events=[], dead_letter=other)
+    assert letters.get("dl2") is None and letters.count() == 1
 
 
 def test_an_event_that_cannot_be_queued_waits_in_the_outbox(redis_client: redis.Redis) -> None:
