@@ -77,6 +77,8 @@ def console_env(base: Mapping[str, str], *, redis_url: str, simulator_url: str, 
         "CONSOLE_USERS_FILE": str(users_file), "CONSOLE_SESSION_SECRET_FILE": str(secret_file),
         # Plain http on 127.0.0.1: a browser would never send a Secure cookie back, so no login would hold.
         "CONSOLE_COOKIE_SECURE": "false",
+        # No operations port: its default is a fixed one, which a second local run would find taken.
+        "CONSOLE_METRICS_PORT": "0",
         "LOG_LEVEL": "WARNING",
     }
 
