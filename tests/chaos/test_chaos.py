@@ -17,7 +17,7 @@ restarted once while commands are in flight. Then:
 
 CI size by default; larger by hand:
 
-    TEST_REDIS_DB=4 uv run pytest tests/chaos -s                       # 2,000 commands
+    TEST_REDIS_DB=4 uv run pytest tests/chaos -s                       # 1,000 commands
     CHAOS_COMMANDS=5000 TEST_REDIS_DB=4 uv run pytest tests/chaos -s   # the full size
 
 Redis runs with ``appendfsync always`` (set ``CHAOS_FSYNC=everysec`` to try the default): with ``everysec``
@@ -54,7 +54,7 @@ from worker.webhooks.secrets import keep_secret
 # Two merchants: Gym One with its own keys and Yoga Two through the partner set (tests/merchants.py).
 MSNS = (OWN_MSN, PARTNER_MSNS[0])
 
-COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "2000"))
+COMMANDS = int(os.environ.get("CHAOS_COMMANDS", "1000"))
 FSYNC = os.environ.get("CHAOS_FSYNC", "always")
 KEYS = Keys()
 SEED = int(os.environ.get("CHAOS_SEED", "20241124"))
