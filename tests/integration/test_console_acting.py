@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,13 +35,8 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     worker = Worker(redis_url, simulator.url)
     tmp = tmp_path_factory.mktemp("acting")
     env = {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url}
-    users = tmp / "users.yaml"
-    users.write_text(json.dumps({"users": [{"username": name, "password_hash": hash_password(PASSWORD), "role": role}
-                                           for name, role in USERS.items()]}))
-    settings = ConsoleSettings(console_users_file=users, console_session_secret="s" * 40,
-                               console_cookie_secure=False, console_action_wait_seconds=30)
-    ops = Control(redis_url, settings, load_merchants(load_settings(base_url=simulator.url)))
-    console = Console(settings, Users.read(users), Finder(ops), LoginLimiter(50, 60))
+    console = console_on(redis_url, simulator.url, tmp)
+    ops = console.finder.ops
     try:
         report = ok_json(cli("checklist", "--state-file", str(tmp / "state.json"), "--json", env=env))
         yield {"console": console, "env": env, "report": report, "ops": ops, "simulator": simulator}
@@ -51,8 +47,19 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         redis.Redis.from_url(redis_url).flushdb()
 
 
-def client_as(stack: dict[str, Any], user: str) -> TestClient:
-    client = TestClient(build(stack["console"]), follow_redirects=False)
+def console_on(redis_url: str, simulator_url: str, tmp: Path) -> Console:
+    """A console on the worker's Redis and the simulator, with alice (agent), victor (viewer), olga (operator)."""
+    users = tmp / "users.yaml"
+    users.write_text(json.dumps({"users": [{"username": name, "password_hash": hash_password(PASSWORD), "role": role}
+                                           for name, role in USERS.items()]}))
+    settings = ConsoleSettings(console_users_file=users, console_session_secret="s" * 40,
+                               console_cookie_secure=False, console_action_wait_seconds=30)
+    ops = Control(redis_url, settings, load_merchants(load_settings(base_url=simulator_url)))
+    return Console(settings, Users.read(users), Finder(ops), LoginLimiter(50, 60))
+
+
+def client_as(console: Console, user: str) -> TestClient:
+    client = TestClient(build(console), follow_redirects=False)
     token = csrf(client.get("/login").text)
     assert client.post("/login", data={"csrf": token, "username": user, "password": PASSWORD}).status_code == 303
     return client
@@ -82,7 +89,7 @@ def refunded(stack: dict[str, Any], charge_id: str) -> int:
 def test_an_agent_refunds_part_of_a_charge_after_confirming_it(stack: dict[str, Any]) -> None:
     agreement_id, charge_id = stack["report"]["agreements"]["active"], stack["report"]["charges"]["charged"]
     path = f"/agreements/{agreement_id}/charges/{charge_id}"
-    client = client_as(stack, "alice")
+    client = client_as(stack["console"], "alice")
     page = client.get(path)
     assert page.status_code == 200 and '<form id="refund"' in page.text and '<form id="capture"' not in page.text
     before = refunded(stack, charge_id)
@@ -112,7 +119,7 @@ def test_what_the_pre_checks_refuse_is_never_sent(stack: dict[str, Any]) -> None
     report = stack["report"]
     agreement_id, charge_id = report["agreements"]["active"], report["charges"]["charged"]
     path = f"/agreements/{agreement_id}/charges/{charge_id}"
-    client = client_as(stack, "alice")
+    client = client_as(stack["console"], "alice")
     token = csrf(client.get(path).text)
     before = effects(stack, charge_id)
     too_much = client.post(f"{path}/refund", data={"csrf": token, "amount": "1000000",
@@ -132,7 +139,7 @@ def test_a_viewer_sees_no_actions_and_a_forged_post_is_refused(stack: dict[str, 
     report = stack["report"]
     agreement_id, charge_id = report["agreements"]["active"], report["charges"]["charged"]
     path = f"/agreements/{agreement_id}/charges/{charge_id}"
-    client = client_as(stack, "victor")
+    client = client_as(stack["console"], "victor")
     page = client.get(path)
     assert page.status_code == 200 and "<form id=" not in page.text.replace('<form id="confirm"', "")
     assert '<form id="stop"' not in client.get(f"/agreements/{agreement_id}").text
@@ -146,7 +153,7 @@ def test_a_viewer_sees_no_actions_and_a_forged_post_is_refused(stack: dict[str, 
 
 def test_an_action_without_its_csrf_token_is_refused(stack: dict[str, Any]) -> None:
     agreement_id = stack["report"]["agreements"]["active"]
-    client = client_as(stack, "alice")
+    client = client_as(stack["console"], "alice")
     assert client.post(f"/agreements/{agreement_id}/stop", data={"reason": "no token"}).status_code == 403
     assert client.post(f"/agreements/{agreement_id}/stop", data={"reason": "x", "csrf": "forged"}).status_code == 403
     assert TestClient(build(stack["console"]), follow_redirects=False).post(
@@ -155,7 +162,7 @@ def test_an_action_without_its_csrf_token_is_refused(stack: dict[str, Any]) -> N
 
 def test_an_agent_stops_an_agreement(stack: dict[str, Any]) -> None:
     agreement_id = stack["report"]["agreements"]["active"]
-    client = client_as(stack, "alice")
+    client = client_as(stack["console"], "alice")
     page = client.get(f"/agreements/{agreement_id}")
     assert '<form id="stop"' in page.text
     asked = client.post(f"/agreements/{agreement_id}/stop", data={"csrf": csrf(page.text), "reason": "moved away"})
@@ -176,7 +183,7 @@ def test_an_agreement_is_found_by_the_external_id_it_was_created_with(stack: dic
                        "merchant_agreement_url": "https://example.com/a",
                        "merchant_redirect_url": "https://example.com/r"}, timeout=30)
     agreement_id = (outcome.event("agreement.created") or {})["agreement_id"]
-    client = client_as(stack, "victor")
+    client = client_as(stack["console"], "victor")
     found = client.get("/search", params={"q": "cust 4711/b"})
     assert found.status_code == 200 and f'href="/agreements/{agreement_id}"' in found.text and "PENDING" in found.text
     assert "Nothing found" in client.get("/search", params={"q": "cust 4711/c"}).text

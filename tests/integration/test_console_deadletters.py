@@ -3,27 +3,17 @@ replay under the CLI's rules with the operator and reason on the replayed comman
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
-from starlette.testclient import TestClient
 
 from tests.e2e.clirun import cli, ok_json
 from tests.integration.test_cli_dlq import FAST_RETRIES, enqueue, letters
-from tests.integration.test_console_acting import PASSWORD, USERS, csrf
+from tests.integration.test_console_acting import client_as, console_on, csrf
 from tests.stack import Simulator, Worker, producer, wait_for
-from worker.console.app import Console, build
-from worker.console.finder import Finder
-from worker.console.ratelimit import LoginLimiter
-from worker.console.settings import ConsoleSettings
-from worker.console.users import Users, hash_password
-from worker.core.control import Control
-from worker.vipps import load_settings
-from worker.vipps.merchants import load_merchants
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +24,8 @@ def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     worker = Worker(redis_url, simulator.url, env=FAST_RETRIES)
     env = {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url}
     tmp = tmp_path_factory.mktemp("console-dlq")
-    users = tmp / "users.yaml"
-    users.write_text(json.dumps({"users": [{"username": name, "password_hash": hash_password(PASSWORD), "role": role}
-                                           for name, role in USERS.items()]}))
-    settings = ConsoleSettings(console_users_file=users, console_session_secret="s" * 40,
-                               console_cookie_secure=False, console_action_wait_seconds=30)
-    ops = Control(redis_url, settings, load_merchants(load_settings(base_url=simulator.url)))
+    console = console_on(redis_url, simulator.url, tmp)
+    ops = console.finder.ops
     try:
         report = ok_json(cli("checklist", "--state-file", str(tmp / "state.json"), "--json", env=env))
         agreement, charge = report["agreements"]["active"], report["charges"]["charged"]
@@ -53,7 +39,6 @@ def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         sender.close()
         wait_for(lambda: len(letters(env)) == 3, 30, interval=0.5, what="three dead letters")
         simulator.faults()
-        console = Console(settings, Users.read(users), Finder(ops), LoginLimiter(50, 60))
         yield {"console": console, "simulator": simulator, "charge": charge,
                "ids": {x["command_id"]: x["id"] for x in letters(env)}}
     finally:
@@ -63,17 +48,10 @@ def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
         redis.Redis.from_url(redis_url).flushdb()
 
 
-def client_as(dead: dict[str, Any], user: str) -> TestClient:
-    client = TestClient(build(dead["console"]), follow_redirects=False)
-    token = csrf(client.get("/login").text)
-    assert client.post("/login", data={"csrf": token, "username": user, "password": PASSWORD}).status_code == 303
-    return client
-
-
 def test_only_operators_see_and_replay_dead_letters(dead: dict[str, Any]) -> None:
     letter = dead["ids"]["dlq-refund"]
     for user in ("victor", "alice"):
-        client = client_as(dead, user)
+        client = client_as(dead["console"], user)
         token = csrf(client.get("/").text)
         assert 'href="/dead-letters"' not in client.get("/").text
         assert client.get("/dead-letters").status_code == 403
@@ -83,7 +61,7 @@ def test_only_operators_see_and_replay_dead_letters(dead: dict[str, Any]) -> Non
 
 
 def test_an_operator_lists_and_inspects_dead_letters(dead: dict[str, Any]) -> None:
-    client = client_as(dead, "olga")
+    client = client_as(dead["console"], "olga")
     listed = client.get("/dead-letters")
     assert listed.status_code == 200 and "3 shown of 3" in listed.text
     for letter in dead["ids"].values():
@@ -98,7 +76,7 @@ def test_an_operator_lists_and_inspects_dead_letters(dead: dict[str, Any]) -> No
 
 
 def test_a_dry_run_says_what_a_replay_would_do_and_sends_nothing(dead: dict[str, Any]) -> None:
-    client = client_as(dead, "olga")
+    client = client_as(dead["console"], "olga")
     token = csrf(client.get("/").text)
     before = dead["simulator"].effects()
     refused = client.post(f"/dead-letters/{dead['ids']['dlq-capture']}/dry-run", data={"csrf": token})
@@ -112,7 +90,7 @@ def test_a_dry_run_says_what_a_replay_would_do_and_sends_nothing(dead: dict[str,
 
 
 def test_an_operator_replays_a_dead_letter_once(dead: dict[str, Any]) -> None:
-    client = client_as(dead, "olga")
+    client = client_as(dead["console"], "olga")
     letter = dead["ids"]["dlq-refund"]
     token = csrf(client.get(f"/dead-letters/{letter}").text)
     no_reason = client.post(f"/dead-letters/{letter}/replay", data={"csrf": token, "reason": " "})
