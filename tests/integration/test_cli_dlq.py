@@ -29,6 +29,24 @@ def letters(env: dict[str, str], *args: str) -> list[dict[str, Any]]:
     return found
 
 
+def seed_dead_letters(tmp: Path, env: dict[str, str], simulator: Simulator, redis_url: str) -> tuple[str, str]:
+    """Through the running worker: an ACTIVE agreement with a CHARGED charge (their ids returned) and three dead
+    letters, a capture Vipps refused (dlq-capture), a refund that met only 5xx (dlq-refund), an invalid command."""
+    report = ok_json(cli("checklist", "--state-file", str(tmp / "state.json"), "--json", env=env))
+    agreement, charge = report["agreements"]["active"], report["charges"]["charged"]
+    enqueue(tmp, env, {"command_id": "dlq-capture", "type": "charge.capture", "agreement_id": agreement,
+                       "charge_id": charge, "amount": 1000, "description": "Shipped"})
+    simulator.faults(error_5xx_rate=1.0, operations=["RefundChargeV3"])
+    enqueue(tmp, env, {"command_id": "dlq-refund", "type": "charge.refund", "agreement_id": agreement,
+                       "charge_id": charge, "amount": 3000, "description": "Goodwill"})
+    sender = producer(redis_url)
+    sender.send_raw({"command_id": "dlq-invalid", "type": "charge.refund", "amount": "a lot"})
+    sender.close()
+    wait_for(lambda: len(letters(env)) == 3, 30, interval=0.5, what="three dead letters")
+    simulator.faults()
+    return agreement, charge
+
+
 @pytest.fixture(scope="module")
 def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A CHARGED charge and three dead letters: a refused capture, a refund that met only 5xx, an invalid command."""
@@ -38,18 +56,7 @@ def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     env = {"REDIS_URL": redis_url, "VIPPS_ENV": "simulator", "VIPPS_BASE_URL": simulator.url}
     tmp = tmp_path_factory.mktemp("dlq")
     try:
-        report = ok_json(cli("checklist", "--state-file", str(tmp / "state.json"), "--json", env=env))
-        agreement, charge = report["agreements"]["active"], report["charges"]["charged"]
-        enqueue(tmp, env, {"command_id": "dlq-capture", "type": "charge.capture", "agreement_id": agreement,
-                           "charge_id": charge, "amount": 1000, "description": "Shipped"})
-        simulator.faults(error_5xx_rate=1.0, operations=["RefundChargeV3"])
-        enqueue(tmp, env, {"command_id": "dlq-refund", "type": "charge.refund", "agreement_id": agreement,
-                           "charge_id": charge, "amount": 3000, "description": "Goodwill"})
-        p = producer(redis_url)
-        p.send_raw({"command_id": "dlq-invalid", "type": "charge.refund", "amount": "a lot"})
-        p.close()
-        wait_for(lambda: len(letters(env)) == 3, 30, interval=0.5, what="three dead letters")
-        simulator.faults()
+        agreement, charge = seed_dead_letters(tmp, env, simulator, redis_url)
         yield {"env": env, "agreement": agreement, "charge": charge,
                "ids": {x["command_id"]: x["id"] for x in letters(env)}}
     finally:

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 import redis
 
-from tests.e2e.clirun import cli, ok_json
-from tests.integration.test_cli_dlq import FAST_RETRIES, enqueue, letters
+from tests.integration.test_cli_dlq import FAST_RETRIES, letters, seed_dead_letters
 from tests.integration.test_console_acting import client_as, console_on, csrf
-from tests.stack import Simulator, Worker, producer, wait_for
+from tests.stack import Simulator, Worker
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +26,7 @@ def dead(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     console = console_on(redis_url, simulator.url, tmp)
     ops = console.finder.ops
     try:
-        report = ok_json(cli("checklist", "--state-file", str(tmp / "state.json"), "--json", env=env))
-        agreement, charge = report["agreements"]["active"], report["charges"]["charged"]
-        enqueue(tmp, env, {"command_id": "dlq-capture", "type": "charge.capture", "agreement_id": agreement,
-                           "charge_id": charge, "amount": 1000, "description": "Shipped"})
-        simulator.faults(error_5xx_rate=1.0, operations=["RefundChargeV3"])
-        enqueue(tmp, env, {"command_id": "dlq-refund", "type": "charge.refund", "agreement_id": agreement,
-                           "charge_id": charge, "amount": 3000, "description": "Goodwill"})
-        sender = producer(redis_url)
-        sender.send_raw({"command_id": "dlq-invalid", "type": "charge.refund", "amount": "a lot"})
-        sender.close()
-        wait_for(lambda: len(letters(env)) == 3, 30, interval=0.5, what="three dead letters")
-        simulator.faults()
+        _, charge = seed_dead_letters(tmp, env, simulator, redis_url)
         yield {"console": console, "simulator": simulator, "charge": charge,
                "ids": {x["command_id"]: x["id"] for x in letters(env)}}
     finally:
