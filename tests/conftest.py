@@ -5,7 +5,7 @@ settings (``VIPPS_*``, ``REDIS_URL``, ``KEY_PREFIX``, ``WEBHOOK_*``, ...), it is
 runs, so every worker, receiver, simulator and CLI the tests start gets only what the test gives it; and
 the test process itself refuses to connect anywhere but loopback, so no test can reach the real Vipps.
 ``TEST_REDIS_URL`` (default ``redis://127.0.0.1:6379``) names the Redis server the tests may use,
-``TEST_REDIS_DB`` its database.
+``TEST_REDIS_DB`` its database (one more per pytest-xdist worker).
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ from worker.local.redis import DEFAULT_URL, EmbeddedRedis, redis_answers
 from worker.runtime.settings import WorkerSettings
 from worker.webhooks.settings import WebhookSettings
 
-# Tests own one logical database so they never touch a developer's data in db 0.
-TEST_DB = int(os.environ.get("TEST_REDIS_DB", "9"))
+
+def owned_db() -> int:
+    """The logical database this test process owns, so the tests never touch a developer's data in db 0.
+
+    Under pytest-xdist each worker (gw0, gw1, ...) takes the next one up, as each flushes its own."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(os.environ.get("TEST_REDIS_DB", "9")) + int(worker.removeprefix("gw") or 0)
+
+
+TEST_DB = owned_db()
 TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL") or DEFAULT_URL
 
 
@@ -38,6 +46,10 @@ def caller_settings() -> list[str]:
 def pytest_configure(config: pytest.Config) -> None:
     for name in caller_settings():
         del os.environ[name]
+    # A terminal size in the environment (pytest-xdist's workers have COLUMNS=80) would fix the width of the
+    # CLI's consoles when they are made, at import; without it, in-process CLI tests set the width per call.
+    for name in ("COLUMNS", "LINES"):
+        os.environ.pop(name, None)
     _loopback_only()
 
 
