@@ -25,6 +25,7 @@ from schemas import Event
 from schemas import commands as c
 from worker.core.events import AGREEMENT_EVENTS, EventBuilder, Origin
 from worker.core.observer import PipelineObserver
+from worker.store.externals import ExternalIds
 from worker.store.ledger import Ledger
 from worker.store.watchlist import REMOVE, SETTLE, WatchChange, Watchlist, agreement_member, charge_member
 from worker.vipps import VippsClient, errors
@@ -92,8 +93,9 @@ class Watcher:
     def __init__(self, clients: MerchantClients, watchlist: Watchlist, ledger: Ledger, events: EventBuilder, *,
                  policy: PollPolicy, clock: Callable[[], float] = time.time,
                  last_webhook_ms: Callable[[], int | None] = lambda: None,
-                 observer: PipelineObserver | None = None) -> None:
+                 observer: PipelineObserver | None = None, externals: ExternalIds | None = None) -> None:
         self.clients = clients
+        self.externals = externals  # None: the externalIds of agreements seen are not indexed for support
         self.watchlist = watchlist
         self.ledger = ledger
         self.events = events
@@ -150,6 +152,7 @@ class Watcher:
         """What a poll, a fetch command (``origin``) or a webhook's fetch (``hint``) found."""
         member = agreement_member(agreement["id"])
         state = self._state(member)
+        self._index_external_id(agreement, hint.msn if hint else origin.msn if origin else (state or {}).get("msn"))
         status = str(agreement.get("status"))
         if state is None and hint is not None:
             # A webhook about an agreement we do not follow: follow it from now on; what it reports is news.
@@ -280,6 +283,13 @@ class Watcher:
             "later", via="poll")
         self.observer.transition_seen("poll")
         return [event], WatchChange(member, SETTLE, state | {"status": "CREATION_FAILED"})
+
+    def _index_external_id(self, agreement: dict[str, Any], msn: str | None) -> None:
+        """Every agreement seen (polled, fetched, or told of by a webhook) is findable by its externalId, also
+        one made outside the worker (store.externals)."""
+        if self.externals is not None and agreement.get("externalId"):
+            merchant = msn or self.clients.merchants.resolve(None).msn
+            self.externals.remember(merchant, agreement["externalId"], agreement["id"])
 
     def _reschedule(self, member: str, seconds: float) -> None:
         self.watchlist.check_in(member, seconds)

@@ -83,16 +83,15 @@ class Runtime:
         self.events = EventBuilder(msn=only.msn if only else None, now=lambda: dt.datetime.now(dt.UTC))
         self.watchlist = Watchlist(self.redis, self.keys)
         self.observer = metrics.PipelineMetrics(self.merchants.msns)
+        externals = ExternalIds(self.redis, self.keys, retention_seconds=settings.ledger_retention_days * 86_400)
         self.watcher = Watcher(self.clients, self.watchlist, self.ledger, self.events, policy=policy,
                                last_webhook_ms=cached(WebhookQueue(self.redis, layout).last_delivery_ms, 10.0),
-                               observer=self.observer)
+                               observer=self.observer, externals=externals)
         self.contexts = Contexts(self.clients, self.watcher, self.events)
         self.pipeline = Pipeline(self.contexts, self.ledger, self.dead_letters, retry=settings.retry_policy(),
                                  lease_ms=int(settings.lease_seconds * 1000),
                                  broker_id=getattr(broker, "broker_id", "local"), observer=self.observer,
-                                 batching=settings.batch_policy(),
-                                 externals=ExternalIds(self.redis, self.keys,
-                                                       retention_seconds=settings.ledger_retention_days * 86_400))
+                                 batching=settings.batch_policy(), externals=externals)
         self.charge_runs = ChargeRuns(self.pipeline, ChargeBatches(self.redis, self.keys),
                                       settings.batch_policy() or BatchPolicy(), lambda: self.merchants.msns,
                                       lease_ms=int(settings.lease_seconds * 1000),

@@ -1,9 +1,10 @@
 """Which agreements carry a merchant's externalId, for support's search: Vipps has no lookup by externalId.
 
-Written when the worker creates or changes an agreement with one, and when support looks an agreement up;
-kept ``LEDGER_RETENTION_DAYS`` after the last write. It is an index, not the truth: an agreement made elsewhere
-and never looked up here is not in it (``vipps-billing agreement list --external-id`` asks Vipps), and an
-agreement whose externalId changed is listed under both until the old entry expires.
+Written when the worker creates, changes or sees an agreement with one (a poll, a fetch command, a webhook's
+fetch), and when support looks an agreement up; kept ``LEDGER_RETENTION_DAYS`` after the last write. It is an
+index, not the truth: an agreement made elsewhere and never seen here is not in it (``vipps-billing agreement
+list --external-id`` asks Vipps), and an agreement whose externalId changed is listed under both until the old
+entry expires.
 """
 
 from __future__ import annotations
