@@ -10,7 +10,6 @@ from pydantic import Field, ValidationError
 from schemas.problems import one_line
 from worker.core.batching import BatchMode, BatchPolicy
 from worker.core.retry import RetryPolicy
-from worker.store.replication import Replicas
 from worker.store.settings import StoreSettings
 from worker.vipps.models import MAX_BATCH
 
@@ -67,19 +66,12 @@ class WorkerSettings(StoreSettings):
         default=3600.0, gt=0, description="a charge the batch endpoint accepted that has not appeared by then is "
         "reported as charge.creation_failed")
 
-    # Replication: outcomes and parks wait until this many replicas hold them (0: off; see the README's HA Redis).
-    redis_wait_replicas: int = Field(default=0, ge=0)
-    redis_wait_timeout_ms: int = Field(default=500, ge=1, description="how long one wait for replicas may take")
-
     log_level: str = "INFO"
 
     def batch_policy(self) -> BatchPolicy | None:
         if self.charge_batch is BatchMode.OFF:
             return None
         return BatchPolicy(self.charge_batch, self.charge_batch_size, self.charge_batch_linger_seconds)
-
-    def replicas(self) -> Replicas:
-        return Replicas(self.redis_wait_replicas, self.redis_wait_timeout_ms)
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.retry_max_attempts, max_seconds=self.retry_max_seconds,

@@ -13,6 +13,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from worker.store.keys import DramatiqKeys, Keys, Layout
+from worker.store.replication import Replicas
 from worker.store.target import RedisTarget, RedisTargetError, parse, sentinel_url
 
 # The variables that name the Redis by its sentinels; a child process handed a REDIS_URL gets none of them.
@@ -42,6 +43,11 @@ class StoreSettings(BaseSettings):
     events_queue: str = "vipps.events"
     events_actor: str = "vipps_event"
 
+    # Replication: the worker's outcomes and parks and the receiver's deliveries wait until this many replicas
+    # hold them (0: off; see the README's HA Redis).
+    redis_wait_replicas: int = Field(default=0, ge=0)
+    redis_wait_timeout_ms: int = Field(default=500, ge=1, description="how long one wait for replicas may take")
+
     heartbeat_timeout_ms: int = Field(default=10_000, ge=1000)
     dead_letter_retention_days: int = Field(default=30, ge=30)
     ledger_retention_days: int = Field(default=35, ge=1)
@@ -55,6 +61,9 @@ class StoreSettings(BaseSettings):
         except RedisTargetError as exc:
             raise PydanticCustomError("redis_settings", str(exc)) from None
         return self
+
+    def replicas(self) -> Replicas:
+        return Replicas(self.redis_wait_replicas, self.redis_wait_timeout_ms)
 
     def redis_location(self) -> str | None:
         """The configured Redis as a URL without the secrets kept apart (REDIS_URL, or the sentinel URL of

@@ -18,6 +18,7 @@ from worker.store import scripts
 from worker.store.clock import now_ms
 from worker.store.keys import Layout
 from worker.store.messages import encode_message
+from worker.store.replication import Replicas
 from worker.store.replies import text
 
 # Vipps retries a delivery for up to 7 days; a day more covers clock skew and the last retry's round.
@@ -36,10 +37,14 @@ def body_digest(body: bytes) -> str:
 
 
 class WebhookQueue:
-    def __init__(self, client: redis.Redis, layout: Layout, *, seen_seconds: int = SEEN_SECONDS) -> None:
+    def __init__(self, client: redis.Redis, layout: Layout, *, seen_seconds: int = SEEN_SECONDS,
+                 replicas: Replicas | None = None) -> None:
         self.redis = client
         self.layout = layout
         self.seen_seconds = seen_seconds
+        # Vipps does not send a delivery again once it was answered 200: with replicas to wait for
+        # (REDIS_WAIT_REPLICAS), ``add`` returns only when they hold it, and raises NotReplicated otherwise.
+        self.replicas = replicas or Replicas()
         self._enqueue_once = scripts.register(client, "enqueue_once")
 
     def add(self, body: bytes, delivery: dict[str, Any]) -> bool:
@@ -53,7 +58,14 @@ class WebhookQueue:
                         layout.keys.webhook_seen(digest), layout.keys.webhook_stats)
         args: list[str | bytes | int] = [redis_id, message, self.seen_seconds, now_ms(),
                                          str(delivery.get("registration") or "-")]
-        return bool(self._enqueue_once(keys=list(keys), args=args))
+        if not self.replicas.count:
+            return bool(self._enqueue_once(keys=list(keys), args=args))
+        # The script always writes (the stats), so the WAIT on its connection also covers a first copy of a
+        # duplicate that an earlier answer left unreplicated.
+        with self.redis.client() as single:
+            new = bool(self._enqueue_once(keys=list(keys), args=args, client=single))
+            self.replicas.check(int(single.wait(self.replicas.count, self.replicas.timeout_ms)), [digest])
+        return new
 
     def rejected(self, reason: str) -> None:
         """Count a delivery the receiver refused (``reason``: a fixed label, never input)."""

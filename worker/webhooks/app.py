@@ -112,8 +112,8 @@ class Deliveries:
         taken = await run_in_threadpool(self.intake.take, body, verdict.registration)
         self.metrics.delivered(taken.event, taken.outcome, verdict.registration, started)
         if taken.outcome == "unavailable":
-            self._log("unavailable", logging.ERROR, "webhook delivery answered 503: Redis did not answer; Vipps "
-                      "retries it")
+            self._log("unavailable", logging.ERROR, "webhook delivery answered 503: Redis did not answer, or "
+                      "fewer replicas than REDIS_WAIT_REPLICAS held it in time; Vipps retries it")
             return PlainTextResponse("unavailable\n", 503, headers={"retry-after": "2"})
         return PlainTextResponse("ok\n")
 

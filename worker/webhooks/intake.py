@@ -16,6 +16,7 @@ import redis
 
 from worker.store.clock import now_ms
 from worker.store.deadletters import DeadLetter, DeadLetterStore, dead_letter_id
+from worker.store.replication import NotReplicated
 from worker.store.webhooks import WebhookQueue, body_digest
 from worker.vipps.webhook_events import known
 
@@ -27,7 +28,7 @@ MAX_KEPT_CHARS = 4096
 
 @dataclass(frozen=True)
 class Taken:
-    outcome: str    # queued, duplicate, unreadable, unavailable (Redis did not answer)
+    outcome: str    # queued, duplicate, unreadable, unavailable (Redis did not answer, or no replica held it)
     event: str      # one of the ten event types, OTHER_EVENT or NOT_READ: a bounded metric label
 
 
@@ -77,7 +78,7 @@ class Intake:
                     "event_type": event_type}
         try:
             new = self.queue.add(body, delivery)
-        except redis.RedisError:
+        except (redis.RedisError, NotReplicated):  # answered 503: Vipps delivers it again
             return Taken("unavailable", event_label(event_type))
         return Taken("queued" if new else "duplicate", event_label(event_type))
 

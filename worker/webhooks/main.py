@@ -46,7 +46,7 @@ def build(settings: WebhookSettings, *, client: redis.Redis | None = None,
     secrets = SecretsDir(settings.webhook_secrets_dir)
     verifier = Verifier(settings.webhook_public_url, secrets.current,
                         window_seconds=settings.webhook_date_window_seconds, clock=clock)
-    intake = Intake(WebhookQueue(client, layout),
+    intake = Intake(WebhookQueue(client, layout, replicas=settings.replicas()),
                     DeadLetterStore(client, layout.keys, retention_days=settings.dead_letter_retention_days))
     metrics = ReceiverMetrics(lambda: len(secrets.current()))
     deliveries = Deliveries(settings.webhook_path, verifier, intake, metrics,

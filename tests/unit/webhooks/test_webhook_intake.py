@@ -7,9 +7,11 @@ import json
 import pytest
 import redis
 
+from tests.replicated import Node, nodes, replica_of
 from worker.store.connection import connect_within
 from worker.store.deadletters import DeadLetterStore
 from worker.store.keys import Layout
+from worker.store.replication import Replicas
 from worker.store.webhooks import WebhookQueue
 from worker.webhooks.intake import MAX_KEPT_CHARS, Intake, event_label, parse
 
@@ -61,6 +63,25 @@ def test_redis_down_is_unavailable_and_keeps_nothing() -> None:
     assert (intake.take(STOPPED, "reg-1").outcome, intake.take(STOPPED, "reg-1").event) == (
         "unavailable", "recurring.agreement-stopped.v1")
     assert intake.take(b"not json", "reg-1").outcome == "unavailable"
+
+
+def test_with_a_replica_wanted_but_missing_the_delivery_is_unavailable(redis_client: redis.Redis) -> None:
+    """Answered 503, so Vipps delivers it again: a 200 for a write no replica holds could be lost in a failover."""
+    layout = Layout()
+    intake = Intake(WebhookQueue(redis_client, layout, replicas=Replicas(1, 50)),
+                    DeadLetterStore(redis_client, layout.keys, retention_days=30))
+    assert [intake.take(STOPPED, "reg-1").outcome for _ in range(2)] == ["unavailable", "unavailable"]
+
+
+def test_with_a_replica_a_queued_delivery_is_on_it_before_the_answer() -> None:
+    primary = Node()
+    replica = replica_of(primary)
+    with nodes(primary, replica):
+        layout = Layout()
+        intake = Intake(WebhookQueue(primary.client, layout, replicas=Replicas(1, 5000)),
+                        DeadLetterStore(primary.client, layout.keys, retention_days=30))
+        assert [intake.take(STOPPED, "reg-1").outcome for _ in range(2)] == ["queued", "duplicate"]
+        assert len(queued(replica.client)) == 1
 
 
 def test_parse_says_why_not() -> None:
