@@ -178,8 +178,8 @@ REJECTED = {
     "wrong content hash": (lambda b: (b, signed(b) | {"x-ms-content-sha256": signed(b"{}")["x-ms-content-sha256"]}),
                            "content_hash"),
     "no authorization": (lambda b: (b, {k: v for k, v in signed(b).items() if k != "authorization"}), "signature"),
-    "stale date": (lambda b: (b, signed(b, offset=-301)), "date"),
-    "future date": (lambda b: (b, signed(b, offset=301)), "date"),
+    "stale date": (lambda b: (b, signed(b, offset=-330)), "date"),
+    "future date": (lambda b: (b, signed(b, offset=330)), "date"),
     "unsigned": (lambda b: (b, {}), "content_hash"),
 }
 
