@@ -12,14 +12,17 @@ from typing import Any
 import pytest
 import redis
 from starlette.testclient import TestClient
+from typer.testing import CliRunner
 
 from tests.stack import Simulator
+from worker.cli.app import app
 from worker.console.app import Console, build
 from worker.console.finder import Finder
 from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users, hash_password
 from worker.core.control import Control
+from worker.runtime.settings import get_settings
 from worker.vipps import VippsClient, load_settings, models
 from worker.vipps.merchants import load_merchants
 
@@ -178,3 +181,30 @@ def test_a_viewer_finds_an_agreement_by_id_and_sees_its_page(stack: dict[str, An
     assert "Gym &lt;b&gt;Plus&lt;/b&gt;" in page.text and "Fetched from Vipps at" in page.text
     nothing = client.get("/search", params={"q": "chr_nosuchcharge"})
     assert nothing.status_code == 200 and "Nothing found" in nothing.text
+
+
+def test_a_copy_of_the_cookie_is_refused_after_logout(stack: dict[str, Any]) -> None:
+    client, thief = client_of(stack), client_of(stack)
+    assert log_in(client).status_code == 303
+    thief.cookies.set("console", client.cookies["console"])
+    assert thief.get("/").status_code == 200
+    assert client.post("/logout", data={"csrf": csrf(client.get("/").text)}).status_code == 303
+    assert thief.get("/").status_code == 303 and thief.get("/").headers["location"] == "/login"
+    assert log_in(client).status_code == 303 and client.get("/").status_code == 200  # a new login works
+
+
+def test_console_revoke_ends_every_session_of_the_user_and_a_new_login_works(
+        stack: dict[str, Any], redis_url: str) -> None:
+    first, second = client_of(stack), client_of(stack)
+    for client in (first, second):
+        assert log_in(client).status_code == 303 and client.get("/").status_code == 200
+    get_settings.cache_clear()  # the CLI reads REDIS_URL once per process
+    result = CliRunner().invoke(app, ["console", "revoke", "vera"], env={"REDIS_URL": redis_url})
+    get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "Every console session of vera issued until now is refused." in result.output
+    assert [c.get("/").status_code for c in (first, second)] == [303, 303]
+    assert log_in(first).status_code == 303 and first.get("/").status_code == 200
+    assert second.get("/").status_code == 303
+    refused = CliRunner().invoke(app, ["console", "revoke", " "], env={"REDIS_URL": redis_url})
+    assert refused.exit_code == 1 and "give the user's name" in refused.output

@@ -1,4 +1,5 @@
-"""``vipps-billing console``: serve the support console, and make a password hash for its users file."""
+"""``vipps-billing console``: serve the support console, make a password hash for its users file, and end a
+user's sessions."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import Annotated
 
 import typer
 
-from worker.cli.common import fail, guard
+from worker.cli.common import console, control, fail, guard
 from worker.console import main as console_main
-from worker.console.settings import SettingsError, load_settings
+from worker.console.settings import MAX_SESSION_MINUTES, SettingsError, load_settings
 from worker.console.users import UsersError, hash_password
+from worker.runtime.settings import get_settings
+from worker.store.clock import now_ms
+from worker.store.revocations import Revocations
 
 app = typer.Typer(no_args_is_help=True, help="The support console: web pages for support staff.\n\n"
                   "Example: vipps-billing console serve --port 8090")
@@ -45,3 +49,19 @@ def hash_password_command() -> None:
     if not password:
         raise fail("no password given on stdin")
     typer.echo(hash_password(password))
+
+
+@app.command("revoke")
+def revoke(user: Annotated[str, typer.Argument(help="The console user whose sessions end: the name the "
+                                              "console shows (login name; with SSO preferred_username, else email, "
+                                              "else sub).")]) -> None:
+    """End every console session USER has now, at once and in every browser (someone who left, a lost laptop);
+    a later login works. Remove them from the users file or the identity provider to keep them out.
+
+    Example: vipps-billing console revoke alice
+    """
+    if not user.strip() or len(user) > 256:
+        raise fail("give the user's name (1 to 256 characters)")
+    with guard(), control(get_settings(), redis_only=True) as ops:
+        Revocations(ops.redis, ops.keys, session_seconds=MAX_SESSION_MINUTES * 60).end_user(user, now_ms())
+    console.print(f"Every console session of {user} issued until now is refused.", soft_wrap=True, markup=False)

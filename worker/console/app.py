@@ -25,6 +25,8 @@ from worker.console.ratelimit import LoginLimiter
 from worker.console.sessions import Session, Signer, anonymous, new_session
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Role, Users
+from worker.store.clock import now_ms
+from worker.store.revocations import Revocations
 
 log = logging.getLogger("worker.console")
 
@@ -67,9 +69,16 @@ class Console:
     def __post_init__(self) -> None:
         self.signer = Signer(self.settings.session_secret)
         self.cookie = "__Host-console" if self.settings.console_cookie_secure else "console"
+        ops = self.finder.ops
+        self.revocations = Revocations(ops.redis, ops.keys, session_seconds=self.settings.console_session_minutes * 60)
 
     def session(self, request: Request) -> Session | None:
-        return self.signer.load(request.cookies.get(self.cookie))
+        """The request's session: its cookie is ours and unexpired, and (logged in) it was not revoked."""
+        session = self.signer.load(request.cookies.get(self.cookie))
+        if session is None or not session.logged_in:
+            return session
+        allowed = self.revocations.allows(session.sid, str(session.user), int(session.issued * 1000))
+        return session if allowed else None
 
     def with_session(self, response: Response, session: Session) -> Response:
         response.set_cookie(self.cookie, self.signer.dump(session), max_age=int(self.settings.console_session_minutes
@@ -180,6 +189,9 @@ class Pages:
         session = self.console.session(request)
         if await self.console.form(request, session) is None:
             return _html(pages.problem(None, "Refused", "The form has expired; load the page again."), 403)
+        if session is not None and session.logged_in:  # a copy of the cookie is refused from now on too
+            self.console.revocations.end_session(session.sid, int(session.expires * 1000), now_ms())
+            log.info("console logout: %s", session.user)
         response = _to_login()
         response.delete_cookie(self.console.cookie, path="/", secure=self.console.settings.console_cookie_secure,
                                httponly=True, samesite="strict")

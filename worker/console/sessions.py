@@ -1,7 +1,8 @@
 """Session cookies: the session itself, signed (HMAC-SHA256) with ``CONSOLE_SESSION_SECRET``.
 
-The cookie holds the session id, the user and role, the CSRF token and the expiry; it is kept by the browser
-only (no server-side store), so a cookie is valid until it expires: ``CONSOLE_SESSION_MINUTES`` bounds that.
+The cookie holds the session id, the user and role, the CSRF token, when it was issued and its expiry; the
+browser keeps it, and the server keeps only the exceptions (store.revocations: logged out, or all of a user's
+ended), so a cookie is valid until it expires or is revoked: ``CONSOLE_SESSION_MINUTES`` bounds that.
 A visitor who is not logged in gets an anonymous session too, so the login form has a CSRF token; logging
 in replaces it with a new session id and a new token (no fixation).
 """
@@ -30,6 +31,7 @@ class Session:
     expires: float
     user: str | None = None
     role: str | None = None
+    issued: float = 0.0
 
     @property
     def logged_in(self) -> bool:
@@ -41,8 +43,9 @@ class Session:
 
 def new_session(seconds: float, user: str | None = None, role: Role | None = None) -> Session:
     """A session with a fresh id and CSRF token."""
-    return Session(sid=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), expires=time.time() + seconds,
-                   user=user, role=role.name if role else None)
+    now = time.time()
+    return Session(sid=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), expires=now + seconds,
+                   user=user, role=role.name if role else None, issued=now)
 
 
 def anonymous() -> Session:

@@ -75,13 +75,17 @@ def checked_url(url: str, variable: str) -> str:
     return url
 
 
+# The longest a console session may last (CONSOLE_SESSION_MINUTES), and so a revocation need be kept.
+MAX_SESSION_MINUTES = 24 * 60
+
+
 class ConsoleSettings(StoreSettings):
     console_users_file: Path | None = Field(default=None, description="the built-in users: YAML or JSON, username, "
                                             "password_hash (argon2), role viewer|agent|operator")
     console_session_secret: SecretStr | None = Field(default=None, description="key that signs session cookies "
                                                      "(or _FILE); required")
     console_session_secret_file: Path | None = None
-    console_session_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    console_session_minutes: int = Field(default=60, ge=1, le=MAX_SESSION_MINUTES)
     # Off only for a local run over plain http: a browser does not send a Secure cookie back over http.
     console_cookie_secure: bool = True
     console_login_attempts: int = Field(default=10, ge=1, description="login attempts per username and per "

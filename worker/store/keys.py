@@ -25,6 +25,14 @@ class Keys:
             return f"{self.prefix}:history:charge:{agreement_id}:{charge_id}"
         return f"{self.prefix}:history:agreement:{agreement_id}"
 
+    def console_session_revoked(self, sid: str) -> str:
+        """A support console session that was logged out: refused until its cookie would have expired."""
+        return f"{self.prefix}:console:revoked:session:{sid}"
+
+    def console_user_revoked(self, user: str) -> str:
+        """When a console user's sessions were last revoked (ms): every session issued before is refused."""
+        return f"{self.prefix}:console:revoked:user:{user}"
+
     def external_id(self, msn: str | None, external_id: str) -> str:
         """The agreements a merchant gave this externalId (a set), for support's search."""
         return f"{self.prefix}:external:{msn or '-'}:{external_id}"
