@@ -18,11 +18,11 @@ from tests.stack import Simulator
 from worker.cli.app import app
 from worker.console.app import Console, build
 from worker.console.finder import Finder
-from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users, hash_password
 from worker.core.control import Control
 from worker.runtime.settings import get_settings
+from worker.store.keys import Keys
 from worker.vipps import VippsClient, load_settings, models
 from worker.vipps.merchants import load_merchants
 
@@ -56,8 +56,9 @@ def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 
 def client_of(stack: dict[str, Any], **changes: Any) -> TestClient:
     settings = stack["settings"].model_copy(update=changes) if changes else stack["settings"]
-    console = Console(settings, Users.read(settings.console_users_file), Finder(stack["ops"]),
-                      LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds))
+    for key in stack["ops"].redis.scan_iter(Keys().login_failures("*")):  # each test starts with no failures
+        stack["ops"].redis.delete(key)
+    console = Console(settings, Users.read(settings.console_users_file), Finder(stack["ops"]))
     return TestClient(build(console), follow_redirects=False)
 
 
@@ -129,7 +130,7 @@ def test_an_expired_session_is_refused(stack: dict[str, Any]) -> None:
     client = client_of(stack)
     assert log_in(client).status_code == 303
     assert client.get("/").status_code == 200
-    console = Console(stack["settings"], Users({}), Finder(stack["ops"]), LoginLimiter(1, 1))
+    console = Console(stack["settings"], Users({}), Finder(stack["ops"]))
     session = console.signer.load(client.cookies["console"])
     assert session is not None
     client.cookies.set("console", console.signer.dump(session.__class__(**{**session.__dict__, "expires": 1.0})))

@@ -17,7 +17,6 @@ from tests.e2e.clirun import cli, ok_json
 from tests.stack import Simulator, Worker
 from worker.console.app import Console, build
 from worker.console.finder import Finder
-from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users, hash_password
 from worker.core.control import Control
@@ -55,7 +54,7 @@ def console_on(redis_url: str, simulator_url: str, tmp: Path) -> Console:
     settings = ConsoleSettings(console_users_file=users, console_session_secret="s" * 40,
                                console_cookie_secure=False, console_action_wait_seconds=30)
     ops = Control(redis_url, settings, load_merchants(load_settings(base_url=simulator_url)))
-    return Console(settings, Users.read(users), Finder(ops), LoginLimiter(50, 60))
+    return Console(settings, Users.read(users), Finder(ops))
 
 
 def client_as(console: Console, user: str) -> TestClient:

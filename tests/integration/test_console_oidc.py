@@ -20,7 +20,6 @@ from starlette.testclient import TestClient
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, REDIRECT_URL, FakeProvider, new_key
 from worker.console.app import Console, build
 from worker.console.finder import Finder
-from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings, SettingsError, load_settings
 from worker.console.users import Users
 from worker.core.control import Control
@@ -66,7 +65,7 @@ def settings_of(issuer: str, **changes: Any) -> ConsoleSettings:
 
 
 def console_of(ops: Control, settings: ConsoleSettings) -> tuple[TestClient, Console]:
-    console = Console(settings, Users({}), Finder(ops), LoginLimiter(5, 60))
+    console = Console(settings, Users({}), Finder(ops))
     return TestClient(build(console), base_url=CONSOLE, follow_redirects=False), console
 
 

@@ -21,11 +21,11 @@ from worker.console.acting import Acting
 from worker.console.deadletters import DeadLetterPages
 from worker.console.finder import Finder, LookupFailed
 from worker.console.metrics import ConsoleMetrics
-from worker.console.ratelimit import LoginLimiter
 from worker.console.sessions import Session, Signer, anonymous, new_session
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Role, Users
 from worker.store.clock import now_ms
+from worker.store.logins import FailedLogins
 from worker.store.revocations import Revocations
 
 log = logging.getLogger("worker.console")
@@ -63,7 +63,6 @@ class Console:
     settings: ConsoleSettings
     users: Users
     finder: Finder
-    limiter: LoginLimiter
     metrics: ConsoleMetrics = field(default_factory=ConsoleMetrics)
 
     def __post_init__(self) -> None:
@@ -71,6 +70,9 @@ class Console:
         self.cookie = "__Host-console" if self.settings.console_cookie_secure else "console"
         ops = self.finder.ops
         self.revocations = Revocations(ops.redis, ops.keys, session_seconds=self.settings.console_session_minutes * 60)
+        # Counted in Redis, so every console replica sees the same attempts.
+        self.limiter = FailedLogins(ops.redis, ops.keys, limit=self.settings.console_login_attempts,
+                                    window_seconds=self.settings.console_login_window_seconds)
 
     def session(self, request: Request) -> Session | None:
         """The request's session: its cookie is ours and unexpired, and (logged in) it was not revoked."""

@@ -16,7 +16,6 @@ from worker.console.app import Console, build
 from worker.console.finder import Finder
 from worker.console.oidc import HideCallbackQuery
 from worker.console.operations import operations_app, readiness_client
-from worker.console.ratelimit import LoginLimiter
 from worker.console.settings import ConsoleSettings
 from worker.console.users import Users
 from worker.core.control import Control
@@ -38,8 +37,7 @@ def console(settings: ConsoleSettings, ops: Control | None = None) -> Console:
         ops = Control(settings.redis_target(DEFAULT_REDIS_URL) or DEFAULT_REDIS_URL, settings,
                       load_merchants(load_vipps_settings()))
     users = Users.read(settings.console_users_file) if settings.console_users_file else Users({})
-    return Console(settings, users, Finder(ops),
-                   LoginLimiter(settings.console_login_attempts, settings.console_login_window_seconds))
+    return Console(settings, users, Finder(ops))
 
 
 class OperationsProtocol(BoundedH11Protocol):

@@ -25,6 +25,10 @@ class Keys:
             return f"{self.prefix}:history:charge:{agreement_id}:{charge_id}"
         return f"{self.prefix}:history:agreement:{agreement_id}"
 
+    def login_failures(self, digest: str) -> str:
+        """Failed support console logins of one username or client address (by digest) in the current window."""
+        return f"{self.prefix}:console:login-failures:{digest}"
+
     def console_session_revoked(self, sid: str) -> str:
         """A support console session that was logged out: refused until its cookie would have expired."""
         return f"{self.prefix}:console:revoked:session:{sid}"
