@@ -294,12 +294,8 @@ class Ledger:
         return [bool(result[0]) for result in results]
 
     def _durably(self, script: Any, keys: list[Any], args: list[Any]) -> Any:
-        """Run ``script``; with replicas to wait for, WAIT on the same connection (it counts that one's writes)."""
-        if not self.replicas.count:
-            return script(keys=keys, args=args)
-        with self.redis.client() as single:
-            result = script(keys=keys, args=args, client=single)
-            acknowledged = int(single.wait(self.replicas.count, self.replicas.timeout_ms))
+        """Run ``script``, waiting for the replicas asked for; one not confirmed in time is reported, not undone."""
+        result, acknowledged = self.replicas.run(self.redis, script, keys, args)
         self._replicated(acknowledged)
         return result
 

@@ -44,6 +44,16 @@ class Replicas:
         if self.count:
             pipe.wait(self.count, self.timeout_ms)
 
+    def run(self, client: redis.Redis, script: Any, keys: list[Any], args: list[Any]) -> tuple[Any, int | None]:
+        """Run a registered script and, with replicas to wait for, WAIT on the connection that ran it (a pooled
+        client could ask on another and be told about older writes): (its result, replicas that acknowledged,
+        None when not asked)."""
+        if not self.count:
+            return script(keys=keys, args=args), None
+        with client.client() as single:
+            result = script(keys=keys, args=args, client=single)
+            return result, int(single.wait(self.count, self.timeout_ms))
+
     def results(self, results: Sequence[Any]) -> tuple[list[Any], int | None]:
         """The pipeline's results without the WAIT's, and how many replicas acknowledged (None: not asked)."""
         if not self.count:

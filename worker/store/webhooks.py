@@ -58,14 +58,11 @@ class WebhookQueue:
                         layout.keys.webhook_seen(digest), layout.keys.webhook_stats)
         args: list[str | bytes | int] = [redis_id, message, self.seen_seconds, now_ms(),
                                          str(delivery.get("registration") or "-")]
-        if not self.replicas.count:
-            return bool(self._enqueue_once(keys=list(keys), args=args))
-        # The script always writes (the stats), so the WAIT on its connection also covers a first copy of a
-        # duplicate that an earlier answer left unreplicated.
-        with self.redis.client() as single:
-            new = bool(self._enqueue_once(keys=list(keys), args=args, client=single))
-            self.replicas.check(int(single.wait(self.replicas.count, self.replicas.timeout_ms)), [digest])
-        return new
+        # The script always writes (the stats), so the WAIT after it also covers a first copy of a duplicate
+        # that an earlier answer left unreplicated.
+        new, acknowledged = self.replicas.run(self.redis, self._enqueue_once, list(keys), args)
+        self.replicas.check(acknowledged, [digest])
+        return bool(new)
 
     def rejected(self, reason: str) -> None:
         """Count a delivery the receiver refused (``reason``: a fixed label, never input)."""
