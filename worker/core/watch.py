@@ -288,8 +288,7 @@ class Watcher:
         """Every agreement seen (polled, fetched, or told of by a webhook) is findable by its externalId, also
         one made outside the worker (store.externals)."""
         if self.externals is not None and agreement.get("externalId"):
-            merchant = msn or self.clients.merchants.resolve(None).msn
-            self.externals.remember(merchant, agreement["externalId"], agreement["id"])
+            self.externals.remember(msn or self.msn, agreement["externalId"], agreement["id"])
 
     def _reschedule(self, member: str, seconds: float) -> None:
         self.watchlist.check_in(member, seconds)

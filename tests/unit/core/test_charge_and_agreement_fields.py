@@ -10,6 +10,7 @@ import pytest
 
 from schemas import CommandAdapter, EventType
 from schemas import commands as c
+from tests.unit.core.watch_states import States
 from worker.core import handlers
 from worker.core.events import EventBuilder
 from worker.core.idempotency import charge_order_id
@@ -47,15 +48,6 @@ class FakeClient:
 
     def fetch_charge(self, agreement_id: str, charge_id: str) -> models.ChargeResponseV3:
         return models.ChargeResponseV3.model_validate(self.charge)
-
-
-class States:
-    def __init__(self, states: dict[str, dict[str, Any]] | None = None) -> None:
-        self.states = states or {}
-
-    def state(self, member: str) -> dict[str, Any] | None:
-        found = self.states.get(member)
-        return dict(found) if found is not None else None
 
 
 MSN = "123456"

@@ -4,12 +4,11 @@ made outside the worker that only a webhook or a fetch brought in (store.externa
 from __future__ import annotations
 
 import datetime as dt
-from types import SimpleNamespace
-from typing import Any
 
 import redis
 
 from schemas import commands as c
+from tests.unit.core.watch_states import States
 from worker.core.events import EventBuilder
 from worker.core.watch import Hint, PollPolicy, Watcher
 from worker.store.externals import ExternalIds
@@ -20,21 +19,11 @@ NOW = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 ONLY = "123456"
 
 
-class States:
-    def __init__(self, states: dict[str, dict[str, Any]]) -> None:
-        self.states = states
-
-    def state(self, member: str) -> dict[str, Any] | None:
-        found = self.states.get(member)
-        return dict(found) if found is not None else None
-
-
 def test_agreements_seen_by_poll_webhook_or_fetch_are_indexed_under_their_merchant(redis_client: redis.Redis) -> None:
     externals = ExternalIds(redis_client, Keys(), retention_seconds=60)
-    clients = SimpleNamespace(merchants=SimpleNamespace(resolve=lambda msn: SimpleNamespace(msn=msn or ONLY)))
     old_watch = {"kind": "agreement", "agreement_id": "agr_1", "status": "PENDING", "msn": None, "command_id": None,
                  "started_ms": int(NOW.timestamp() * 1000), "interval": 2.0}  # from before merchants: the only one
-    w = Watcher(clients, States({agreement_member("agr_1"): old_watch}), None,  # type: ignore[arg-type]
+    w = Watcher(None, States({agreement_member("agr_1"): old_watch}), None,  # type: ignore[arg-type]
                 EventBuilder(msn=ONLY, now=lambda: NOW), policy=PollPolicy(), clock=NOW.timestamp,
                 externals=externals)
     w.observe_agreement({"id": "agr_1", "status": "ACTIVE", "externalId": "cust-1"})

@@ -9,6 +9,7 @@ from typing import Any
 from prometheus_client import REGISTRY
 
 from schemas import commands as c
+from tests.unit.core.watch_states import States
 from worker.core.events import EventBuilder
 from worker.core.observer import PipelineObserver
 from worker.core.watch import Hint, PollPolicy, Watcher
@@ -24,17 +25,6 @@ class Seen(PipelineObserver):
 
     def transition_seen(self, via: str) -> None:
         self.via.append(via)
-
-
-class States:
-    """What was last seen, as the watchlist keeps it (read only: the caller records the changes)."""
-
-    def __init__(self, states: dict[str, dict[str, Any]]) -> None:
-        self.states = states
-
-    def state(self, member: str) -> dict[str, Any] | None:
-        found = self.states.get(member)
-        return dict(found) if found is not None else None
 
 
 def watcher(states: dict[str, dict[str, Any]], observer: PipelineObserver) -> Watcher:
